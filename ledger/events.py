@@ -1,0 +1,170 @@
+"""Usage events: decoding and the checks of SPEC.md, in its order, as pure functions.
+
+`decode` turns one received event's bytes into a JSON object or a `malformed` verdict;
+`check` runs checks 2 to 8 (`schema` .. `no_agreement`) against the catalog and the
+event's receipt time. Check 9 (`conflict`) and duplicates need the billed seconds and
+belong to `ledger.metering`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+from ledger.catalog import Catalog
+from ledger.instants import parse_instant
+
+MAX_EVENT_BYTES = 1 << 20  # 1 MiB
+MAX_DEPTH = 64
+MAX_SECONDS = 3600
+FUTURE_TOLERANCE_MS = 300_000
+
+# The reasons, in the order in which the checks run.
+MALFORMED = "malformed"
+SCHEMA = "schema"
+UNKNOWN_MEMBER = "unknown_member"
+UNKNOWN_SKU = "unknown_sku"
+FUTURE = "future"
+TOO_LATE = "too_late"
+NO_PRICE = "no_price"
+NO_AGREEMENT = "no_agreement"
+CONFLICT = "conflict"
+REASONS = (
+    MALFORMED, SCHEMA, UNKNOWN_MEMBER, UNKNOWN_SKU, FUTURE, TOO_LATE, NO_PRICE, NO_AGREEMENT, CONFLICT,
+)
+
+_TENANT = re.compile(r"[\x20-\x7e]{1,64}")
+_GPU_UUID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A valid event: GPU `gpu_uuid` ran for the attribution during [start, start + seconds)."""
+
+    gpu_uuid: str
+    provider: str
+    reseller: str
+    tenant: str
+    sku: str
+    start: int  # Unix seconds
+    seconds: int
+
+    @property
+    def attribution(self) -> tuple[str, str, str, str]:
+        return (self.provider, self.reseller, self.tenant, self.sku)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of containers: `{}` is 1, `{"a": []}` is 2."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+            if deepest > MAX_DEPTH:
+                return deepest
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def check_parsed(value: object) -> Rejection | None:
+    """The `malformed` checks that apply to an already parsed value."""
+    if not isinstance(value, dict):
+        return Rejection(MALFORMED, "top level is not a JSON object")
+    if _depth(value) > MAX_DEPTH:
+        return Rejection(MALFORMED, f"nested deeper than {MAX_DEPTH} levels")
+    return None
+
+
+def decode(raw: bytes) -> dict | Rejection:
+    """One event's bytes -> its JSON object, or a `malformed` Rejection."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejection(MALFORMED, f"{len(raw)} bytes, more than {MAX_EVENT_BYTES}")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(MALFORMED, f"not JSON: {exc}"[:300])
+    if not isinstance(value, dict):
+        return Rejection(MALFORMED, "top level is not a JSON object")
+    # Counting brackets is a cheap bound: only a value with more than MAX_DEPTH of them
+    # can be nested that deep, so ordinary events skip the walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        return Rejection(MALFORMED, f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _non_empty_string(value: object) -> bool:
+    return type(value) is str and len(value) > 0
+
+
+def check(event: dict, receipt_ms: int, catalog: Catalog) -> Usage | Rejection:
+    """Checks 2 (`schema`) to 8 (`no_agreement`) of SPEC.md, first failure wins."""
+    # 2. schema
+    if event.get("specversion") != "1.0":
+        return Rejection(SCHEMA, 'specversion is not "1.0"')
+    if event.get("type") != "gpu.usage.v1":
+        return Rejection(SCHEMA, 'type is not "gpu.usage.v1"')
+    if not _non_empty_string(event.get("id")):
+        return Rejection(SCHEMA, "id is not a non-empty string")
+    if not _non_empty_string(event.get("source")):
+        return Rejection(SCHEMA, "source is not a non-empty string")
+    time_text = event.get("time")
+    start = parse_instant(time_text) if type(time_text) is str else None
+    if start is None:
+        return Rejection(SCHEMA, "time is not an RFC 3339 date-time")
+    data = event.get("data")
+    if type(data) is not dict:
+        return Rejection(SCHEMA, "data is not an object")
+    provider, reseller, sku = data.get("provider"), data.get("reseller"), data.get("sku")
+    for name, value in (("provider", provider), ("reseller", reseller), ("sku", sku)):
+        if not _non_empty_string(value):
+            return Rejection(SCHEMA, f"data.{name} is not a non-empty string")
+    tenant = data.get("tenant")
+    if type(tenant) is not str or not _TENANT.fullmatch(tenant):
+        return Rejection(SCHEMA, "data.tenant is not 1-64 printable ASCII characters")
+    gpu_uuid = data.get("gpu_uuid")
+    if type(gpu_uuid) is not str or not _GPU_UUID.fullmatch(gpu_uuid):
+        return Rejection(SCHEMA, "data.gpu_uuid is not 1-128 visible ASCII characters")
+    seconds = data.get("seconds")
+    if type(seconds) is not int or not 1 <= seconds <= MAX_SECONDS:
+        return Rejection(SCHEMA, f"data.seconds is not an integer 1..{MAX_SECONDS}")
+    # 3. unknown_member
+    for name, member in (("provider", provider), ("reseller", reseller)):
+        if member not in catalog.members:
+            return Rejection(UNKNOWN_MEMBER, f"{name} {member!r} is not a member")
+    # 4. unknown_sku
+    if sku not in catalog.skus:
+        return Rejection(UNKNOWN_SKU, f"sku {sku!r} is not in the catalog")
+    # 5. future
+    if (start + seconds) * 1000 > receipt_ms + FUTURE_TOLERANCE_MS:
+        return Rejection(FUTURE, "ends more than 5 minutes after it was received")
+    # 6. too_late
+    if start * 1000 < receipt_ms - catalog.acceptance_horizon_days * 86_400_000:
+        return Rejection(
+            TOO_LATE, f"starts more than {catalog.acceptance_horizon_days} days before it was received"
+        )
+    # 7. no_price: versions apply until the next one, so coverage starts at the first.
+    priced_from = catalog.priced_from(reseller, sku)
+    if priced_from is None or start < priced_from:
+        return Rejection(NO_PRICE, f"no retail price of ({reseller}, {sku}) in effect")
+    # 8. no_agreement
+    if provider != reseller:
+        agreed_from = catalog.agreed_from(reseller, provider, sku)
+        if agreed_from is None or start < agreed_from:
+            return Rejection(NO_AGREEMENT, f"no agreement of ({reseller}, {provider}, {sku}) in effect")
+    return Usage(gpu_uuid, provider, reseller, tenant, sku, start, seconds)

@@ -1,0 +1,149 @@
+"""Which GPU-seconds an event bills: attribution, duplicates and conflicts.
+
+The billing unit is one second of one GPU. Billed seconds are kept per GPU and UTC hour
+as a 3600-bit integer (bit i is second `hour_start + i`), one per
+`(attribution, service_period, booking_period)`; a `ClaimKey` names one such bitmap.
+`Meter` holds the bitmaps of the (GPU, hour) pairs a batch touches, applies the batch's
+events in order, and reports what changed for the store to write. It never forgets a
+bit, so a replayed event can only be a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ledger.events import CONFLICT, Rejection, Usage
+from ledger.periods import Calendar, next_period
+
+HOUR_SECONDS = 3600
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+
+Attribution = tuple[str, str, str, str]  # (provider, reseller, tenant, sku)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimKey:
+    gpu_uuid: str
+    hour_start: int
+    attribution: Attribution
+    service_period: str
+    booking_period: str
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Part of an event inside one hour and one service period."""
+
+    hour_start: int
+    mask: int
+    service_period: str
+
+
+def hours_of(usage: Usage) -> list[int]:
+    first = usage.start - usage.start % HOUR_SECONDS
+    last = usage.start + usage.seconds - 1
+    return list(range(first, last - last % HOUR_SECONDS + 1, HOUR_SECONDS))
+
+
+class Pieces:
+    """Splits events at hour and period boundaries; caches what it learns per hour."""
+
+    def __init__(self, calendar: Calendar) -> None:
+        self.calendar = calendar
+        self._hours: dict[int, tuple[str, int]] = {}
+
+    def _hour(self, hour_start: int) -> tuple[str, int]:
+        info = self._hours.get(hour_start)
+        if info is None:
+            info = (
+                self.calendar.period_of(hour_start),
+                self.calendar.next_boundary(hour_start),
+            )
+            self._hours[hour_start] = info
+        return info
+
+    def split(self, start: int, seconds: int) -> list[Piece]:
+        pieces = []
+        moment, end = start, start + seconds
+        while moment < end:
+            hour_start = moment - moment % HOUR_SECONDS
+            period, boundary = self._hour(hour_start)
+            piece_end = min(end, hour_start + HOUR_SECONDS)
+            if boundary <= moment:
+                period = self.calendar.period_of(moment)
+            elif boundary < piece_end:
+                # A period boundary inside the hour (a zone whose offset is not whole
+                # hours): split there too, so each piece has one service period.
+                piece_end = boundary
+            width = piece_end - moment
+            mask = ((1 << width) - 1) << (moment - hour_start)
+            pieces.append(Piece(hour_start, mask, period))
+            moment = piece_end
+        return pieces
+
+
+def booking_period_for(service_period: str, closed_through: str | None) -> str:
+    """Where a second is booked: its service period, or the first open one if that is closed."""
+    if closed_through is None or service_period > closed_through:
+        return service_period
+    return next_period(closed_through)
+
+
+class Meter:
+    """The billed seconds of some (GPU, hour) pairs, and the rules that add to them."""
+
+    def __init__(self, pieces: Pieces, closed_through: str | None) -> None:
+        self.pieces = pieces
+        self.closed_through = closed_through
+        # (gpu, hour) -> attribution -> union of bits over service and booking periods
+        self._by_hour: dict[tuple[str, int], dict[Attribution, int]] = defaultdict(dict)
+        self._claims: dict[ClaimKey, int] = {}
+        self._changed: set[ClaimKey] = set()
+
+    def load(self, key: ClaimKey, bits: int) -> None:
+        """Add a bitmap already stored."""
+        self._claims[key] = self._claims.get(key, 0) | bits
+        by_attribution = self._by_hour[(key.gpu_uuid, key.hour_start)]
+        by_attribution[key.attribution] = by_attribution.get(key.attribution, 0) | bits
+
+    def apply(self, usage: Usage) -> str | Rejection:
+        """ACCEPTED, DUPLICATE, or a `conflict` Rejection; the state changes only if accepted."""
+        attribution = usage.attribution
+        fresh: list[tuple[Piece, int]] = []
+        for piece in self.pieces.split(usage.start, usage.seconds):
+            held = self._by_hour.get((usage.gpu_uuid, piece.hour_start))
+            if not held:
+                fresh.append((piece, piece.mask))
+                continue
+            for other, bits in held.items():
+                if other != attribution and bits & piece.mask:
+                    return Rejection(
+                        CONFLICT,
+                        f"seconds already billed to provider={other[0]} reseller={other[1]} "
+                        f"tenant={other[2]} sku={other[3]}",
+                    )
+            new = piece.mask & ~held.get(attribution, 0)
+            if new:
+                fresh.append((piece, new))
+        if not fresh:
+            return DUPLICATE
+        for piece, new in fresh:
+            key = ClaimKey(
+                usage.gpu_uuid,
+                piece.hour_start,
+                attribution,
+                piece.service_period,
+                booking_period_for(piece.service_period, self.closed_through),
+            )
+            self._claims[key] = self._claims.get(key, 0) | new
+            self._changed.add(key)
+            held = self._by_hour[(usage.gpu_uuid, piece.hour_start)]
+            held[attribution] = held.get(attribution, 0) | new
+        return ACCEPTED
+
+    def changed(self) -> list[tuple[ClaimKey, int]]:
+        """The bitmaps that gained seconds, with their whole new value."""
+        return [(key, self._claims[key]) for key in self._changed]

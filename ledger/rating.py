@@ -1,0 +1,213 @@
+"""Rating, invoices and netting: a booking period's billed seconds -> its statement.
+
+Everything here is exact integer arithmetic with one floor where SPEC.md puts it: per
+line for amounts, per invoice for tax. Prices are in 1/10,000 yen per GPU-hour
+(`ledger.catalog.PRICE_SCALE`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ledger.catalog import PRICE_SCALE, AgreementVersion, Catalog, PriceVersion
+from ledger.instants import format_utc
+from ledger.metering import HOUR_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class HourUsage:
+    """Seconds of one attribution in one hour; `bits` is set when the hour must be split."""
+
+    reseller: str
+    tenant: str
+    provider: str
+    sku: str
+    service_period: str
+    hour_start: int
+    seconds: int
+    bits: int | None = None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LineKey:
+    reseller: str
+    tenant: str
+    provider: str
+    sku: str
+    service_period: str
+    retail_price_from: int
+    agreement_from: int  # -1 when provider == reseller (no agreement)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    key: LineKey
+    gpu_seconds: int
+    price: PriceVersion
+    agreement: AgreementVersion | None
+
+    @property
+    def retail_yen(self) -> int:
+        return self.gpu_seconds * self.price.yen_per_gpu_hour_units // (HOUR_SECONDS * PRICE_SCALE)
+
+    @property
+    def wholesale_yen(self) -> int:
+        if self.agreement is None:
+            return 0
+        if self.agreement.wholesale_units is not None:
+            return self.gpu_seconds * self.agreement.wholesale_units // (HOUR_SECONDS * PRICE_SCALE)
+        return (
+            self.gpu_seconds
+            * self.price.yen_per_gpu_hour_units
+            * self.agreement.share_bps
+            // (HOUR_SECONDS * PRICE_SCALE * 10_000)
+        )
+
+
+def split_hours(catalog: Catalog) -> set[int]:
+    """Hours in which some version starts after the hour's first second.
+
+    Seconds in such an hour may fall under two versions, so rating needs their bits;
+    every other hour is priced whole by the versions in effect at its start.
+    """
+    starts = {v.effective_from for vs in catalog.prices.values() for v in vs}
+    starts |= {v.effective_from for vs in catalog.agreements.values() for v in vs}
+    return {s - s % HOUR_SECONDS for s in starts if s % HOUR_SECONDS}
+
+
+def _segments(catalog: Catalog, usage: HourUsage) -> list[tuple[int, int]]:
+    """(first second, seconds) of the parts of the hour under one pair of versions."""
+    hour_end = usage.hour_start + HOUR_SECONDS
+    cuts = {
+        s
+        for s in catalog.price_starts(usage.reseller, usage.sku)
+        if usage.hour_start < s < hour_end
+    }
+    if usage.provider != usage.reseller:
+        cuts |= {
+            s
+            for s in catalog.agreement_starts(usage.reseller, usage.provider, usage.sku)
+            if usage.hour_start < s < hour_end
+        }
+    if not cuts:
+        return [(usage.hour_start, usage.seconds)]
+    assert usage.bits is not None, "an hour with a version change needs its bits"
+    edges = [usage.hour_start, *sorted(cuts), hour_end]
+    segments = []
+    for first, end in zip(edges, edges[1:], strict=False):
+        width = end - first
+        mask = ((1 << width) - 1) << (first - usage.hour_start)
+        count = (usage.bits & mask).bit_count()
+        if count:
+            segments.append((first, count))
+    return segments
+
+
+def rate(catalog: Catalog, usages: Iterable[HourUsage]) -> list[Line]:
+    """Group billed seconds into lines by attribution, service period and versions."""
+    seconds_by_key: dict[LineKey, int] = defaultdict(int)
+    versions: dict[LineKey, tuple[PriceVersion, AgreementVersion | None]] = {}
+    for usage in usages:
+        for first, count in _segments(catalog, usage):
+            price = catalog.price_at(usage.reseller, usage.sku, first)
+            assert price is not None, "billed seconds always have a price (checked on intake)"
+            agreement = None
+            if usage.provider != usage.reseller:
+                agreement = catalog.agreement_at(usage.reseller, usage.provider, usage.sku, first)
+                assert agreement is not None, "billed seconds always have an agreement"
+            key = LineKey(
+                usage.reseller,
+                usage.tenant,
+                usage.provider,
+                usage.sku,
+                usage.service_period,
+                price.effective_from,
+                agreement.effective_from if agreement else -1,
+            )
+            seconds_by_key[key] += count
+            versions[key] = (price, agreement)
+    return [
+        Line(key, seconds_by_key[key], *versions[key]) for key in sorted(seconds_by_key)
+    ]
+
+
+def tax_yen(subtotal: int, tax_rate_percent: int) -> int:
+    return subtotal * tax_rate_percent // 100
+
+
+def net_transfers(nets: dict[str, int]) -> list[tuple[str, str, int]]:
+    """Debtor pays creditor, largest first, ties by member id; at most members - 1 transfers."""
+    remaining = dict(nets)
+    transfers = []
+    while True:
+        debtors = [m for m, v in remaining.items() if v < 0]
+        creditors = [m for m, v in remaining.items() if v > 0]
+        if not debtors or not creditors:
+            assert not debtors and not creditors, "nets must sum to zero"
+            return transfers
+        debtor = min(debtors, key=lambda m: (remaining[m], m))
+        creditor = min(creditors, key=lambda m: (-remaining[m], m))
+        amount = min(-remaining[debtor], remaining[creditor])
+        transfers.append((debtor, creditor, amount))
+        remaining[debtor] += amount
+        remaining[creditor] -= amount
+
+
+def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool) -> dict:
+    """The settlement statement of SPEC.md, as a JSON-ready dict with keys in its order."""
+    tenant_subtotals: dict[tuple[str, str], int] = defaultdict(int)
+    member_subtotals: dict[tuple[str, str], int] = defaultdict(int)
+    line_documents = []
+    for line in lines:
+        key = line.key
+        retail, wholesale = line.retail_yen, line.wholesale_yen
+        tenant_subtotals[(key.reseller, key.tenant)] += retail
+        if key.provider != key.reseller:
+            member_subtotals[(key.provider, key.reseller)] += wholesale
+        line_documents.append(
+            {
+                "reseller": key.reseller,
+                "tenant": key.tenant,
+                "provider": key.provider,
+                "sku": key.sku,
+                "service_period": key.service_period,
+                "retail_price_from": format_utc(key.retail_price_from),
+                "agreement_from": format_utc(key.agreement_from) if line.agreement else None,
+                "gpu_seconds": line.gpu_seconds,
+                "retail_yen_per_gpu_hour": line.price.yen_per_gpu_hour,
+                "retail_yen": retail,
+                "wholesale_yen": wholesale,
+            }
+        )
+
+    def invoice(subtotal: int) -> dict:
+        tax = tax_yen(subtotal, catalog.tax_rate_percent)
+        return {"subtotal_yen": subtotal, "tax_yen": tax, "total_yen": subtotal + tax}
+
+    tenant_invoices = [
+        {"reseller": reseller, "tenant": tenant, **invoice(subtotal)}
+        for (reseller, tenant), subtotal in sorted(tenant_subtotals.items())
+    ]
+    member_invoices = [
+        {"provider": provider, "reseller": reseller, **invoice(subtotal)}
+        for (provider, reseller), subtotal in sorted(member_subtotals.items())
+    ]
+    nets = dict.fromkeys(sorted(catalog.members), 0)
+    for document in member_invoices:
+        nets[document["provider"]] += document["total_yen"]
+        nets[document["reseller"]] -= document["total_yen"]
+    return {
+        "period": period,
+        "currency": catalog.currency,
+        "closed": closed,
+        "lines": line_documents,
+        "tenant_invoices": tenant_invoices,
+        "member_invoices": member_invoices,
+        "net_yen": nets,
+        "transfers": [
+            {"from": debtor, "to": creditor, "amount_yen": amount}
+            for debtor, creditor, amount in net_transfers(nets)
+        ],
+    }

@@ -1,0 +1,47 @@
+"""The scenarios of SPEC.md's shape: reading their files and comparing their outputs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from ledger.instants import parse_instant
+from ledger.ndjson import split_lines
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+STEPS = ("ingest1", "settle_sep", "ingest2", "settle_sep_again", "settle_oct")
+
+
+def scenario_dirs() -> list[Path]:
+    return sorted(p for p in SCENARIOS.iterdir() if (p / "expected.json").exists())
+
+
+def batch_bytes(directory: Path, name: str) -> bytes:
+    return gzip.decompress((directory / f"{name}.ndjson.gz").read_bytes())
+
+
+def batch_lines(directory: Path, name: str) -> list[bytes]:
+    return list(split_lines([batch_bytes(directory, name)]))
+
+
+def expected(directory: Path) -> dict:
+    return json.loads((directory / "expected.json").read_text())
+
+
+_PRICE_KEYS = {"retail_yen_per_gpu_hour"}
+_INSTANT_KEYS = {"retail_price_from", "agreement_from"}
+
+
+def normalized(value, key: str | None = None):
+    """JSON values compared as SPEC.md says: prices as decimals, instants as instants."""
+    if isinstance(value, dict):
+        return {k: normalized(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalized(v, key) for v in value]
+    if key in _PRICE_KEYS and isinstance(value, str):
+        return Decimal(value).normalize()
+    if key in _INSTANT_KEYS and isinstance(value, str):
+        return parse_instant(value)
+    return value
