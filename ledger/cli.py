@@ -1,0 +1,420 @@
+"""The `gpuledger` command line.
+
+Commands that print JSON write exactly one document and a newline to stdout; progress,
+logs and notices go to stderr. Every expected failure is one line on stderr and a
+non-zero exit code (2: bad input, 3: a service cannot be reached, 1: anything else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+import orjson
+
+from ledger import config
+from ledger.errors import InputError, LedgerError, ServiceUnavailable
+from ledger.periods import parse_period
+
+
+def _echo_json(document) -> None:
+    sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
+    sys.stdout.flush()
+
+
+def _notice(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _run(coroutine):
+    """Run a command's coroutine, translating driver errors at this one choke point."""
+    import asyncpg
+
+    try:
+        return asyncio.run(coroutine)
+    except asyncpg.UndefinedTableError as exc:
+        raise LedgerError(
+            f"the database has no gpuledger schema ({exc}): run `gpuledger db migrate`"
+        ) from exc
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError) as exc:
+        raise ServiceUnavailable(f"lost the connection to PostgreSQL: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise LedgerError(f"PostgreSQL refused the operation: {exc}") from exc
+
+
+class Context:
+    def __init__(self, home, database_url, kafka_bootstrap, usage_topic) -> None:
+        self.options = (home, database_url, kafka_bootstrap, usage_topic)
+
+    @property
+    def settings(self) -> config.Settings:
+        # Resolved on use, so that `dev up` sees the stack it has just started.
+        return config.resolve(*self.options)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    envvar="GPULEDGER_HOME",
+    help="Folder of the local stack (default ./.gpuledger; env GPULEDGER_HOME).",
+)
+@click.option(
+    "--database-url",
+    envvar="GPULEDGER_DATABASE_URL",
+    help="PostgreSQL URL (env GPULEDGER_DATABASE_URL; default: the local stack's).",
+)
+@click.option(
+    "--kafka-bootstrap",
+    envvar="GPULEDGER_KAFKA_BOOTSTRAP",
+    help="Kafka bootstrap servers host:port (env GPULEDGER_KAFKA_BOOTSTRAP; default: the local stack's).",
+)
+@click.option(
+    "--topic",
+    "usage_topic",
+    envvar="GPULEDGER_USAGE_TOPIC",
+    help=f"Usage topic (env GPULEDGER_USAGE_TOPIC; default {config.DEFAULT_TOPIC}).",
+)
+@click.pass_context
+def cli(ctx, home, database_url, kafka_bootstrap, usage_topic) -> None:
+    """gpuledger: GPU-second usage metering and cross-billing between alliance members.
+
+    Start a local stack with `gpuledger dev up`, load a catalog, ingest usage, and
+    print monthly settlement statements with `gpuledger settle YYYY-MM`.
+    """
+    ctx.obj = Context(home, database_url, kafka_bootstrap, usage_topic)
+
+
+# -- dev ------------------------------------------------------------------------------
+
+
+@cli.group()
+def dev() -> None:
+    """Run the whole stack on this machine (embedded broker, PostgreSQL, workers)."""
+
+
+@dev.command("up")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16), help="Stream workers to run.")
+@click.option("--partitions", default=config.DEFAULT_PARTITIONS, show_default=True, type=click.IntRange(1, 256), help="Partitions of a newly created usage topic.")
+@click.option("--durable/--no-durable", default=True, show_default=True, help="--no-durable turns fsync off (tests only).")
+@click.pass_obj
+def dev_up(obj: Context, workers: int, partitions: int, durable: bool) -> None:
+    """Start the stack in the background and return once it is ready.
+
+    Starts only what is not running, so a component that died comes back.
+    """
+    from ledger import devstack, store
+    from streams.topics import ensure_topic
+
+    settings = obj.settings
+    stack = devstack.Stack(settings.home, log=_notice)
+    stack.start_broker()
+    stack.start_postgres(durable=durable)
+    settings = obj.settings
+
+    async def prepare() -> None:
+        async with store.connection(settings.need_database()) as conn:
+            applied = await store.migrate(conn)
+            if applied:
+                _notice(f"applied migrations: {', '.join(applied)}")
+        await ensure_topic(settings.need_kafka(), settings.usage_topic, partitions)
+
+    _run(prepare())
+    for number in range(1, workers + 1):
+        name = f"worker-{number}"
+        if stack.is_running(name):
+            continue
+        ready = settings.home / "run" / f"{name}.ready"
+        stack.start_process(
+            name,
+            "worker",
+            _worker_argv(settings, name, ready, partitions),
+            ready_file=ready,
+            timeout=120,
+        )
+    _notice(
+        "gpuledger is up. Try:\n"
+        "  gpuledger catalog load CATALOG.toml\n"
+        "  gpuledger ingest EVENTS.ndjson --wait\n"
+        "  gpuledger settle 2026-10\n"
+        "  gpuledger dev status | gpuledger dev env | gpuledger dev down"
+    )
+
+
+def _worker_argv(settings: config.Settings, name: str, ready: Path, partitions: int) -> list[str]:
+    return [
+        sys.executable, "-m", "ledger.cli",
+        "--home", str(settings.home),
+        "--database-url", settings.need_database(),
+        "--kafka-bootstrap", settings.need_kafka(),
+        "--topic", settings.usage_topic,
+        "worker", "--name", name, "--ready-file", str(ready), "--partitions", str(partitions),
+    ]
+
+
+@dev.command("down")
+@click.pass_obj
+def dev_down(obj: Context) -> None:
+    """Stop exactly what `dev up` started (PostgreSQL's data is kept)."""
+    from ledger import devstack
+
+    devstack.Stack(obj.settings.home, log=_notice).down()
+
+
+@dev.command("status")
+@click.pass_obj
+def dev_status(obj: Context) -> None:
+    """Print the stack's components as JSON."""
+    from ledger import devstack
+
+    components = devstack.Stack(obj.settings.home).status()
+    _echo_json(
+        {
+            "components": [
+                {"name": c["name"], "role": c["role"], "pid": c["pid"], "running": c["running"]}
+                for c in components
+            ]
+        }
+    )
+
+
+@dev.command("env")
+@click.pass_obj
+def dev_env(obj: Context) -> None:
+    """Print the running stack's settings as shell assignments."""
+    settings = obj.settings
+    lines = [
+        f"GPULEDGER_KAFKA_BOOTSTRAP={settings.need_kafka()}",
+        f"GPULEDGER_DATABASE_URL={settings.need_database()}",
+    ]
+    if settings.api_url:
+        lines.append(f"GPULEDGER_API_URL={settings.api_url}")
+    lines.append(f"GPULEDGER_USAGE_TOPIC={settings.usage_topic}")
+    click.echo("\n".join(lines))
+
+
+# -- db and catalog ---------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database administration."""
+
+
+@db.command("migrate")
+@click.pass_obj
+def db_migrate(obj: Context) -> None:
+    """Apply the schema migrations not yet applied."""
+    from ledger import store
+
+    async def run():
+        async with store.connection(obj.settings.need_database()) as conn:
+            return await store.migrate(conn)
+
+    _echo_json({"applied": _run(run())})
+
+
+@cli.group()
+def catalog() -> None:
+    """Members, SKUs, retail prices and wholesale agreements."""
+
+
+@catalog.command("load")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_obj
+def catalog_load(obj: Context, file: str) -> None:
+    """Add the versions of a catalog TOML file (all or nothing)."""
+    from ledger import store
+
+    data = _read_input(file)
+
+    async def run():
+        async with store.connection(obj.settings.need_database()) as conn:
+            return await store.save_catalog(conn, data, os.path.basename(file))
+
+    _echo_json(_run(run()))
+
+
+def _read_input(file: str) -> bytes:
+    if file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror or exc}") from exc
+
+
+# -- ingest -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--wait", is_flag=True, help="Wait until every event is processed and print the counts.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=0, help="With --wait: give up after this many seconds (0: never).")
+@click.option("--batch-events", type=click.IntRange(1, 1000), default=200, show_default=True, help="Events of one GPU per Kafka record.")
+@click.pass_obj
+def ingest(obj: Context, file: str, wait: bool, timeout: float, batch_events: int) -> None:
+    """Publish the usage events of an NDJSON FILE ('-' for stdin) to the usage topic."""
+    from ledger import intake, store
+    from ledger.ndjson import read_chunks, split_lines
+    from streams.publish import publish
+
+    settings = obj.settings
+    database_url = settings.need_database()
+    bootstrap = settings.need_kafka()
+    try:
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    ingest_id = uuid.uuid4().hex
+    progress = _Progress(enabled=sys.stderr.isatty())
+
+    async def run():
+        with stream:
+            published = await publish(
+                bootstrap,
+                settings.usage_topic,
+                split_lines(read_chunks(stream)),
+                ingest_id,
+                batch_max_events=batch_events,
+                on_progress=lambda n: progress.show("published", n),
+            )
+        progress.show("published", published.received, final=True)
+        async with store.connection(database_url) as conn:
+            await intake.record_oversize(conn, ingest_id, published.oversize, int(time.time() * 1000))
+            if not wait:
+                return {"ingest_id": ingest_id, "received": published.received, "records": published.records}
+            return await _wait_for(conn, ingest_id, published.received, timeout, progress)
+
+    _echo_json(_run(run()))
+
+
+async def _wait_for(conn, ingest_id: str, received: int, timeout: float, progress) -> dict:
+    from ledger import intake
+
+    started = last_change = time.monotonic()
+    last_seen = -1
+    while True:
+        tally = await intake.ingest_tally(conn, ingest_id)
+        done = tally["received"]
+        progress.show("processed", done, total=received)
+        if done >= received:
+            progress.show("processed", done, total=received, final=True)
+            return tally
+        now = time.monotonic()
+        if done != last_seen:
+            last_seen, last_change = done, now
+        elif now - last_change > 30:
+            _notice(
+                f"no progress for 30 s ({done}/{received} processed): are the workers running? "
+                "(gpuledger dev status)"
+            )
+            last_change = now
+        if timeout and now - started > timeout:
+            raise LedgerError(
+                f"timed out after {timeout:.0f} s with {done} of {received} events processed "
+                f"(ingest {ingest_id}); they will still be processed when the workers catch up"
+            )
+        await asyncio.sleep(0.2)
+
+
+class _Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def show(self, label: str, done: int, total: int | None = None, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < 0.1:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6)
+        if total:
+            width = 30
+            filled = width * done // total
+            text = f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:,.0f}/s"
+        else:
+            text = f"{label} {done} events {rate:,.0f}/s"
+        sys.stderr.write("\r" + text + ("\n" if final else ""))
+        sys.stderr.flush()
+
+
+# -- settle ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("period")
+@click.option("--close", is_flag=True, help="Close the books through PERIOD first (it must have ended).")
+@click.pass_obj
+def settle(obj: Context, period: str, close: bool) -> None:
+    """Print the settlement statement of PERIOD (YYYY-MM) as JSON."""
+    from ledger import store
+
+    parse_period(period)
+
+    async def run():
+        async with store.connection(obj.settings.need_database()) as conn:
+            return await store.statement(conn, period, close=close)
+
+    document = _run(run())
+    sys.stdout.buffer.write(document + b"\n")
+    sys.stdout.flush()
+
+
+# -- worker -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--name", default="worker", show_default=True, help="Name of this worker (for logs and its data folder).")
+@click.option("--ready-file", type=click.Path(dir_okay=False), help="File to create once partitions are assigned.")
+@click.option("--partitions", default=config.DEFAULT_PARTITIONS, show_default=True, type=click.IntRange(1, 256), help="Partitions of the usage topic if the worker creates it.")
+@click.option("--loglevel", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_obj
+def worker(obj: Context, name: str, ready_file: str | None, partitions: int, loglevel: str) -> None:
+    """Run a stream worker: meter the usage topic into the ledger until stopped."""
+    from streams.app import WorkerSettings, run_worker
+
+    settings = obj.settings
+    run_worker(
+        WorkerSettings(
+            kafka_bootstrap=settings.need_kafka(),
+            database_url=settings.need_database(),
+            usage_topic=settings.usage_topic,
+            partitions=partitions,
+            data_dir=settings.home / "faust" / name,
+            ready_file=Path(ready_file) if ready_file else None,
+        ),
+        loglevel=loglevel,
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _notice("gpuledger: aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LedgerError as exc:
+        _notice(f"gpuledger: error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _notice("gpuledger: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

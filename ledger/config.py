@@ -1,0 +1,84 @@
+"""Where the services are: explicit options, then environment, then the local stack.
+
+Every command finds Kafka and PostgreSQL the same way: a value given on the command
+line wins; else the environment (`GPULEDGER_DATABASE_URL`, `GPULEDGER_KAFKA_BOOTSTRAP`,
+`GPULEDGER_USAGE_TOPIC`); else the stack that `gpuledger dev up` started under
+`GPULEDGER_HOME` (default `./.gpuledger`). That is how the same commands talk to a real
+deployment or to the embedded default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.errors import LedgerError
+
+DEFAULT_HOME = ".gpuledger"
+DEFAULT_TOPIC = "gpu.usage"
+DEFAULT_PARTITIONS = 4
+STACK_FILE = "stack.json"
+
+
+def home_dir(explicit: str | None = None) -> Path:
+    return Path(explicit or os.environ.get("GPULEDGER_HOME") or DEFAULT_HOME).absolute()
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str | None
+    kafka_bootstrap: str | None
+    usage_topic: str
+    api_url: str | None = None
+
+    def need_database(self) -> str:
+        if not self.database_url:
+            raise LedgerError(
+                "no PostgreSQL configured: start the local stack with `gpuledger dev up`, "
+                "or give --database-url / GPULEDGER_DATABASE_URL"
+            )
+        return self.database_url
+
+    def need_kafka(self) -> str:
+        if not self.kafka_bootstrap:
+            raise LedgerError(
+                "no Kafka configured: start the local stack with `gpuledger dev up`, "
+                "or give --kafka-bootstrap / GPULEDGER_KAFKA_BOOTSTRAP"
+            )
+        return self.kafka_bootstrap
+
+
+def stack_settings(home: Path) -> dict:
+    """What `dev up` recorded about the running stack ({} if there is none)."""
+    path = home / STACK_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def resolve(
+    home: str | None = None,
+    database_url: str | None = None,
+    kafka_bootstrap: str | None = None,
+    usage_topic: str | None = None,
+) -> Settings:
+    home_path = home_dir(home)
+    stack = stack_settings(home_path)
+    return Settings(
+        home=home_path,
+        database_url=database_url
+        or os.environ.get("GPULEDGER_DATABASE_URL")
+        or stack.get("database_url"),
+        kafka_bootstrap=kafka_bootstrap
+        or os.environ.get("GPULEDGER_KAFKA_BOOTSTRAP")
+        or stack.get("kafka_bootstrap"),
+        usage_topic=usage_topic
+        or os.environ.get("GPULEDGER_USAGE_TOPIC")
+        or stack.get("usage_topic")
+        or DEFAULT_TOPIC,
+        api_url=os.environ.get("GPULEDGER_API_URL") or stack.get("api_url"),
+    )

@@ -1,0 +1,33 @@
+"""Prometheus metrics of the stream workers (served on /metrics with --metrics-port)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "gpuledger_events_total",
+    "Events received by the workers, by outcome (accepted, duplicate or the reject reason)",
+    ["outcome"],
+)
+BATCH_RECORDS = Histogram(
+    "gpuledger_batch_records",
+    "Kafka records per batch",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+BATCH_EVENTS = Histogram(
+    "gpuledger_batch_events",
+    "Events per batch",
+    buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000, 250000),
+)
+FLUSH_SECONDS = Histogram(
+    "gpuledger_flush_seconds",
+    "Time to decide and write one batch in PostgreSQL",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REDELIVERED = Counter(
+    "gpuledger_redelivered_records_total",
+    "Records skipped because an earlier transaction had applied them",
+)
+COMMITTED_POSITION = Gauge(
+    "gpuledger_committed_position",
+    "Next offset to apply, as committed in PostgreSQL",
+    ["topic", "partition"],
+)

@@ -1,0 +1,121 @@
+"""The producer behind `gpuledger ingest`: NDJSON lines -> records on the usage topic.
+
+Records are keyed by `gpu_uuid`, so one GPU's events keep file order on one partition.
+For throughput, consecutive events of one GPU travel together as a CloudEvents batch
+record (`application/cloudevents-batch+json`), one event per line so the worker keeps
+each event's original bytes. A line that is not a JSON object with a string
+`data.gpu_uuid` travels alone, unkeyed: the worker rejects it with its reason. Every
+record carries the ingest's id in a header, which is how `--wait` counts this file's
+events and no others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from ledger.errors import ServiceUnavailable
+from ledger.events import MAX_EVENT_BYTES
+from ledger.intake import BATCH_CONTENT_TYPE, INGEST_HEADER, encode_batch
+
+SINGLE_CONTENT_TYPE = b"application/cloudevents+json"
+BATCH_MAX_EVENTS = 200
+BATCH_MAX_BYTES = 256 * 1024
+MAX_PENDING_SENDS = 2000
+
+
+@dataclass
+class Published:
+    received: int = 0
+    records: int = 0
+    oversize: list[bytes] = field(default_factory=list)  # kept out of Kafka; see ingest
+
+
+def gpu_key(line: bytes) -> bytes | None:
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(event, dict):
+        data = event.get("data")
+        if isinstance(data, dict) and isinstance(data.get("gpu_uuid"), str):
+            return data["gpu_uuid"].encode("utf-8", "surrogatepass")
+    return None
+
+
+async def publish(
+    bootstrap: str,
+    topic: str,
+    lines: Iterable[bytes],
+    ingest_id: str,
+    batch_max_events: int = BATCH_MAX_EVENTS,
+    on_progress: Callable[[int], None] | None = None,
+) -> Published:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        max_request_size=4 << 20,
+        request_timeout_ms=30_000,
+    )
+    try:
+        await producer.start()
+    except (KafkaError, OSError) as exc:
+        await producer.stop()
+        raise ServiceUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    result = Published()
+    pending: list[asyncio.Future] = []
+    buffers: dict[bytes, list[bytes]] = {}
+    buffer_bytes: dict[bytes, int] = {}
+    ingest_header = (INGEST_HEADER, ingest_id.encode("ascii"))
+
+    async def send(key: bytes | None, raws: list[bytes]) -> None:
+        if len(raws) == 1:
+            value, content_type = raws[0], SINGLE_CONTENT_TYPE
+        else:
+            value, content_type = encode_batch(raws), BATCH_CONTENT_TYPE
+        pending.append(
+            await producer.send(
+                topic, value, key=key, headers=[("content-type", content_type), ingest_header]
+            )
+        )
+        result.records += 1
+        if len(pending) >= MAX_PENDING_SENDS:
+            await drain()
+
+    async def drain() -> None:
+        await asyncio.gather(*pending)
+        pending.clear()
+        if on_progress is not None:
+            on_progress(result.received)
+
+    try:
+        for line in lines:
+            result.received += 1
+            if len(line) > MAX_EVENT_BYTES:
+                result.oversize.append(line)
+                continue
+            key = gpu_key(line)
+            if key is None:
+                await send(None, [line])
+                continue
+            buffer = buffers.setdefault(key, [])
+            buffer.append(line)
+            size = buffer_bytes[key] = buffer_bytes.get(key, 0) + len(line) + 2
+            if len(buffer) >= batch_max_events or size >= BATCH_MAX_BYTES:
+                await send(key, buffer)
+                del buffers[key], buffer_bytes[key]
+        for key, buffer in buffers.items():
+            await send(key, buffer)
+        await drain()
+    except KafkaError as exc:
+        raise ServiceUnavailable(f"publishing to Kafka at {bootstrap} failed: {exc}") from exc
+    finally:
+        await producer.stop()
+    return result

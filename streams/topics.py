@@ -1,0 +1,31 @@
+"""Topic names, record headers and topic administration."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ledger.errors import ServiceUnavailable
+
+USAGE_TOPIC = "gpu.usage"
+METER_GROUP = "gpuledger-meter"
+
+
+async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """Create the usage topic if it does not exist (an existing one is left as it is)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+    except (KafkaError, OSError) as exc:
+        raise ServiceUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        existing = await admin.list_topics()
+        if topic not in existing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+                )
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
