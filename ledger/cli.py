@@ -355,10 +355,11 @@ class _Progress:
 @cli.command()
 @click.argument("period")
 @click.option("--close", is_flag=True, help="Close the books through PERIOD first (it must have ended).")
+@click.option("--format", "output_format", type=click.Choice(["json", "table", "csv"]), default="json", show_default=True, help="json: SPEC.md's document; table: for people; csv: one row per item.")
 @click.pass_obj
-def settle(obj: Context, period: str, close: bool) -> None:
-    """Print the settlement statement of PERIOD (YYYY-MM) as JSON."""
-    from ledger import store
+def settle(obj: Context, period: str, close: bool, output_format: str) -> None:
+    """Print the settlement statement of PERIOD (YYYY-MM)."""
+    from ledger import report, store
 
     parse_period(period)
 
@@ -367,8 +368,13 @@ def settle(obj: Context, period: str, close: bool) -> None:
             return await store.statement(conn, period, close=close)
 
     document = _run(run())
-    sys.stdout.buffer.write(document + b"\n")
-    sys.stdout.flush()
+    if output_format == "table":
+        click.echo(report.as_table(orjson.loads(document)), nl=False)
+    elif output_format == "csv":
+        click.echo(report.as_csv(orjson.loads(document)), nl=False)
+    else:
+        sys.stdout.buffer.write(document + b"\n")
+        sys.stdout.flush()
 
 
 # -- worker -----------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""`make demo`: the public scenario on a local stack, with the statements as tables.
+
+Starts the stack (or reuses a running one), loads the scenario's catalog, ingests its
+two batches with the scenario's closes in between, prints September and October, and
+leaves the stack running. On a stack where the scenario already ran, it only prints.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+SCENARIO = Path(__file__).resolve().parent.parent / "tests" / "scenarios" / "alliance-2026-q3"
+
+
+def gpuledger(*args: str, stdin: bytes | None = None, capture: bool = False) -> bytes:
+    completed = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        input=stdin,
+        stdout=subprocess.PIPE if capture else None,
+    )
+    if completed.returncode != 0:
+        sys.exit(completed.returncode)
+    return completed.stdout or b""
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    step("starting the local stack (broker, PostgreSQL, stream worker)")
+    gpuledger("dev", "up")
+    step(f"loading the catalog {SCENARIO / 'catalog.toml'}")
+    gpuledger("catalog", "load", str(SCENARIO / "catalog.toml"))
+    september = gpuledger("settle", "2026-09", capture=True)
+    if b'"closed":true' in september:
+        step("the scenario has already run on this stack: printing its statements")
+    else:
+        step("ingesting batch 1 (September and October usage)")
+        batch1 = gzip.decompress((SCENARIO / "batch1.ndjson.gz").read_bytes())
+        sys.stdout.buffer.write(gpuledger("ingest", "-", "--wait", stdin=batch1, capture=True))
+        step("closing September")
+        gpuledger("settle", "2026-09", "--close", capture=True)
+        step("ingesting batch 2 (late September usage arrives after the close)")
+        batch2 = gzip.decompress((SCENARIO / "batch2.ndjson.gz").read_bytes())
+        sys.stdout.buffer.write(gpuledger("ingest", "-", "--wait", stdin=batch2, capture=True))
+        step("closing October")
+        gpuledger("settle", "2026-10", "--close", capture=True)
+    for period in ("2026-09", "2026-10"):
+        step(f"statement {period}")
+        sys.stdout.flush()
+        gpuledger("settle", period, "--format", "table")
+    print(
+        "\nThe stack is still running. Next:\n"
+        "  .venv/bin/gpuledger settle 2026-10            # the statement as JSON\n"
+        "  .venv/bin/gpuledger settle 2026-10 --format csv\n"
+        "  .venv/bin/gpuledger dev status                # processes of the stack\n"
+        "  .venv/bin/gpuledger dev env                   # point your own producer at it\n"
+        "  .venv/bin/gpuledger dev down                  # stop it (PostgreSQL data is kept)",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Human-readable renderings of a statement: text tables and CSV, same content as the JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+LINE_COLUMNS = (
+    "reseller", "tenant", "provider", "sku", "service_period", "retail_price_from",
+    "agreement_from", "gpu_seconds", "retail_yen_per_gpu_hour", "retail_yen", "wholesale_yen",
+)
+TENANT_COLUMNS = ("reseller", "tenant", "subtotal_yen", "tax_yen", "total_yen")
+MEMBER_COLUMNS = ("provider", "reseller", "subtotal_yen", "tax_yen", "total_yen")
+TRANSFER_COLUMNS = ("from", "to", "amount_yen")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[dict]) -> str:
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [
+        bool(rows) and all(isinstance(row[c], int) for row in rows) for c in columns
+    ]
+
+    def fmt(values):
+        return "  ".join(
+            v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [f"{title} ({len(rows)})", fmt(columns), fmt(["-" * w for w in widths])]
+    out += [fmt(r) for r in cells] or ["(none)"]
+    return "\n".join(out)
+
+
+def as_table(statement: dict) -> str:
+    state = "closed" if statement["closed"] else "open"
+    nets = [{"member": m, "net_yen": v} for m, v in statement["net_yen"].items()]
+    parts = [
+        f"Settlement statement {statement['period']} ({statement['currency']}, {state})",
+        _table("Lines", LINE_COLUMNS, statement["lines"]),
+        _table("Tenant invoices", TENANT_COLUMNS, statement["tenant_invoices"]),
+        _table("Member invoices", MEMBER_COLUMNS, statement["member_invoices"]),
+        _table("Nets", ("member", "net_yen"), nets),
+        _table("Transfers", TRANSFER_COLUMNS, statement["transfers"]),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def as_csv(statement: dict) -> str:
+    """One CSV with a `section` column, so one file carries the whole statement."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ("section", "period", "closed", *dict.fromkeys(
+        LINE_COLUMNS + TENANT_COLUMNS + MEMBER_COLUMNS + ("member", "net_yen") + TRANSFER_COLUMNS
+    ))
+    writer.writerow(header)
+    sections = [
+        ("line", statement["lines"]),
+        ("tenant_invoice", statement["tenant_invoices"]),
+        ("member_invoice", statement["member_invoices"]),
+        ("net", [{"member": m, "net_yen": v} for m, v in statement["net_yen"].items()]),
+        ("transfer", statement["transfers"]),
+    ]
+    for section, rows in sections:
+        for row in rows:
+            values = {"section": section, "period": statement["period"], "closed": str(statement["closed"]).lower(), **row}
+            writer.writerow(["" if values.get(c) is None else values.get(c) for c in header])
+    return buffer.getvalue()
