@@ -229,13 +229,20 @@ def catalog() -> None:
 @click.pass_obj
 def catalog_load(obj: Context, file: str) -> None:
     """Add the versions of a catalog TOML file (all or nothing)."""
+    import hashlib
+
     from ledger import store
+    from ledger.catalog import parse_catalog
 
     data = _read_input(file)
+    source = "stdin" if file == "-" else os.path.basename(file)
+    content = parse_catalog(data, source)  # a bad file is refused before any connection
 
     async def run():
         async with store.connection(obj.settings.need_database()) as conn:
-            return await store.save_catalog(conn, data, os.path.basename(file))
+            return await store.save_parsed_catalog(
+                conn, content, hashlib.sha256(data).hexdigest(), source
+            )
 
     _echo_json(_run(run()))
 
@@ -264,13 +271,13 @@ def ingest(obj: Context, file: str, wait: bool, timeout: float, batch_events: in
     from ledger.ndjson import read_chunks, split_lines
     from streams.publish import publish
 
-    settings = obj.settings
-    database_url = settings.need_database()
-    bootstrap = settings.need_kafka()
     try:
         stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    settings = obj.settings
+    database_url = settings.need_database()
+    bootstrap = settings.need_kafka()
     ingest_id = uuid.uuid4().hex
     progress = _Progress(enabled=sys.stderr.isatty())
 
@@ -406,6 +413,8 @@ def worker(obj: Context, name: str, ready_file: str | None, partitions: int, log
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The commands report an unreachable broker themselves, in one line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

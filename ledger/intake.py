@@ -130,6 +130,11 @@ class BatchResult:
     skipped_records: int = 0  # redelivered records already applied
     outcomes: Counter = field(default_factory=Counter)
 
+    def add(self, other: BatchResult) -> None:
+        self.received += other.received
+        self.skipped_records += other.skipped_records
+        self.outcomes.update(other.outcomes)
+
 
 SELECT_POSITIONS = """
 SELECT partition, next_offset FROM consumer_positions

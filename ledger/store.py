@@ -17,8 +17,16 @@ import asyncpg
 import orjson
 
 from ledger import rating
-from ledger.catalog import AgreementVersion, Catalog, Member, PriceVersion, Sku, parse_catalog
-from ledger.errors import CatalogError, PeriodError, ServiceUnavailable
+from ledger.catalog import (
+    AgreementVersion,
+    Catalog,
+    CatalogFileContent,
+    Member,
+    PriceVersion,
+    Sku,
+    parse_catalog,
+)
+from ledger.errors import PeriodError, ServiceUnavailable
 from ledger.instants import format_utc
 from ledger.periods import next_period, parse_period
 
@@ -133,6 +141,13 @@ async def _closed_through(conn: asyncpg.Connection, lock: str = "") -> str | Non
 async def save_catalog(conn: asyncpg.Connection, data: bytes, source: str) -> dict:
     """Load a catalog file, all or nothing; return what it added."""
     content = parse_catalog(data, source)
+    return await save_parsed_catalog(conn, content, hashlib.sha256(data).hexdigest(), source)
+
+
+async def save_parsed_catalog(
+    conn: asyncpg.Connection, content: CatalogFileContent, sha256: str, source: str
+) -> dict:
+    """Merge an already parsed catalog file into the stored one (see save_catalog)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", CATALOG_LOCK_KEY)
         # FOR SHARE: a concurrent close waits, so "inside a closed period" stays true.
@@ -140,9 +155,7 @@ async def save_catalog(conn: asyncpg.Connection, data: bytes, source: str) -> di
         current, _ = await load_catalog(conn)
         closed_before = None
         if closed_through is not None:
-            calendar = current.calendar if current.loaded else None
-            if calendar is not None:
-                closed_before = calendar.bounds(closed_through)[1]
+            closed_before = current.calendar.bounds(closed_through)[1]
         merged = current.merge(content, closed_before)
         added = {
             "members": sorted(set(merged.members) - set(current.members)),
@@ -172,7 +185,7 @@ async def save_catalog(conn: asyncpg.Connection, data: bytes, source: str) -> di
         revision = await conn.fetchval(
             "INSERT INTO catalog_loads (source, sha256) VALUES ($1, $2) RETURNING revision",
             source,
-            hashlib.sha256(data).hexdigest(),
+            sha256,
         )
         if not current.loaded:
             await conn.execute(
@@ -317,13 +330,3 @@ async def _empty_closed_statement(conn, period: str, catalog: Catalog) -> bytes:
     document = rating.statement(period, catalog, [], closed=True)
     document["net_yen"] = dict.fromkeys(sorted(member_ids or []), 0)
     return render(document)
-
-
-__all__ = [
-    "CatalogError",
-    "connection",
-    "load_catalog",
-    "migrate",
-    "save_catalog",
-    "statement",
-]

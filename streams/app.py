@@ -24,15 +24,18 @@ from pathlib import Path
 import asyncpg
 import faust
 
-from ledger.intake import Intake, Record
+from ledger.intake import BatchResult, Intake, Record
 from streams import metrics
 from streams.topics import METER_GROUP
 
 log = logging.getLogger(__name__)
 
-# A batch record carries up to this many events, so this many records bound a batch.
 TAKE_MAX_RECORDS = 2000
 TAKE_WITHIN_SECONDS = 0.5
+# A batch record may carry hundreds of events: what a worker takes is written in
+# transactions of at most this many bytes of record values (in offset order, so each
+# one's positions cover exactly its records), which bounds a worker's memory.
+TRANSACTION_MAX_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,19 @@ def to_record(event) -> Record:
     return Record(
         message.topic, message.partition, message.offset, timestamp_ms, message.value or b"", headers
     )
+
+
+def chunks_by_size(records: list[Record], max_bytes: int) -> list[list[Record]]:
+    """Consecutive slices of records whose values add up to at most max_bytes (one at least)."""
+    chunks: list[list[Record]] = []
+    size = max_bytes
+    for record in records:
+        if size + len(record.value) > max_bytes and (not chunks or chunks[-1]):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(record)
+        size += len(record.value)
+    return chunks
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -107,7 +123,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
             records = [to_record(event) for event in events]
             started = time.perf_counter()
             try:
-                result = await intake.apply(records)
+                result = BatchResult()
+                for chunk in chunks_by_size(records, TRANSACTION_MAX_BYTES):
+                    result.add(await intake.apply(chunk))
             except asyncio.CancelledError:
                 # Stopping mid-batch: the transaction is rolled back; leaving now keeps
                 # take_events from acking the batch, which is redelivered to the next owner.
