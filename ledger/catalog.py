@@ -10,6 +10,7 @@ amount derived from them is exact.
 from __future__ import annotations
 
 import bisect
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from ledger.errors import CatalogError
+from ledger.errors import CatalogError, PeriodError
 from ledger.instants import format_utc, parse_instant
 from ledger.periods import calendar
 from schemas import catalog as wire
@@ -165,7 +166,10 @@ class Catalog:
             settings[name] = current
         if settings["currency"] != "JPY":
             raise CatalogError(f"currency {settings['currency']!r} is not supported: only JPY")
-        calendar(settings["timezone"])  # raises on an unknown zone
+        try:
+            calendar(settings["timezone"])
+        except PeriodError as exc:
+            raise CatalogError(str(exc)) from exc
 
         members = dict(self.members)
         for member in incoming.members:
@@ -251,6 +255,8 @@ class CatalogFileContent:
 
 def _instant(value: str | datetime, where: str) -> int:
     if isinstance(value, datetime):
+        # A fraction was refused on the file's text already (parse_catalog): TOML's
+        # parser drops digits past microseconds, so the value alone cannot show it.
         if value.tzinfo is None or value.microsecond:
             raise CatalogError(f"{where}: effective_from needs an offset and whole seconds")
         return int(value.timestamp())
@@ -269,6 +275,12 @@ def _positive_price(text: str, where: str) -> int:
     return units
 
 
+# An unquoted TOML date-time with a fractional second (quoted strings are checked exactly).
+_UNQUOTED_FRACTION = re.compile(
+    rb"effective_from\s*=\s*([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]+)"
+)
+
+
 def parse_catalog(data: bytes, source: str = "catalog") -> CatalogFileContent:
     """Parse a catalog file's bytes, checking everything that needs no stored state."""
     try:
@@ -277,6 +289,12 @@ def parse_catalog(data: bytes, source: str = "catalog") -> CatalogFileContent:
         raise CatalogError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{source}: not valid TOML: {exc}") from exc
+    fraction = _UNQUOTED_FRACTION.search(data)
+    if fraction:
+        raise CatalogError(
+            f"{source}: effective_from {fraction.group(1).decode(errors='replace')!r} has a "
+            "fraction of a second; instants are whole seconds"
+        )
     try:
         parsed = wire.CatalogFile.model_validate(document)
     except ValidationError as exc:

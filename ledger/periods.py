@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.errors import PeriodError
 
-PERIOD_PATTERN = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+PERIOD_PATTERN = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 # Periods are precomputed over this range of years; instants outside it are still
 # handled, by computing the month directly.

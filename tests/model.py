@@ -64,7 +64,11 @@ class InMemoryLedger:
 
     def settle(self, period: str, close: bool = False) -> dict:
         if close and (self.closed_through is None or period > self.closed_through):
-            first = period if self.closed_through is None else next_period(self.closed_through)
+            if self.closed_through is None:
+                booked = [key.booking_period for key in self._meter._claims]
+                first = min([period, *booked])
+            else:
+                first = next_period(self.closed_through)
             current = first
             while current <= period:
                 self.closed[current] = rating.statement(
