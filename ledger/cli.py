@@ -392,12 +392,20 @@ def settle(obj: Context, period: str, close: bool, output_format: str) -> None:
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="File to create once partitions are assigned.")
 @click.option("--partitions", default=config.DEFAULT_PARTITIONS, show_default=True, type=click.IntRange(1, 256), help="Partitions of the usage topic if the worker creates it.")
 @click.option("--loglevel", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port (/metrics).")
 @click.pass_obj
-def worker(obj: Context, name: str, ready_file: str | None, partitions: int, loglevel: str) -> None:
+def worker(obj: Context, name: str, ready_file: str | None, partitions: int, loglevel: str, metrics_port: int | None) -> None:
     """Run a stream worker: meter the usage topic into the ledger until stopped."""
     from streams.app import WorkerSettings, run_worker
 
     settings = obj.settings
+    if metrics_port is not None:
+        import prometheus_client
+
+        try:
+            prometheus_client.start_http_server(metrics_port)
+        except OSError as exc:
+            raise LedgerError(f"cannot serve metrics on port {metrics_port}: {exc.strerror or exc}") from exc
     run_worker(
         WorkerSettings(
             kafka_bootstrap=settings.need_kafka(),
