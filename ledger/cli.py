@@ -113,6 +113,7 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool) -> None:
 
     settings = obj.settings
     stack = devstack.Stack(settings.home, log=_notice)
+    fresh_broker = not stack.is_running("broker")
     stack.start_broker()
     stack.start_postgres(durable=durable)
     settings = obj.settings
@@ -122,6 +123,10 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool) -> None:
             applied = await store.migrate(conn)
             if applied:
                 _notice(f"applied migrations: {', '.join(applied)}")
+            if fresh_broker:
+                # The embedded broker keeps nothing across a restart: its topic starts
+                # again at offset 0, so positions of the previous topic must not apply.
+                await store.forget_positions(conn, settings.usage_topic)
         await ensure_topic(settings.need_kafka(), settings.usage_topic, partitions)
 
     _run(prepare())

@@ -87,6 +87,11 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied_now
 
 
+async def forget_positions(conn: asyncpg.Connection, topic: str) -> None:
+    """Drop the stored Kafka positions of a topic that was recreated (empty, from offset 0)."""
+    await conn.execute("DELETE FROM consumer_positions WHERE topic = $1", topic)
+
+
 # -- catalog -----------------------------------------------------------------------
 
 SELECT_CATALOG_REVISION = "SELECT coalesce(max(revision), 0) FROM catalog_loads"
