@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 RFC3339_PATTERN = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
@@ -31,8 +32,11 @@ def days_from_civil(year: int, month: int, day: int) -> int:
     return era * 146097 + day_of_era - 719468
 
 
+@lru_cache(maxsize=8192)
 def parse_instant(text: str, *, allow_fraction: bool = True) -> int | None:
     """Unix seconds of an RFC 3339 date-time, the fraction floored; None if invalid.
+
+    Cached: collectors of many GPUs report the same instants, second after second.
 
     Invalid means: not of the pattern, a date that does not exist, an hour, minute or
     second out of range (second 60 included), an offset beyond 23:59, or (with

@@ -29,6 +29,7 @@ import asyncio
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import asyncpg
 import orjson
@@ -51,8 +52,7 @@ RETRYABLE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One Kafka record as the ledger needs it."""
 
     topic: str
@@ -60,7 +60,7 @@ class Record:
     offset: int
     timestamp_ms: int
     value: bytes
-    headers: dict[str, bytes] = field(default_factory=dict)
+    headers: dict[str, bytes]
 
 
 @dataclass(slots=True)
@@ -81,7 +81,10 @@ def unpack(record: Record) -> list[Received]:
         return [Received(record, 0, value, events.decode(value))]
     lines = _batch_lines(value)
     if lines is not None:
-        return [Received(record, i, raw, events.decode(raw)) for i, raw in enumerate(lines)]
+        return [
+            Received(record, i, raw, events.check_decoded(raw, parsed))
+            for i, (raw, parsed) in enumerate(lines)
+        ]
     try:
         elements = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -91,14 +94,11 @@ def unpack(record: Record) -> list[Received]:
     received = []
     for i, element in enumerate(elements):
         raw = orjson.dumps(element)
-        verdict = events.check_parsed(element)
-        if verdict is None and len(raw) > events.MAX_EVENT_BYTES:
-            verdict = events.Rejection(events.MALFORMED, f"more than {events.MAX_EVENT_BYTES} bytes")
-        received.append(Received(record, i, raw, verdict or element))
+        received.append(Received(record, i, raw, events.check_decoded(raw, element)))
     return received
 
 
-def _batch_lines(value: bytes) -> list[bytes] | None:
+def _batch_lines(value: bytes) -> list[tuple[bytes, object]] | None:
     """The elements of a batch written one per line (as `gpuledger ingest` writes them).
 
     `[\\n e1,\\n e2 ... \\n]` where every piece parses alone is exactly the array of those
@@ -110,13 +110,13 @@ def _batch_lines(value: bytes) -> list[bytes] | None:
     body = value[2:-2]
     if not body:
         return []
-    pieces = body.split(b",\n")
-    for piece in pieces:
+    lines = []
+    for piece in body.split(b",\n"):
         try:
-            orjson.loads(piece)
+            lines.append((piece, orjson.loads(piece)))
         except orjson.JSONDecodeError:
             return None
-    return pieces
+    return lines
 
 
 def encode_batch(raws: list[bytes]) -> bytes:
@@ -312,11 +312,15 @@ class Intake:
     async def _write_tallies(self, conn, received: list[Received]) -> Counter:
         tallies: dict[tuple[str, str, int], Counter] = defaultdict(Counter)
         total: Counter = Counter()
+        keys: dict[int, tuple[str, str, int]] = {}  # per record, not per event
         for item in received:
             verdict = item.verdict
             outcome = verdict.reason if isinstance(verdict, events.Rejection) else verdict
             assert outcome in (ACCEPTED, DUPLICATE) or outcome in events.REASONS, outcome
-            key = (_ingest_id(item.record), item.record.topic, item.record.partition)
+            record = item.record
+            key = keys.get(id(record))
+            if key is None:
+                key = keys[id(record)] = (_ingest_id(record), record.topic, record.partition)
             tallies[key][outcome] += 1
             total[outcome] += 1
         rows = [

@@ -11,7 +11,7 @@ bit, so a replayed event can only be a duplicate.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.events import CONFLICT, Rejection, Usage
 from ledger.periods import Calendar, next_period
@@ -24,8 +24,7 @@ DUPLICATE = "duplicate"
 Attribution = tuple[str, str, str, str]  # (provider, reseller, tenant, sku)
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimKey:
+class ClaimKey(NamedTuple):
     gpu_uuid: str
     hour_start: int
     attribution: Attribution
@@ -33,8 +32,7 @@ class ClaimKey:
     booking_period: str
 
 
-@dataclass(frozen=True, slots=True)
-class Piece:
+class Piece(NamedTuple):
     """Part of an event inside one hour and one service period."""
 
     hour_start: int

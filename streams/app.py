@@ -142,8 +142,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
             metrics.REDELIVERED.inc(result.skipped_records)
             for outcome, count in result.outcomes.items():
                 metrics.EVENTS.labels(outcome).inc(count)
+            next_offsets: dict[tuple[str, int], int] = {}
             for record in records:
-                metrics.COMMITTED_POSITION.labels(record.topic, record.partition).set(record.offset + 1)
+                next_offsets[(record.topic, record.partition)] = record.offset + 1
+            for (topic, partition), offset in next_offsets.items():
+                metrics.COMMITTED_POSITION.labels(topic, partition).set(offset)
 
     return app
 
