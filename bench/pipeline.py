@@ -62,13 +62,14 @@ from pathlib import Path
 
 import orjson
 
+from ledger.config import DEFAULT_TOPIC as USAGE_TOPIC  # the stack is started with no override
+from ledger.intake import INGEST_HEADER
+from streams.publish import SINGLE_CONTENT_TYPE, new_producer
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = ROOT / "bench-results" / "pipeline.json"
 PROFILE_DIR = ROOT / "bench-results"
 
-USAGE_TOPIC = "gpu.usage"  # ledger.config.DEFAULT_TOPIC; the stack is started with no override
-INGEST_HEADER = "gpuledger-ingest"  # ledger.intake.INGEST_HEADER
-SINGLE_CONTENT_TYPE = b"application/cloudevents+json"  # streams.publish.SINGLE_CONTENT_TYPE
 
 # The bar from the issue and INFRA.md, for reference only: nothing here passes or fails.
 TARGET_INGEST_EVENTS_PER_SECOND = 20_000
@@ -613,21 +614,13 @@ async def single_records_phase(
     bootstrap: str, database_url: str, events: EventSet, timeout: float
 ) -> tuple[dict, dict[int, int]]:
     import asyncpg
-    from aiokafka import AIOKafkaProducer
     from aiokafka.partitioner import DefaultPartitioner
 
     from ledger import intake
 
     ingest_id = f"bench-single-{uuid.uuid4().hex}"
     headers = [("content-type", SINGLE_CONTENT_TYPE), (INGEST_HEADER, ingest_id.encode("ascii"))]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        max_request_size=4 << 20,
-        request_timeout_ms=30_000,
-    )
+    producer = new_producer(bootstrap)
     await producer.start()
     conn = await asyncpg.connect(database_url)
     try:

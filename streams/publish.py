@@ -48,6 +48,22 @@ def gpu_key(line: bytes) -> bytes | None:
     return None
 
 
+def new_producer(bootstrap: str) -> AIOKafkaProducer:
+    """The usage topic's producer: acks from all replicas, small linger, large batches.
+
+    Not idempotent: the test broker refuses InitProducerId, and the ledger does not
+    need it (a re-sent record is a duplicate by the rules).
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        max_request_size=4 << 20,
+        request_timeout_ms=30_000,
+    )
+
+
 async def publish(
     bootstrap: str,
     topic: str,
@@ -56,14 +72,7 @@ async def publish(
     batch_max_events: int = BATCH_MAX_EVENTS,
     on_progress: Callable[[int], None] | None = None,
 ) -> Published:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        max_request_size=4 << 20,
-        request_timeout_ms=30_000,
-    )
+    producer = new_producer(bootstrap)
     try:
         await producer.start()
     except (KafkaError, OSError) as exc:
