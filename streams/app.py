@@ -105,6 +105,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
     )
     state: dict = {}
 
+    @app.task
+    async def without_monitor() -> None:
+        # Faust's Monitor sensor does bookkeeping for every message, for its web views,
+        # which these workers do not serve; the ledger's own metrics are in streams.metrics.
+        app.sensors.remove(app.monitor)
+
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs) -> None:
         log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
