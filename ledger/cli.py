@@ -119,7 +119,7 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool) -> None:
     settings = obj.settings
 
     async def prepare() -> None:
-        async with store.connection(settings.need_database()) as conn:
+        async with store.connection(settings.need_admin_database()) as conn:
             applied = await store.migrate(conn)
             if applied:
                 _notice(f"applied migrations: {', '.join(applied)}")
@@ -214,11 +214,12 @@ def db() -> None:
 @db.command("migrate")
 @click.pass_obj
 def db_migrate(obj: Context) -> None:
-    """Apply the schema migrations not yet applied."""
+    """Apply the schema migrations not yet applied (as the tables' owner:
+    GPULEDGER_ADMIN_DATABASE_URL, else the database URL)."""
     from ledger import store
 
     async def run():
-        async with store.connection(obj.settings.need_database()) as conn:
+        async with store.connection(obj.settings.need_admin_database()) as conn:
             return await store.migrate(conn)
 
     _echo_json({"applied": _run(run())})
@@ -387,6 +388,99 @@ def settle(obj: Context, period: str, close: bool, output_format: str) -> None:
     else:
         sys.stdout.buffer.write(document + b"\n")
         sys.stdout.flush()
+
+
+# -- auditor: keys, export, verify ---------------------------------------------------------------
+
+
+@cli.group()
+def keys() -> None:
+    """The Ed25519 key that signs auditor bundles."""
+
+
+@keys.command("init")
+@click.option("--force", is_flag=True, help="Replace an existing key (old bundles stay verifiable only with the old public key).")
+@click.pass_obj
+def keys_init(obj: Context, force: bool) -> None:
+    """Create the signing key under GPULEDGER_HOME/keys; print where the public key is."""
+    from ledger import signing
+
+    private_path, public_path, key_id = signing.init_keys(signing.key_dir(obj.settings.home), force)
+    _echo_json({"private_key": str(private_path), "public_key": str(public_path), "key_id": key_id})
+
+
+@keys.command("public")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Private key file (default GPULEDGER_SIGNING_KEY or GPULEDGER_HOME/keys/signing.key).")
+@click.pass_obj
+def keys_public(obj: Context, key_path: str | None) -> None:
+    """Print the public key (PEM) to hand to auditors."""
+    from ledger import signing
+
+    path = Path(key_path) if key_path else signing.default_private_key(obj.settings.home)
+    sys.stdout.buffer.write(signing.public_pem(signing.load_private_key(path).public_key()))
+
+
+@cli.command()
+@click.argument("period")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New or empty folder for the bundle.")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), help="Private key file (default GPULEDGER_SIGNING_KEY or GPULEDGER_HOME/keys/signing.key).")
+@click.pass_obj
+def export(obj: Context, period: str, out_dir: str, key_path: str | None) -> None:
+    """Write the signed auditor bundle of a closed PERIOD into --out."""
+    from ledger import signing, store
+    from ledger.export import export_bundle
+
+    parse_period(period)
+    settings = obj.settings
+    key = Path(key_path) if key_path else signing.default_private_key(settings.home)
+    progress = _Progress(enabled=sys.stderr.isatty())
+
+    async def run():
+        async with store.connection(settings.need_database()) as conn:
+            return await export_bundle(
+                conn, period, Path(out_dir), key, on_progress=lambda n: progress.show("evidence", n)
+            )
+
+    manifest = _run(run())
+    _echo_json({"bundle": str(Path(out_dir).absolute()), "period": period,
+                "files": len(manifest["files"]), "chain_head": manifest["chain_head"]})
+
+
+@cli.command()
+@click.argument("bundle", required=False, type=click.Path(file_okay=False))
+@click.option("--public-key", envvar="GPULEDGER_PUBLIC_KEY", type=click.Path(dir_okay=False), help="The ledger's public key (PEM) to check a bundle with (env GPULEDGER_PUBLIC_KEY).")
+@click.option("--db", "check_db", is_flag=True, help="Check the database's journal instead: hash chain, balances, statements.")
+@click.pass_obj
+def verify(obj: Context, bundle: str | None, public_key: str | None, check_db: bool) -> None:
+    """Verify an auditor BUNDLE on its own, or the database's journal with --db.
+
+    Exit 0 when everything verifies; otherwise exit 4 and name the first discrepancy.
+    """
+    from ledger import store
+
+    if check_db == (bundle is not None):
+        raise InputError("give either a bundle folder or --db")
+    if check_db:
+
+        async def run():
+            async with store.connection(obj.settings.need_database()) as conn:
+                return await store.verify_database(conn)
+
+        _echo_json({"verified": True, **_run(run())})
+        return
+    if not public_key:
+        raise InputError("verifying a bundle needs the ledger's public key: --public-key FILE")
+    from auditor.verify import VerificationError, verify_bundle
+
+    try:
+        key_pem = Path(public_key).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {public_key}: {exc.strerror or exc}") from exc
+    try:
+        verify_bundle(Path(bundle), key_pem)
+    except VerificationError as exc:
+        raise store.VerificationFailed(str(exc)) from exc
+    _echo_json({"verified": True, "bundle": str(Path(bundle).absolute())})
 
 
 # -- worker -----------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ line wins; else the environment (`GPULEDGER_DATABASE_URL`, `GPULEDGER_KAFKA_BOOT
 `GPULEDGER_USAGE_TOPIC`); else the stack that `gpuledger dev up` started under
 `GPULEDGER_HOME` (default `./.gpuledger`). That is how the same commands talk to a real
 deployment or to the embedded default.
+
+Two database roles: the application's (`GPULEDGER_DATABASE_URL`, role gpuledger_app on
+the local stack), which can only append to the ledger, and the owner's
+(`GPULEDGER_ADMIN_DATABASE_URL`), which runs migrations.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ DEFAULT_HOME = ".gpuledger"
 DEFAULT_TOPIC = "gpu.usage"
 DEFAULT_PARTITIONS = 4
 STACK_FILE = "stack.json"
+APP_ROLE = "gpuledger_app"
 
 
 def home_dir(explicit: str | None = None) -> Path:
@@ -33,6 +38,12 @@ class Settings:
     kafka_bootstrap: str | None
     usage_topic: str
     api_url: str | None = None
+    admin_database_url: str | None = None
+
+    def need_admin_database(self) -> str:
+        if not self.admin_database_url:
+            return self.need_database()
+        return self.admin_database_url
 
     def need_database(self) -> str:
         if not self.database_url:
@@ -60,6 +71,13 @@ def stack_settings(home: Path) -> dict:
         return {}
 
 
+def with_user(database_url: str, user: str) -> str:
+    """The same PostgreSQL URL for another (password-less, trusted) user."""
+    scheme, sep, rest = database_url.partition("://")
+    _, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{user}@{host if at else rest}"
+
+
 def resolve(
     home: str | None = None,
     database_url: str | None = None,
@@ -68,11 +86,15 @@ def resolve(
 ) -> Settings:
     home_path = home_dir(home)
     stack = stack_settings(home_path)
+    stack_owner_url = stack.get("database_url")
+    stack_app_url = with_user(stack_owner_url, APP_ROLE) if stack_owner_url else None
     return Settings(
         home=home_path,
         database_url=database_url
         or os.environ.get("GPULEDGER_DATABASE_URL")
-        or stack.get("database_url"),
+        or stack_app_url,
+        admin_database_url=os.environ.get("GPULEDGER_ADMIN_DATABASE_URL")
+        or (None if database_url or os.environ.get("GPULEDGER_DATABASE_URL") else stack_owner_url),
         kafka_bootstrap=kafka_bootstrap
         or os.environ.get("GPULEDGER_KAFKA_BOOTSTRAP")
         or stack.get("kafka_bootstrap"),

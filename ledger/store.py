@@ -9,6 +9,7 @@ helpers.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -16,7 +17,7 @@ from importlib import resources
 import asyncpg
 import orjson
 
-from ledger import rating
+from ledger import journal, rating
 from ledger.catalog import (
     AgreementVersion,
     Catalog,
@@ -26,11 +27,17 @@ from ledger.catalog import (
     Sku,
     parse_catalog,
 )
-from ledger.errors import PeriodError, ServiceUnavailable
+from ledger.errors import LedgerError, PeriodError, ServiceUnavailable
 from ledger.instants import format_utc
 from ledger.periods import next_period, parse_period
 
 CATALOG_LOCK_KEY = 0x6770756C65646701  # pg_advisory_xact_lock key serializing catalog loads
+
+
+class VerificationFailed(LedgerError):
+    """The ledger's journal or an auditor bundle does not verify."""
+
+    exit_code = 4
 
 
 def _describe(exc: BaseException) -> str:
@@ -283,13 +290,25 @@ async def statement(conn: asyncpg.Connection, period: str, close: bool = False) 
         if close and (closed_through is None or period > closed_through):
             closed_through = await _close_through(conn, period, closed_through, catalog)
         if closed_through is not None and period <= closed_through:
-            document = await conn.fetchval(
-                "SELECT document FROM closed_statements WHERE period = $1", period
-            )
-            if document is not None:
-                return document
-            return await _empty_closed_statement(conn, period, catalog)
+            return await _closed_document(conn, period, catalog)
         return render(await _compute_statement(conn, period, catalog, closed=False))
+
+
+async def closed_statement(conn: asyncpg.Connection, period: str) -> bytes | None:
+    """The bytes a closed period prints, or None if the period is open."""
+    parse_period(period)
+    closed_through = await _closed_through(conn)
+    if closed_through is None or period > closed_through:
+        return None
+    catalog, _ = await load_catalog(conn)
+    return await _closed_document(conn, period, catalog)
+
+
+async def _closed_document(conn, period: str, catalog: Catalog) -> bytes:
+    document = await conn.fetchval("SELECT document FROM closed_statements WHERE period = $1", period)
+    if document is not None:
+        return document
+    return await _empty_closed_statement(conn, period, catalog)
 
 
 async def _close_through(conn, period: str, closed_through: str | None, catalog: Catalog) -> str:
@@ -311,6 +330,7 @@ async def _close_through(conn, period: str, closed_through: str | None, catalog:
             current,
             render(document),
         )
+        await _post_journal(conn, current, document)
         current = next_period(current)
     await conn.execute(
         "INSERT INTO period_closes (closed_through, member_ids) VALUES ($1, $2)",
@@ -319,6 +339,114 @@ async def _close_through(conn, period: str, closed_through: str | None, catalog:
     )
     await conn.execute("UPDATE books SET closed_through = $1 WHERE id = 1", period)
     return period
+
+
+INSERT_JOURNAL_ENTRY = """
+INSERT INTO journal_entries (seq, period, kind, reference, prev_hash, hash)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+"""
+
+SELECT_JOURNAL_HEAD = "SELECT seq, hash FROM journal_entries ORDER BY seq DESC LIMIT 1"
+
+
+async def _post_journal(conn, period: str, document: dict) -> None:
+    """Post a closing period's entries after the chain's head (the caller holds the books)."""
+    head = await conn.fetchrow(SELECT_JOURNAL_HEAD)
+    last_seq, last_hash = (head["seq"], bytes(head["hash"])) if head else (0, journal.GENESIS_HASH)
+    entries = journal.chain(period, journal.entries_for_statement(document), last_seq, last_hash)
+    if not entries:
+        return
+    await conn.executemany(
+        INSERT_JOURNAL_ENTRY,
+        [
+            (e.seq, e.period, e.kind, json.dumps(e.reference, sort_keys=True), e.prev_hash, e.hash)
+            for e in entries
+        ],
+    )
+    await conn.copy_records_to_table(
+        "postings",
+        records=[
+            (e.seq, idx, account, amount)
+            for e in entries
+            for idx, (account, amount) in enumerate(e.postings)
+        ],
+        columns=("entry_seq", "idx", "account", "amount_yen"),
+    )
+
+
+SELECT_JOURNAL = """
+SELECT e.seq, e.period, e.kind, e.reference::text AS reference, e.prev_hash, e.hash,
+       coalesce(array_agg(p.account ORDER BY p.idx) FILTER (WHERE p.idx IS NOT NULL), '{}') AS accounts,
+       coalesce(array_agg(p.amount_yen ORDER BY p.idx) FILTER (WHERE p.idx IS NOT NULL), '{}') AS amounts
+FROM journal_entries e LEFT JOIN postings p ON p.entry_seq = e.seq
+WHERE ($1::text IS NULL OR e.period = $1)
+GROUP BY e.seq
+ORDER BY e.seq
+"""
+
+
+async def journal_entries(conn, period: str | None = None):
+    """Stored journal entries in sequence order, streamed (call inside a transaction)."""
+    async for row in conn.cursor(SELECT_JOURNAL, period, prefetch=1000):
+        yield journal.ChainedEntry(
+            row["seq"], row["period"], row["kind"], json.loads(row["reference"]),
+            list(zip(row["accounts"], row["amounts"], strict=True)),
+            bytes(row["prev_hash"]), bytes(row["hash"]),
+        )
+
+
+async def verify_database(conn) -> dict:
+    """Walk the journal's chain and postings; check every closed period's entries against
+    its stored statement; raise LedgerError naming the first break."""
+    by_period: dict[str, list] = defaultdict(list)
+    balances: dict[str, int] = defaultdict(int)
+    count = 0
+
+    async def walk():
+        nonlocal count
+        async for entry in journal_entries(conn):
+            count += 1
+            by_period[entry.period].append(entry)
+            for account, amount in entry.postings:
+                balances[account] += amount
+            yield entry
+
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        entries = [entry async for entry in walk()]
+        try:
+            head_seq, head_hash = journal.check_chain(entries)
+        except ValueError as exc:
+            raise VerificationFailed(str(exc)) from exc
+        statements = {
+            r["period"]: orjson.loads(r["document"])
+            for r in await conn.fetch("SELECT period, document FROM closed_statements")
+        }
+    for period, document in sorted(statements.items()):
+        expected = journal.entries_for_statement(document)
+        stored = by_period.get(period, [])
+        got = [journal.Entry(e.kind, e.reference, [tuple(p) for p in e.postings]) for e in stored]
+        want = [journal.Entry(e.kind, e.reference, [tuple(p) for p in e.postings]) for e in expected]
+        if got != want:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want))
+            )
+            where = f"entry {stored[first].seq}" if first < len(stored) else "its last entries"
+            raise VerificationFailed(
+                f"the journal of {period} does not match its closed statement at {where}"
+            )
+    for period in by_period:
+        if period not in statements:
+            raise VerificationFailed(f"journal entries for {period}, which has no closed statement")
+    trial_balance = sum(balances.values())
+    if trial_balance != 0:
+        raise VerificationFailed(f"the trial balance of all accounts is {trial_balance} yen, not 0")
+    return {
+        "entries": count,
+        "head": {"seq": head_seq, "hash": head_hash.hex()},
+        "closed_periods": sorted(statements),
+        "accounts": len(balances),
+        "trial_balance_yen": trial_balance,
+    }
 
 
 async def _empty_closed_statement(conn, period: str, catalog: Catalog) -> bytes:

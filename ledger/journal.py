@@ -1,0 +1,168 @@
+"""The double-entry journal: what a closed statement posts, and the hash chain over it.
+
+Pure: `entries_for_statement` turns a closed statement into balanced entries (the
+scheme is documented in docs/auditor-bundle.md), `chain` numbers and hashes them after
+the last entry already stored, and `check_chain` walks stored entries and names the
+first one that was changed, removed, inserted or reordered. Amounts are signed yen: a
+debit is positive, a credit negative, and every entry sums to zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import NamedTuple
+
+GENESIS_HASH = bytes(32)
+
+
+class Entry(NamedTuple):
+    kind: str
+    reference: dict
+    postings: list[tuple[str, int]]  # (account, amount_yen)
+
+
+class ChainedEntry(NamedTuple):
+    seq: int
+    period: str
+    kind: str
+    reference: dict
+    postings: list[tuple[str, int]]
+    prev_hash: bytes
+    hash: bytes
+
+
+def entries_for_statement(statement: dict) -> list[Entry]:
+    """The entries a closed statement posts, in the documented order."""
+    lines = statement["lines"]
+    entries: list[Entry] = []
+    for invoice in statement["tenant_invoices"]:
+        reseller, tenant = invoice["reseller"], invoice["tenant"]
+        refs = [i for i, line in enumerate(lines) if (line["reseller"], line["tenant"]) == (reseller, tenant)]
+        entries.append(
+            Entry(
+                "tenant_invoice",
+                {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": refs},
+                [
+                    (f"{reseller}/receivable/tenant/{tenant}", invoice["total_yen"]),
+                    (f"{reseller}/revenue/retail", -invoice["subtotal_yen"]),
+                    (f"{reseller}/tax/output", -invoice["tax_yen"]),
+                ],
+            )
+        )
+    for invoice in statement["member_invoices"]:
+        provider, reseller = invoice["provider"], invoice["reseller"]
+        total, subtotal, tax = invoice["total_yen"], invoice["subtotal_yen"], invoice["tax_yen"]
+        refs = [
+            i for i, line in enumerate(lines) if (line["provider"], line["reseller"]) == (provider, reseller)
+        ]
+        reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": refs}
+        entries.append(
+            Entry(
+                "member_invoice_reseller",
+                reference,
+                [
+                    (f"{reseller}/cost/wholesale", subtotal),
+                    (f"{reseller}/tax/input", tax),
+                    (f"{reseller}/payable/member/{provider}", -total),
+                ],
+            )
+        )
+        entries.append(
+            Entry(
+                "member_invoice_provider",
+                reference,
+                [
+                    (f"{provider}/receivable/member/{reseller}", total),
+                    (f"{provider}/revenue/wholesale", -subtotal),
+                    (f"{provider}/tax/output", -tax),
+                ],
+            )
+        )
+    if statement["member_invoices"]:
+        postings: list[tuple[str, int]] = []
+        for invoice in statement["member_invoices"]:
+            provider, reseller, total = invoice["provider"], invoice["reseller"], invoice["total_yen"]
+            postings.append((f"{reseller}/payable/member/{provider}", total))
+            postings.append((f"{provider}/receivable/member/{reseller}", -total))
+        for member, net in statement["net_yen"].items():
+            if net:
+                postings.append((f"{member}/settlement/clearing", net))
+        entries.append(
+            Entry(
+                "netting",
+                {"member_invoices": [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]},
+                postings,
+            )
+        )
+    for index, transfer in enumerate(statement["transfers"]):
+        debtor, creditor, amount = transfer["from"], transfer["to"], transfer["amount_yen"]
+        entries.append(
+            Entry(
+                "transfer",
+                {"transfer": index},
+                [
+                    (f"{debtor}/settlement/clearing", amount),
+                    (f"{debtor}/cash", -amount),
+                    (f"{creditor}/cash", amount),
+                    (f"{creditor}/settlement/clearing", -amount),
+                ],
+            )
+        )
+    for entry in entries:
+        assert sum(amount for _, amount in entry.postings) == 0, f"unbalanced {entry.kind}"
+    return entries
+
+
+def canonical(seq: int, period: str, kind: str, reference: dict, postings: Iterable[tuple[str, int]]) -> bytes:
+    """The bytes an entry's hash covers: sorted keys, no spaces, integer yen."""
+    document = {
+        "seq": seq,
+        "period": period,
+        "kind": kind,
+        "reference": reference,
+        "postings": [{"account": account, "amount_yen": amount} for account, amount in postings],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(prev_hash: bytes, seq: int, period: str, kind: str, reference: dict, postings) -> bytes:
+    return hashlib.sha256(prev_hash + canonical(seq, period, kind, reference, postings)).digest()
+
+
+def chain(period: str, entries: list[Entry], last_seq: int, last_hash: bytes) -> list[ChainedEntry]:
+    """Number and hash entries after the last stored one."""
+    chained = []
+    prev = last_hash
+    for offset, entry in enumerate(entries, start=1):
+        seq = last_seq + offset
+        digest = entry_hash(prev, seq, period, entry.kind, entry.reference, entry.postings)
+        chained.append(ChainedEntry(seq, period, entry.kind, entry.reference, entry.postings, prev, digest))
+        prev = digest
+    return chained
+
+
+def check_chain(entries: Iterable[ChainedEntry]) -> tuple[int, bytes]:
+    """Walk stored entries in seq order; return the head, or raise ValueError at the first break."""
+    expected_seq, prev = 1, GENESIS_HASH
+    for entry in entries:
+        if entry.seq != expected_seq:
+            if entry.seq > expected_seq:
+                raise ValueError(
+                    f"journal entry {expected_seq} is missing (the sequence jumps to {entry.seq})"
+                )
+            raise ValueError(f"journal entry {entry.seq} appears twice or out of order")
+        if entry.prev_hash != prev:
+            raise ValueError(
+                f"journal entry {entry.seq}: prev_hash does not match entry {entry.seq - 1} "
+                "(an entry was inserted, removed or reordered before it)"
+            )
+        total = sum(amount for _, amount in entry.postings)
+        if len(entry.postings) < 2 or total != 0:
+            raise ValueError(f"journal entry {entry.seq} does not balance ({total} yen)")
+        digest = entry_hash(entry.prev_hash, entry.seq, entry.period, entry.kind, entry.reference, entry.postings)
+        if digest != entry.hash:
+            raise ValueError(f"journal entry {entry.seq}: its content does not match its hash (changed)")
+        expected_seq, prev = entry.seq + 1, entry.hash
+    return expected_seq - 1, prev
