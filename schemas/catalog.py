@@ -14,9 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 MemberId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # At most four fractional digits; positivity is checked by ledger.catalog.
-YenPerHour = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
+YenPerHour = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,12}(\.[0-9]{1,4})?$"),
+    Field(description="Yen per GPU-hour: a decimal string, at most 4 fractional digits, > 0."),
+]
 # An RFC 3339 instant with an offset (TOML may also give an offset date-time value).
-Instant = str | datetime
+Instant = Annotated[
+    str | datetime,
+    Field(description="RFC 3339 instant with an offset, in whole seconds: from it the version applies."),
+]
 
 
 class _Strict(BaseModel):
@@ -24,17 +31,23 @@ class _Strict(BaseModel):
 
 
 class Member(_Strict):
+    """A GPU-cloud company of the alliance; its id never changes."""
+
     id: MemberId
     name: NonEmpty
     invoice_registration: Annotated[str, StringConstraints(pattern=r"^T[0-9]{13}$")] | None = None
 
 
 class Sku(_Strict):
+    """A GPU product."""
+
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
     description: str = ""
 
 
 class RetailPrice(_Strict):
+    """What a reseller charges its tenants, versioned by (reseller, sku, effective_from)."""
+
     reseller: MemberId
     sku: NonEmpty
     yen_per_gpu_hour: YenPerHour
@@ -42,6 +55,12 @@ class RetailPrice(_Strict):
 
 
 class Agreement(_Strict):
+    """What a reseller owes a provider, versioned by (reseller, provider, sku, effective_from).
+
+    Exactly one of `wholesale_yen_per_gpu_hour` and `provider_share_bps` (checked by
+    `ledger.catalog`).
+    """
+
     reseller: MemberId
     provider: MemberId
     sku: NonEmpty
@@ -51,6 +70,8 @@ class Agreement(_Strict):
 
 
 class CatalogFile(_Strict):
+    """A catalog file (SPEC.md, "Catalog (TOML)"); omitted settings take their defaults."""
+
     currency: str | None = None
     timezone: str | None = None
     tax_rate_percent: Annotated[int, Field(ge=0, le=100)] | None = None

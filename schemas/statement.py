@@ -1,0 +1,84 @@
+"""The settlement statement (SPEC.md, "Settlement statement (JSON)") as pydantic models.
+
+What `gpuledger settle PERIOD` prints. Yen amounts are JSON integers, prices decimal
+strings, instants UTC strings. Rules beyond the shape (the sort orders of `lines`,
+`tenant_invoices` and `member_invoices`, nets summing to zero, the netting's transfers)
+are SPEC.md's, not checked here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.catalog import MemberId
+from schemas.common import Period, Price, SkuId, Tenant, UtcInstant, Yen
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, serialize_by_alias=True)
+
+
+class StatementLine(_Strict):
+    """GPU-seconds of one (reseller, tenant, provider, sku, service period, versions) key."""
+
+    reseller: MemberId
+    tenant: Tenant
+    provider: MemberId
+    sku: SkuId
+    service_period: Period
+    retail_price_from: UtcInstant = Field(description="effective_from of the retail price version.")
+    agreement_from: UtcInstant | None = Field(
+        description="effective_from of the agreement version; null when provider == reseller."
+    )
+    gpu_seconds: int = Field(ge=1)
+    retail_yen_per_gpu_hour: Price
+    retail_yen: Yen
+    wholesale_yen: Yen
+
+
+class TenantInvoice(_Strict):
+    """Reseller -> tenant, over the retail amounts of that pair's lines."""
+
+    reseller: MemberId
+    tenant: Tenant
+    subtotal_yen: Yen
+    tax_yen: Yen
+    total_yen: Yen
+
+
+class MemberInvoice(_Strict):
+    """Provider -> reseller (provider != reseller), over the wholesale amounts."""
+
+    provider: MemberId
+    reseller: MemberId
+    subtotal_yen: Yen
+    tax_yen: Yen
+    total_yen: Yen
+
+
+class Transfer(_Strict):
+    """One payment of the netting: `from` pays `to`."""
+
+    from_: MemberId = Field(alias="from", description="The debtor that pays.")
+    to: MemberId = Field(description="The creditor that is paid.")
+    amount_yen: Annotated[int, Field(ge=1)]
+
+
+class Statement(_Strict):
+    """A booking period's settlement statement."""
+
+    period: Period
+    currency: Literal["JPY"]
+    closed: bool = Field(description="Whether the period is closed at the time of printing.")
+    lines: list[StatementLine]
+    tenant_invoices: list[TenantInvoice]
+    member_invoices: list[MemberInvoice]
+    net_yen: dict[MemberId, int] = Field(
+        description="Every member known when computed, zeros included; the nets sum to zero.",
+        # pydantic states the key pattern as patternProperties only; the model refuses
+        # other keys, so the schema says so too.
+        json_schema_extra={"additionalProperties": False},
+    )
+    transfers: list[Transfer] = Field(description="In the order the netting produces them.")
