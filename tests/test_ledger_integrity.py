@@ -1,0 +1,183 @@
+"""The ledger protects itself: append-only tables, balanced entries, a verifiable chain.
+
+Given the public scenario run to its end on a fresh stack (two periods closed, their
+journal posted), then the application's role cannot change history, the database
+refuses an unbalanced entry, the journal verifies, its accounts balance and reconcile,
+and an edit made by a superuser with the triggers disabled is found and named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import pytest
+
+from ledger.config import APP_ROLE, with_user
+from tests.db import fetch
+from tests.scenario import batch_bytes, scenario_dirs
+
+pytestmark = pytest.mark.infra
+
+SCENARIO = scenario_dirs()[0]
+LEDGER_TABLES = [
+    "catalog_settings", "catalog_loads", "members", "skus", "retail_prices", "agreements",
+    "closed_statements", "period_closes", "dead_letters", "intake_tallies", "journal_entries",
+    "postings", "claims",
+]
+
+
+@pytest.fixture(scope="module")
+def closed(make_stack, tmp_path_factory):
+    stack = make_stack()
+    folder = tmp_path_factory.mktemp("integrity")
+    for name in ("batch1", "batch2"):
+        (folder / f"{name}.ndjson").write_bytes(batch_bytes(SCENARIO, name))
+    stack.run("catalog", "load", str(SCENARIO / "catalog.toml"))
+    stack.run("ingest", str(folder / "batch1.ndjson"), "--wait", "--timeout", "600")
+    stack.run("settle", "2026-09", "--close")
+    stack.run("ingest", str(folder / "batch2.ndjson"), "--wait", "--timeout", "600")
+    stack.run("settle", "2026-10", "--close")
+    return stack
+
+
+def execute(url: str, *statements: str, role: str | None = None) -> None:
+    """Run statements in one transaction (optionally SET ROLE first); raise what PostgreSQL raises."""
+
+    async def run():
+        conn = await asyncpg.connect(url)
+        try:
+            async with conn.transaction():
+                if role:
+                    await conn.execute(f'SET ROLE "{role}"')
+                for statement in statements:
+                    await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("table", LEDGER_TABLES)
+@pytest.mark.parametrize("operation", ["UPDATE {t} SET {c} = {c}", "DELETE FROM {t}", "TRUNCATE {t} CASCADE"])
+def test_the_application_role_cannot_change_history(closed, table, operation):
+    app_url = with_user(closed.database_url, APP_ROLE)
+    column = fetch(
+        closed.database_url,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position LIMIT 1",
+        table,
+    )[0]["column_name"]
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        execute(app_url, operation.format(t=table, c=column))
+    assert isinstance(
+        refused.value, asyncpg.InsufficientPrivilegeError | asyncpg.CheckViolationError
+    ), refused.value
+
+
+@pytest.mark.parametrize("table", ["journal_entries", "postings", "closed_statements", "dead_letters"])
+def test_triggers_refuse_even_a_role_granted_everything(closed, table):
+    execute(
+        closed.database_url,
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mistaken_admin') "
+        "THEN CREATE ROLE mistaken_admin; END IF; END $$",
+        "GRANT ALL ON ALL TABLES IN SCHEMA public TO mistaken_admin",
+    )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        execute(closed.database_url, f"DELETE FROM {table}", role="mistaken_admin")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        execute(closed.database_url, f"TRUNCATE {table} CASCADE", role="mistaken_admin")
+
+
+def test_an_unbalanced_entry_is_refused(closed):
+    head = fetch(closed.database_url, "SELECT max(seq) AS s FROM journal_entries")[0]["s"]
+    app_url = with_user(closed.database_url, APP_ROLE)
+    seq = head + 1
+    insert_entry = (
+        "INSERT INTO journal_entries (seq, period, kind, reference, prev_hash, hash) VALUES "
+        f"({seq}, '2026-11', 'transfer', '{{}}', decode(repeat('00', 32), 'hex'), decode(repeat('ab', 32), 'hex'))"
+    )
+    with pytest.raises(asyncpg.CheckViolationError, match="does not balance"):
+        execute(
+            app_url,
+            insert_entry,
+            f"INSERT INTO postings VALUES ({seq}, 0, 'kddi/cash', 100), ({seq}, 1, 'sakura/cash', -99)",
+        )
+
+
+def test_billed_seconds_only_grow_and_closed_periods_do_not_move(closed):
+    app_url = with_user(closed.database_url, APP_ROLE)
+    with pytest.raises(asyncpg.CheckViolationError, match="closed"):
+        execute(app_url, "UPDATE claims SET bits = bits WHERE booking_period = '2026-09'")
+    with pytest.raises(asyncpg.CheckViolationError, match="reopened"):
+        execute(app_url, "UPDATE books SET closed_through = '2026-09'")
+
+
+def test_the_journal_verifies_balances_and_reconciles(closed):
+    report = closed.json("verify", "--db")
+    assert report["verified"] is True
+    assert report["closed_periods"] == ["2026-09", "2026-10"]
+    assert report["trial_balance_yen"] == 0
+    balances = {
+        row["account"]: row["total"]
+        for row in fetch(closed.database_url, "SELECT account, sum(amount_yen)::bigint AS total FROM postings GROUP BY account")
+    }
+    assert sum(balances.values()) == 0
+    # Every clearing account is settled by the transfers.
+    assert all(v == 0 for a, v in balances.items() if a.endswith("/settlement/clearing"))
+    # Both sides of every member invoice agree, invoice by invoice.
+    for period in ("2026-09", "2026-10"):
+        statement = json.loads(closed.run("settle", period).stdout)
+        for invoice in statement["member_invoices"]:
+            provider, reseller = invoice["provider"], invoice["reseller"]
+            sides = fetch(
+                closed.database_url,
+                "SELECT e.kind, p.amount_yen FROM postings p JOIN journal_entries e ON e.seq = p.entry_seq "
+                "WHERE e.period = $1 AND e.kind LIKE 'member_invoice_%' AND p.account = ANY($2)",
+                period,
+                [f"{provider}/receivable/member/{reseller}", f"{reseller}/payable/member/{provider}"],
+            )
+            amounts = {row["kind"]: row["amount_yen"] for row in sides}
+            assert amounts == {
+                "member_invoice_provider": invoice["total_yen"],
+                "member_invoice_reseller": -invoice["total_yen"],
+            }
+
+
+TAMPERING = {
+    "an edited amount": (
+        "UPDATE postings SET amount_yen = amount_yen + 1 WHERE entry_seq = 7 AND idx = 0",
+        "UPDATE postings SET amount_yen = amount_yen - 1 WHERE entry_seq = 7 AND idx = 1",
+    ),
+    "a deleted entry": ("DELETE FROM postings WHERE entry_seq = 7", "DELETE FROM journal_entries WHERE seq = 7"),
+    "a reordered pair": (
+        "UPDATE postings SET entry_seq = entry_seq + 1000 WHERE entry_seq IN (7, 8)",
+        "UPDATE journal_entries SET seq = 1007 WHERE seq = 7",
+        "UPDATE journal_entries SET seq = 7 WHERE seq = 8",
+        "UPDATE journal_entries SET seq = 8 WHERE seq = 1007",
+        "UPDATE postings SET entry_seq = 8 WHERE entry_seq = 1007",
+        "UPDATE postings SET entry_seq = 7 WHERE entry_seq = 1008",
+    ),
+}
+
+
+@pytest.mark.parametrize("tampering", list(TAMPERING), ids=str)
+def test_a_superuser_edit_is_found_and_named(make_stack, tmp_path, tampering):
+    stack = make_stack()
+    for name in ("batch1",):
+        (tmp_path / f"{name}.ndjson").write_bytes(batch_bytes(SCENARIO, name))
+    stack.run("catalog", "load", str(SCENARIO / "catalog.toml"))
+    stack.run("ingest", str(tmp_path / "batch1.ndjson"), "--wait", "--timeout", "600")
+    stack.run("settle", "2026-09", "--close")
+    assert stack.json("verify", "--db")["verified"] is True
+    # A superuser switches the triggers off for the session and edits history.
+    execute(
+        stack.database_url,
+        "SET LOCAL session_replication_role = replica",
+        "ALTER TABLE postings DROP CONSTRAINT postings_entry_seq_fkey",
+        *TAMPERING[tampering],
+    )
+    completed = stack.run("verify", "--db", check=False)
+    assert completed.returncode == 4
+    message = completed.stderr.decode()
+    assert "journal entry 7" in message or "entry 8" in message, message
