@@ -44,20 +44,44 @@ GROUP BY reason ORDER BY reason
 """
 
 
-class _HashingFile:
-    """A file written once, whose SHA-256 and size are known when it is closed."""
+LINE_DIGESTS = "line-digests.tsv"
 
-    def __init__(self, path: Path) -> None:
+
+class _HashingFile:
+    """A file written once, whose SHA-256 and size are known when it is closed.
+
+    With `lines`, the SHA-256 of every line (its bytes up to and including `\n`) is also
+    written there as `file<TAB>line<TAB>sha256`: a changed byte can then be traced to
+    its line, which is what an auditor needs to see.
+    """
+
+    def __init__(self, path: Path, lines: _HashingFile | None = None) -> None:
+        self.name = path.name
         self.file = path.open("wb")
         self.digest = hashlib.sha256()
         self.size = 0
+        self.lines = lines
+        self.line_number = 0
+        self.pending = b""
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
         self.digest.update(data)
         self.size += len(data)
+        if self.lines is not None:
+            parts = (self.pending + data).split(b"\n")
+            self.pending = parts.pop()
+            for part in parts:
+                self._line(part + b"\n")
+
+    def _line(self, line: bytes) -> None:
+        self.line_number += 1
+        digest = hashlib.sha256(line).hexdigest()
+        self.lines.write(f"{self.name}\t{self.line_number}\t{digest}\n".encode())
 
     def close(self) -> dict:
+        if self.lines is not None and self.pending:
+            self._line(self.pending)
         self.file.close()
         return {"sha256": self.digest.hexdigest(), "bytes": self.size}
 
@@ -101,7 +125,8 @@ def catalog_document(catalog: Catalog) -> dict:
 
 
 def _json_file(data: dict) -> bytes:
-    return orjson.dumps(data) + b"\n"
+    """Indented, so that a line number in a verifier's message points somewhere useful."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 async def export_bundle(
@@ -122,9 +147,10 @@ async def export_bundle(
             raise LedgerError(f"{period} is not closed: close it with `gpuledger settle {period} --close` first")
         catalog, _ = await store.load_catalog(conn)
         out.mkdir(parents=True, exist_ok=True)
+        line_digests = _HashingFile(out / LINE_DIGESTS)
 
         def write(name: str, data: bytes) -> None:
-            target = _HashingFile(out / name)
+            target = _HashingFile(out / name, line_digests)
             target.write(data)
             files[name] = target.close()
 
@@ -132,7 +158,7 @@ async def export_bundle(
         write("statement.csv", report.as_csv(orjson.loads(statement_bytes)).encode("utf-8"))
         write("catalog.json", _json_file(catalog_document(catalog)))
 
-        evidence = _HashingFile(out / "evidence.ndjson")
+        evidence = _HashingFile(out / "evidence.ndjson", line_digests)
         written = 0
         async for row in conn.cursor(SELECT_EVIDENCE, period, prefetch=2000):
             elsewhere = 0
@@ -160,7 +186,7 @@ async def export_bundle(
                 on_progress(written)
         files["evidence.ndjson"] = evidence.close()
 
-        journal_file = _HashingFile(out / "journal.ndjson")
+        journal_file = _HashingFile(out / "journal.ndjson", line_digests)
         head = {"seq": 0, "hash": bytes(32).hex()}
         async for entry in store.journal_entries(conn, period):
             journal_file.write(
@@ -189,6 +215,7 @@ async def export_bundle(
             "dead_letters.json",
             _json_file({"period": period, "total": sum(by_reason.values()), "by_reason": by_reason}),
         )
+        files[LINE_DIGESTS] = line_digests.close()
 
     manifest = {
         "format": BUNDLE_FORMAT,
