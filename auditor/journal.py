@@ -1,0 +1,270 @@
+"""journal.ndjson: the hash chain, and the entries the verified statement implies.
+
+docs/auditor-bundle.md, "journal.ndjson". The entries of a period are small in number
+(a few per invoice and transfer), so they are read whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.errors import VerificationError
+from auditor.statement import Statement
+from auditor.strictjson import JSONProblem, canonical, is_int, parse, same, show
+
+FILE = "journal.ndjson"
+KEYS = frozenset({"seq", "period", "kind", "reference", "postings", "prev_hash", "hash"})
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class Entry:
+    number: int  # 1-based line of journal.ndjson
+    seq: int
+    period: str
+    kind: str
+    reference: Any
+    postings: list[tuple[str, int]]
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class Implied:
+    kind: str
+    reference: Any
+    postings: list[tuple[str, int]]
+    about: str  # what it books, for messages
+
+
+def _fail(number: int | None, what: str) -> VerificationError:
+    return VerificationError(f"{FILE}{'' if number is None else f' line {number}'}: {what}")
+
+
+def _read(data: bytes) -> list[Entry]:
+    if data and not data.endswith(b"\n"):
+        raise _fail(data.count(b"\n") + 1, "does not end with a newline")
+    entries: list[Entry] = []
+    previous: Entry | None = None
+    for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
+        try:
+            document = parse(raw)
+        except JSONProblem as exc:
+            raise _fail(number, str(exc)) from None
+        if not isinstance(document, dict):
+            raise _fail(number, "is not a JSON object")
+        if document.keys() != KEYS:
+            missing, extra = sorted(KEYS - document.keys()), sorted(document.keys() - KEYS)
+            raise _fail(number, f"the key {missing[0]!r} is missing" if missing else f"unexpected key {extra[0]!r}")
+        seq = document["seq"]
+        if not is_int(seq) or seq < 0:
+            raise _fail(number, "seq is not an integer >= 0")
+        for name in ("period", "kind"):
+            if not isinstance(document[name], str):
+                raise _fail(number, f"{name} is not a string")
+        for name in ("prev_hash", "hash"):
+            if not isinstance(document[name], str) or _HASH.fullmatch(document[name]) is None:
+                raise _fail(number, f"{name} is not 64 lowercase hex digits")
+        postings = document["postings"]
+        if not isinstance(postings, list):
+            raise _fail(number, "postings is not a list")
+        pairs = []
+        for index, posting in enumerate(postings, start=1):
+            if (
+                not isinstance(posting, dict)
+                or posting.keys() != {"account", "amount_yen"}
+                or not isinstance(posting["account"], str)
+                or not posting["account"]
+                or not is_int(posting["amount_yen"])
+            ):
+                raise _fail(number, f"posting {index} is not {{\"account\": text, \"amount_yen\": integer}}")
+            pairs.append((posting["account"], posting["amount_yen"]))
+        entry = Entry(number, seq, document["period"], document["kind"], document["reference"], pairs,
+                      document["prev_hash"], document["hash"])
+
+        # The chain: no gap in seq, each prev_hash the previous line's hash, each hash its own.
+        if previous is not None:
+            if seq != previous.seq + 1:
+                raise _fail(
+                    number,
+                    f"seq is {seq} after line {previous.number}'s {previous.seq}: the sequence must "
+                    "go up by 1 (an entry is missing, added or moved)",
+                )
+            if entry.prev_hash != previous.hash:
+                raise _fail(number, f"prev_hash does not match line {previous.number}'s hash")
+        try:
+            body = canonical({name: document[name] for name in ("seq", "period", "kind", "reference", "postings")})
+        except JSONProblem as exc:
+            raise _fail(number, str(exc)) from None
+        recomputed = hashlib.sha256(bytes.fromhex(entry.prev_hash) + body).hexdigest()
+        if recomputed != entry.hash:
+            raise _fail(number, f"hash does not match the entry's content (recomputed {recomputed})")
+        entries.append(entry)
+        previous = entry
+    return entries
+
+
+def implied_entries(statement: Statement) -> list[Implied]:
+    """The entries of a closed period, in order, as docs/auditor-bundle.md lists them."""
+    implied: list[Implied] = []
+    # The statement's line indexes (0-based, ascending) behind each invoice.
+    tenant_lines: dict[tuple[str, str], list[int]] = {}
+    member_lines: dict[tuple[str, str], list[int]] = {}
+    for index, line in enumerate(statement.lines):
+        tenant_lines.setdefault((line.reseller, line.tenant), []).append(index)
+        member_lines.setdefault((line.provider, line.reseller), []).append(index)
+    for invoice in statement.tenant_invoices:
+        reseller, tenant = invoice.issuer, invoice.recipient
+        lines = tenant_lines.get(invoice.pair, [])
+        implied.append(Implied(
+            "tenant_invoice",
+            {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": lines},
+            [(f"{reseller}/receivable/tenant/{tenant}", invoice.total_yen),
+             (f"{reseller}/revenue/retail", -invoice.subtotal_yen),
+             (f"{reseller}/tax/output", -invoice.tax_yen)],
+            f"the tenant invoice ({reseller} {tenant})",
+        ))
+    for invoice in statement.member_invoices:
+        provider, reseller = invoice.issuer, invoice.recipient
+        lines = member_lines.get(invoice.pair, [])
+        reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": lines}
+        about = f"the member invoice ({provider} {reseller})"
+        subtotal, tax, total = invoice.subtotal_yen, invoice.tax_yen, invoice.total_yen
+        implied.append(Implied(
+            "member_invoice_reseller", reference,
+            [(f"{reseller}/cost/wholesale", subtotal), (f"{reseller}/tax/input", tax),
+             (f"{reseller}/payable/member/{provider}", -total)],
+            about,
+        ))
+        implied.append(Implied(
+            "member_invoice_provider", reference,
+            [(f"{provider}/receivable/member/{reseller}", total),
+             (f"{provider}/revenue/wholesale", -subtotal), (f"{provider}/tax/output", -tax)],
+            about,
+        ))
+    if statement.member_invoices:
+        postings = []
+        for invoice in statement.member_invoices:
+            provider, reseller = invoice.issuer, invoice.recipient
+            postings.append((f"{reseller}/payable/member/{provider}", invoice.total_yen))
+            postings.append((f"{provider}/receivable/member/{reseller}", -invoice.total_yen))
+        for member, net in statement.net_yen.items():
+            if net:
+                postings.append((f"{member}/settlement/clearing", net))
+        implied.append(Implied(
+            "netting",
+            {"member_invoices": [[invoice.issuer, invoice.recipient] for invoice in statement.member_invoices]},
+            postings,
+            "the netting",
+        ))
+    for index, (payer, payee, amount) in enumerate(statement.transfers):
+        implied.append(Implied(
+            "transfer",
+            {"transfer": index},
+            [(f"{payer}/settlement/clearing", amount), (f"{payer}/cash", -amount),
+             (f"{payee}/cash", amount), (f"{payee}/settlement/clearing", -amount)],
+            f"transfer {index + 1} ({payer} -> {payee} {amount} yen)",
+        ))
+    return implied
+
+
+def _posting(posting: tuple[str, int]) -> str:
+    return f"{posting[0]} {posting[1]:+d}"
+
+
+def check_journal(data: bytes, statement: Statement, chain_head: dict | None) -> None:
+    entries = _read(data)
+
+    # The last entry is the manifest's (signed) chain head.
+    if not entries:
+        if chain_head is not None:
+            raise _fail(None, f"is empty, but the manifest's chain_head is seq {chain_head['seq']}")
+    else:
+        last = entries[-1]
+        if chain_head is None:
+            raise _fail(last.number, "the manifest's chain_head is null, but the journal has entries")
+        if (last.seq, last.hash) != (chain_head["seq"], chain_head["hash"]):
+            raise _fail(
+                last.number,
+                f"the last entry (seq {last.seq}, hash {last.hash}) is not the manifest's chain_head "
+                f"(seq {chain_head['seq']}, hash {chain_head['hash']})",
+            )
+
+    for entry in entries:
+        total = sum(amount for _, amount in entry.postings)
+        if total:
+            raise _fail(entry.number, f"the postings sum to {total}, not 0")
+
+    implied = implied_entries(statement)
+    for entry, expected in zip(entries, implied, strict=False):
+        number = entry.number
+        if entry.period != statement.period:
+            raise _fail(number, f"period is {entry.period!r}, the bundle's is {statement.period}")
+        if entry.kind != expected.kind:
+            raise _fail(number, f"kind is {entry.kind!r}, the statement implies {expected.kind} for {expected.about}")
+        if not same(entry.reference, expected.reference):
+            raise _fail(
+                number,
+                f"reference is {show(entry.reference)}, the statement implies {show(expected.reference)}",
+            )
+        for index, (mine, theirs) in enumerate(zip(entry.postings, expected.postings, strict=False), start=1):
+            if mine != theirs:
+                raise _fail(
+                    number,
+                    f"posting {index} is {_posting(mine)}, the statement implies {_posting(theirs)} "
+                    f"({expected.about})",
+                )
+        if len(entry.postings) != len(expected.postings):
+            raise _fail(
+                number,
+                f"has {len(entry.postings)} postings, the statement implies {len(expected.postings)} "
+                f"({expected.about})",
+            )
+    if len(entries) > len(implied):
+        raise _fail(entries[len(implied)].number, "is an entry the statement does not imply")
+    if len(entries) < len(implied):
+        missing = implied[len(entries)]
+        raise _fail(
+            None,
+            f"ends after {len(entries)} entries; the statement implies {len(implied)} "
+            f"(next: {missing.kind} for {missing.about})",
+        )
+
+    # Balances derived from the postings.
+    balances: dict[str, int] = {}
+    for entry in entries:
+        for account, amount in entry.postings:
+            balances[account] = balances.get(account, 0) + amount
+    if sum(balances.values()):
+        raise _fail(None, f"the trial balance sums to {sum(balances.values())}, not 0")
+    for account, balance in sorted(balances.items()):
+        if account.endswith("/settlement/clearing") and balance:
+            raise _fail(None, f"{account} is {balance} after the transfers, not 0")
+    # Both sides of every member invoice, from the two entries that book it.
+    sides: dict[str, tuple[str, tuple[str, str]]] = {}
+    for invoice in statement.member_invoices:
+        provider, reseller = invoice.issuer, invoice.recipient
+        sides[f"{provider}/receivable/member/{reseller}"] = ("receivable", invoice.pair)
+        sides[f"{reseller}/payable/member/{provider}"] = ("payable", invoice.pair)
+    receivable: dict[tuple[str, str], int] = {}
+    payable: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        if entry.kind not in ("member_invoice_reseller", "member_invoice_provider"):
+            continue
+        for account, amount in entry.postings:
+            side = sides.get(account)
+            if side is not None:
+                book = receivable if side[0] == "receivable" else payable
+                book[side[1]] = book.get(side[1], 0) + amount
+    for invoice in statement.member_invoices:
+        if receivable.get(invoice.pair, 0) != -payable.get(invoice.pair, 0):
+            provider, reseller = invoice.issuer, invoice.recipient
+            raise _fail(
+                None,
+                f"the member invoice ({provider} {reseller}): {provider}/receivable/member/{reseller} "
+                f"is {receivable.get(invoice.pair, 0)}, {reseller}/payable/member/{provider} is "
+                f"{payable.get(invoice.pair, 0)}; the two sides disagree",
+            )

@@ -1,0 +1,387 @@
+"""statement.json: parsed, then every number recomputed from the evidence and the catalog.
+
+SPEC.md, "Rating", "Invoices", "Settlement between members" and "Settlement statement".
+Amounts use exact integer arithmetic on the prices' fractions, with one floor at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from auditor.catalog import Catalog
+from auditor.errors import VerificationError
+from auditor.evidence import UsageKey
+from auditor.instants import format_instant, parse_decimal, parse_instant
+from auditor.strictjson import JSONProblem, is_int, parse_document
+
+FILE = "statement.json"
+_TOP = {"period", "currency", "closed", "lines", "tenant_invoices", "member_invoices", "net_yen",
+        "transfers"}
+_LINE = {"reseller", "tenant", "provider", "sku", "service_period", "retail_price_from",
+         "agreement_from", "gpu_seconds", "retail_yen_per_gpu_hour", "retail_yen", "wholesale_yen"}
+_TRANSFER = {"from", "to", "amount_yen"}
+
+
+@dataclass(frozen=True)
+class Line:
+    reseller: str
+    tenant: str
+    provider: str
+    sku: str
+    service_period: str
+    retail_price_from: int
+    agreement_from: int | None
+    gpu_seconds: int
+    price_text: str
+    price: Fraction
+    retail_yen: int
+    wholesale_yen: int
+
+    @property
+    def key(self) -> tuple:
+        # Strings compare by code point, instants as instants; a null agreement_from
+        # (provider == reseller) sorts first, though it never meets a non-null one on
+        # otherwise equal key fields.
+        agreement = (0, 0) if self.agreement_from is None else (1, self.agreement_from)
+        return (self.reseller, self.tenant, self.provider, self.sku, self.service_period,
+                self.retail_price_from, agreement)
+
+    @property
+    def label(self) -> str:
+        return f"({self.reseller} {self.tenant} {self.provider} {self.sku} {self.service_period})"
+
+    @property
+    def versions(self) -> str:
+        agreement = "none" if self.agreement_from is None else format_instant(self.agreement_from)
+        return f"retail price from {format_instant(self.retail_price_from)}, agreement from {agreement}"
+
+
+@dataclass(frozen=True)
+class Invoice:
+    issuer: str  # the reseller of a tenant invoice, the provider of a member invoice
+    recipient: str  # the tenant, or the reseller
+    subtotal_yen: int
+    tax_yen: int
+    total_yen: int
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.issuer, self.recipient)
+
+
+@dataclass
+class Statement:
+    period: str
+    lines: list[Line]
+    tenant_invoices: list[Invoice]  # issuer = reseller, recipient = tenant
+    member_invoices: list[Invoice]  # issuer = provider, recipient = reseller
+    net_yen: dict[str, int]  # in the file's key order
+    transfers: list[tuple[str, str, int]]
+
+
+def _fail(what: str) -> VerificationError:
+    return VerificationError(f"{FILE}: {what}")
+
+
+def _shape(obj: Any, required: set[str], where: str) -> dict:
+    if not isinstance(obj, dict):
+        raise _fail(f"{where} is not an object")
+    for name in sorted(required - obj.keys()):
+        raise _fail(f"{where}: the key {name!r} is missing")
+    for name in sorted(obj.keys() - required):
+        raise _fail(f"{where}: unexpected key {name!r}")
+    return obj
+
+
+def _text(obj: dict, name: str, where: str) -> str:
+    value = obj[name]
+    if not isinstance(value, str) or not value:
+        raise _fail(f"{where}: {name} is not a non-empty string")
+    return value
+
+
+def _yen(obj: dict, name: str, where: str, minimum: int = 0) -> int:
+    value = obj[name]
+    if not is_int(value) or value < minimum:
+        raise _fail(f"{where}: {name} is not an integer >= {minimum}")
+    return value
+
+
+def _instant(obj: dict, name: str, where: str) -> int:
+    value = parse_instant(obj[name])
+    if value is None:
+        raise _fail(f"{where}: {name} {obj[name]!r} is not a UTC instant YYYY-MM-DDTHH:MM:SSZ")
+    return value
+
+
+def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
+    try:
+        document = parse_document(data)
+    except JSONProblem as exc:
+        raise _fail(str(exc)) from None
+    _shape(document, _TOP, "the statement")
+    if document["period"] != period:
+        raise _fail(f"period is {document['period']!r}, the manifest says {period}")
+    if document["currency"] != catalog.currency:
+        raise _fail(f"currency is {document['currency']!r}, the catalog's is {catalog.currency}")
+    if document["closed"] is not True:
+        raise _fail(f"closed is {document['closed']!r}: a bundle holds a closed period's statement")
+    for name in ("lines", "tenant_invoices", "member_invoices", "transfers"):
+        if not isinstance(document[name], list):
+            raise _fail(f"{name} is not a list")
+    if not isinstance(document["net_yen"], dict):
+        raise _fail("net_yen is not an object")
+
+    lines = []
+    for index, raw in enumerate(document["lines"]):
+        where = f"line {index + 1}"
+        _shape(raw, _LINE, where)
+        agreement_from = None if raw["agreement_from"] is None else _instant(raw, "agreement_from", where)
+        price_text = raw["retail_yen_per_gpu_hour"]
+        price = parse_decimal(price_text)
+        if price is None:
+            raise _fail(f"{where}: retail_yen_per_gpu_hour {price_text!r} is not a decimal string")
+        line = Line(
+            reseller=_text(raw, "reseller", where),
+            tenant=_text(raw, "tenant", where),
+            provider=_text(raw, "provider", where),
+            sku=_text(raw, "sku", where),
+            service_period=_text(raw, "service_period", where),
+            retail_price_from=_instant(raw, "retail_price_from", where),
+            agreement_from=agreement_from,
+            gpu_seconds=_yen(raw, "gpu_seconds", where, minimum=1),
+            price_text=price_text,
+            price=price,
+            retail_yen=_yen(raw, "retail_yen", where),
+            wholesale_yen=_yen(raw, "wholesale_yen", where),
+        )
+        if lines and line.key <= lines[-1].key:
+            raise _fail(
+                f"{where} {line.label}: "
+                + ("repeats the key fields of the line before it" if line.key == lines[-1].key else
+                   "out of order: lines sort by reseller, tenant, provider, sku, service_period, "
+                   "retail_price_from, agreement_from")
+            )
+        lines.append(line)
+
+    tenant_invoices = _invoices(document, "tenant_invoices", "reseller", "tenant", "tenant invoice")
+    member_invoices = _invoices(document, "member_invoices", "provider", "reseller", "member invoice")
+
+    net_yen: dict[str, int] = {}
+    last = ""
+    for member, amount in document["net_yen"].items():
+        if not is_int(amount):
+            raise _fail(f"net_yen[{member!r}] is not an integer")
+        if member not in catalog.members:
+            raise _fail(f"net_yen lists {member!r}, which is not a member of the catalog")
+        if net_yen and member <= last:
+            raise _fail(f"net_yen: {member} is out of order: members are listed by id, ascending")
+        net_yen[member] = amount
+        last = member
+
+    transfers = []
+    for index, raw in enumerate(document["transfers"]):
+        where = f"transfer {index + 1}"
+        _shape(raw, _TRANSFER, where)
+        transfers.append(
+            (_text(raw, "from", where), _text(raw, "to", where), _yen(raw, "amount_yen", where, 1))
+        )
+    return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers)
+
+
+def _invoices(document: dict, name: str, first: str, second: str, label: str) -> list[Invoice]:
+    """An invoice list, sorted by its two key fields (`first` issues it to `second`)."""
+    found: list[Invoice] = []
+    for index, raw in enumerate(document[name]):
+        where = f"{label} {index + 1}"
+        _shape(raw, {first, second, "subtotal_yen", "tax_yen", "total_yen"}, where)
+        invoice = Invoice(
+            issuer=_text(raw, first, where),
+            recipient=_text(raw, second, where),
+            subtotal_yen=_yen(raw, "subtotal_yen", where),
+            tax_yen=_yen(raw, "tax_yen", where),
+            total_yen=_yen(raw, "total_yen", where),
+        )
+        if found and invoice.pair <= found[-1].pair:
+            raise _fail(
+                f"{where} ({invoice.issuer} {invoice.recipient}): "
+                + ("repeats the invoice before it" if invoice.pair == found[-1].pair else
+                   f"out of order: {name} sort by {first}, {second}")
+            )
+        found.append(invoice)
+    return found
+
+
+# -- recomputation ---------------------------------------------------------------------
+
+
+def _tax(subtotal: int, rate_percent: int) -> int:
+    return subtotal * rate_percent // 100
+
+
+def recompute_lines(usage: dict[UsageKey, int], catalog: Catalog) -> list[Line]:
+    lines = []
+    for key, seconds in usage.items():
+        reseller, tenant, provider, sku, service_period, retail_from, agreement_from = key
+        price = catalog.retail[(reseller, sku)].by_start[retail_from].yen_per_gpu_hour
+        retail = seconds * price.numerator // (3600 * price.denominator)
+        if agreement_from is None:
+            wholesale = 0
+        else:
+            agreement = catalog.agreements[(reseller, provider, sku)].by_start[agreement_from]
+            if agreement.wholesale_yen_per_gpu_hour is not None:
+                rate = agreement.wholesale_yen_per_gpu_hour
+                wholesale = seconds * rate.numerator // (3600 * rate.denominator)
+            else:
+                wholesale = (
+                    seconds * price.numerator * agreement.provider_share_bps
+                    // (36_000_000 * price.denominator)
+                )
+        lines.append(
+            Line(reseller, tenant, provider, sku, service_period, retail_from, agreement_from,
+                 seconds, _price_text(price), price, retail, wholesale)
+        )
+    lines.sort(key=lambda line: line.key)
+    return lines
+
+
+def _price_text(price: Fraction) -> str:
+    # The exact decimal of a price of at most 4 fractional digits, for messages.
+    whole, rest = divmod(price.numerator * 10_000 // price.denominator, 10_000)
+    return str(whole) if not rest else f"{whole}.{rest:04d}".rstrip("0")
+
+
+def _compare_lines(stated: list[Line], recomputed: list[Line]) -> None:
+    i = j = 0
+    while i < len(stated) or j < len(recomputed):
+        if j == len(recomputed) or (i < len(stated) and stated[i].key < recomputed[j].key):
+            line = stated[i]
+            raise _fail(
+                f"line {i + 1} {line.label}: no GPU-second of the evidence rates into it "
+                f"({line.versions})"
+            )
+        if i == len(stated) or recomputed[j].key < stated[i].key:
+            line = recomputed[j]
+            raise _fail(
+                f"lacks the line {line.label} of {line.gpu_seconds} GPU-seconds recomputed from "
+                f"the evidence ({line.versions})"
+            )
+        mine, theirs = stated[i], recomputed[j]
+        where = f"line {i + 1} {mine.label}"
+        if mine.gpu_seconds != theirs.gpu_seconds:
+            raise _fail(f"{where}: gpu_seconds is {mine.gpu_seconds}, recomputed {theirs.gpu_seconds}")
+        if mine.price != theirs.price:
+            raise _fail(
+                f"{where}: retail_yen_per_gpu_hour is {mine.price_text}, the catalog's price from "
+                f"{format_instant(theirs.retail_price_from)} is {_price_text(theirs.price)}"
+            )
+        if mine.retail_yen != theirs.retail_yen:
+            raise _fail(f"{where}: retail_yen is {mine.retail_yen}, recomputed {theirs.retail_yen}")
+        if mine.wholesale_yen != theirs.wholesale_yen:
+            raise _fail(f"{where}: wholesale_yen is {mine.wholesale_yen}, recomputed {theirs.wholesale_yen}")
+        i += 1
+        j += 1
+
+
+def _compare_invoices(
+    stated: list[Invoice], recomputed: list[Invoice], label: str, section: str
+) -> None:
+    i = j = 0
+    while i < len(stated) or j < len(recomputed):
+        mine = stated[i] if i < len(stated) else None
+        theirs = recomputed[j] if j < len(recomputed) else None
+        if theirs is None or (mine is not None and mine.pair < theirs.pair):
+            raise _fail(
+                f"{label} {i + 1} ({mine.issuer} {mine.recipient}): no line of the statement is "
+                "behind it"
+            )
+        if mine is None or theirs.pair < mine.pair:
+            raise _fail(
+                f"{section} lacks the invoice ({theirs.issuer} {theirs.recipient}) of "
+                f"total_yen {theirs.total_yen} recomputed from the lines"
+            )
+        where = f"{label} {i + 1} ({mine.issuer} {mine.recipient})"
+        for name in ("subtotal_yen", "tax_yen", "total_yen"):
+            if getattr(mine, name) != getattr(theirs, name):
+                raise _fail(f"{where}: {name} is {getattr(mine, name)}, recomputed {getattr(theirs, name)}")
+        i += 1
+        j += 1
+
+
+def transfers_of(nets: dict[str, int]) -> list[tuple[str, str, int]]:
+    """SPEC.md's netting: the largest debtor pays the largest creditor; ties by member id."""
+    open_nets = {member: net for member, net in nets.items() if net}
+    transfers = []
+    while open_nets:
+        debtor = min(open_nets, key=lambda m: (open_nets[m], m))
+        creditor = min(open_nets, key=lambda m: (-open_nets[m], m))
+        if open_nets[debtor] >= 0 or open_nets[creditor] <= 0:
+            raise AssertionError("nets that do not sum to zero")  # cannot happen: invoices balance
+        amount = min(-open_nets[debtor], open_nets[creditor])
+        transfers.append((debtor, creditor, amount))
+        for member, change in ((debtor, amount), (creditor, -amount)):
+            open_nets[member] += change
+            if not open_nets[member]:
+                del open_nets[member]
+    return transfers
+
+
+def check_statement(statement: Statement, usage: dict[UsageKey, int], catalog: Catalog) -> None:
+    """Every line, invoice, tax, net and transfer of `statement`, recomputed; raise at the first difference."""
+    _compare_lines(statement.lines, recompute_lines(usage, catalog))
+    rate = catalog.tax_rate_percent
+
+    def invoices_of(pairs: dict[tuple[str, str], int]) -> list[Invoice]:
+        return [
+            Invoice(issuer, recipient, subtotal, _tax(subtotal, rate), subtotal + _tax(subtotal, rate))
+            for (issuer, recipient), subtotal in sorted(pairs.items())
+        ]
+
+    tenant_totals: dict[tuple[str, str], int] = {}
+    member_totals: dict[tuple[str, str], int] = {}
+    for line in statement.lines:
+        pair = (line.reseller, line.tenant)
+        tenant_totals[pair] = tenant_totals.get(pair, 0) + line.retail_yen
+        if line.provider != line.reseller:
+            pair = (line.provider, line.reseller)
+            member_totals[pair] = member_totals.get(pair, 0) + line.wholesale_yen
+    _compare_invoices(statement.tenant_invoices, invoices_of(tenant_totals), "tenant invoice", "tenant_invoices")
+    member_invoices = invoices_of(member_totals)
+    _compare_invoices(statement.member_invoices, member_invoices, "member invoice", "member_invoices")
+
+    nets: dict[str, int] = {}
+    for invoice in member_invoices:
+        nets[invoice.issuer] = nets.get(invoice.issuer, 0) + invoice.total_yen
+        nets[invoice.recipient] = nets.get(invoice.recipient, 0) - invoice.total_yen
+    for line in statement.lines:
+        for member in (line.provider, line.reseller):
+            if member not in statement.net_yen:
+                raise _fail(
+                    f"net_yen omits {member}, a party to the statement's lines "
+                    f"(recomputed net {nets.get(member, 0)})"
+                )
+    for member, amount in statement.net_yen.items():
+        if amount != nets.get(member, 0):
+            raise _fail(f"net_yen[{member!r}] is {amount}, recomputed {nets.get(member, 0)}")
+
+    expected = transfers_of({m: statement.net_yen[m] for m in sorted(statement.net_yen)})
+    for index, (mine, theirs) in enumerate(zip(statement.transfers, expected, strict=False)):
+        if mine != theirs:
+            raise _fail(
+                f"transfer {index + 1} is {mine[0]} -> {mine[1]} {mine[2]} yen, recomputed "
+                f"{theirs[0]} -> {theirs[1]} {theirs[2]} yen"
+            )
+    if len(statement.transfers) > len(expected):
+        extra = statement.transfers[len(expected)]
+        raise _fail(
+            f"transfer {len(expected) + 1} ({extra[0]} -> {extra[1]} {extra[2]} yen) is one too "
+            f"many: the netting recomputes {len(expected)}"
+        )
+    if len(statement.transfers) < len(expected):
+        missing = expected[len(statement.transfers)]
+        raise _fail(
+            f"transfers end after {len(statement.transfers)}; the netting recomputes "
+            f"{len(expected)} (next: {missing[0]} -> {missing[1]} {missing[2]} yen)"
+        )

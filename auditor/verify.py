@@ -1,0 +1,445 @@
+"""Verify an auditor bundle with nothing but its files and the ledger's public key.
+
+    python -m auditor.verify DIR --public-key KEY.pub
+
+The checks run in the order of docs/auditor-bundle.md, "What verify checks", and the
+first discrepancy is raised as `VerificationError` (a one-line message naming the file
+and, where there is one, the 1-based line):
+
+1. manifest.sig is the Ed25519 signature of manifest.json's exact bytes under the given
+   key; manifest.json is well-formed and its key_id is the SHA-256 of that raw key;
+2. every file manifest.json lists is present, of its size and SHA-256; no other file;
+3. catalog.json is well-formed; every line of evidence.ndjson (streamed) is well-formed,
+   sorted, has `seconds` bits set, overlaps neither `elsewhere` nor the other lines of
+   its GPU and hour, lies inside its service period, which is not after the bundle's;
+4. statement.json: its lines recomputed from the evidence and the catalog (split at
+   version changes), then its invoices, tax, nets and transfers;
+5. journal.ndjson: the hash chain up to the manifest's chain_head, balanced entries,
+   exactly the entries the statement implies, the trial balance and both sides of
+   every member invoice;
+6. dead_letters.json is well-formed, of the bundle's period, and adds up.
+
+Nothing here is shared with the code that produced the numbers (no `ledger`, `streams`
+or `schemas` import): only the standard library and `cryptography`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from auditor.catalog import Catalog, parse_catalog
+from auditor.errors import VerificationError
+from auditor.evidence import LINE_LIMIT, EvidenceResult, check_evidence
+from auditor.instants import is_period, parse_instant
+from auditor.journal import check_journal
+from auditor.statement import check_statement, parse_statement
+from auditor.strictjson import JSONProblem, is_int, parse_document
+
+__all__ = ["VerificationError", "main", "verify_bundle"]
+
+FORMAT = "gpuledger-audit-bundle/1"
+MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
+# The files of a bundle besides the manifest and its signature, in the order checked.
+FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", "evidence.ndjson",
+         "journal.ndjson", "dead_letters.json")
+LINE_DIGESTS = "line-digests.tsv"
+REJECTION_REASONS = frozenset(
+    {"malformed", "schema", "unknown_member", "unknown_sku", "future", "too_late", "no_price",
+     "no_agreement", "conflict"}
+)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_MANIFEST_KEYS = {"format", "period", "created_at", "files", "chain_head", "key_id",
+                  "signature_algorithm"}
+_MANIFEST_LIMIT = 1 << 20
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Manifest:
+    period: str
+    files: dict[str, tuple[str, int]]  # name -> (sha256 hex, size in bytes)
+    chain_head: dict | None  # {"seq": int, "hash": hex} or None for an empty journal
+    key_id: str
+
+
+def verify_bundle(directory: Path, public_key_pem: bytes) -> None:
+    """Verify the bundle in `directory` with the ledger's public key (PEM SubjectPublicKeyInfo).
+
+    Returns None when every check passes; raises `VerificationError` at the first
+    discrepancy.
+    """
+    _verify(Path(directory), public_key_pem)
+
+
+# -- reading files -----------------------------------------------------------------------
+
+
+def _read(folder: Path, name: str, limit: int | None = None) -> bytes:
+    path = folder / name
+    if not path.exists():
+        raise VerificationError(f"{name}: missing from the bundle")
+    if not path.is_file():
+        raise VerificationError(f"{name}: not a regular file")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit + 1)
+    except OSError as exc:
+        raise VerificationError(f"{name}: cannot be read ({exc.strerror})") from None
+    if limit is not None and len(data) > limit:
+        raise VerificationError(f"{name}: larger than {limit} bytes")
+    return data
+
+
+def _public_key(pem: bytes) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise VerificationError("public key: not a PEM SubjectPublicKeyInfo public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise VerificationError(f"public key: a {type(key).__name__}, not an Ed25519 public key")
+    return key
+
+
+def _signature(data: bytes) -> bytes:
+    if not data.endswith(b"\n") or data.count(b"\n") != 1:
+        raise VerificationError(f"{SIGNATURE}: not one line of base64 followed by a newline")
+    text = data[:-1]
+    if _BASE64.fullmatch(text.decode("ascii", errors="replace")) is None or len(text) % 4:
+        raise VerificationError(f"{SIGNATURE}: not base64 (standard alphabet, padded)")
+    try:
+        signature = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationError(f"{SIGNATURE}: not base64 (standard alphabet, padded)") from None
+    if len(signature) != 64:
+        raise VerificationError(f"{SIGNATURE}: {len(signature)} bytes, an Ed25519 signature has 64")
+    return signature
+
+
+def _manifest(data: bytes) -> Manifest:
+    def fail(what: str) -> VerificationError:
+        return VerificationError(f"{MANIFEST}: {what}")
+
+    try:
+        document = parse_document(data)
+    except JSONProblem as exc:
+        raise fail(str(exc)) from None
+    if not isinstance(document, dict):
+        raise fail("is not a JSON object")
+    for name in sorted(_MANIFEST_KEYS - document.keys()):
+        raise fail(f"the key {name!r} is missing")
+    for name in sorted(document.keys() - _MANIFEST_KEYS):
+        raise fail(f"unexpected key {name!r}")
+    if document["format"] != FORMAT:
+        raise fail(f"format is {document['format']!r}; this verifier reads {FORMAT}")
+    if document["signature_algorithm"] != "Ed25519":
+        raise fail(f"signature_algorithm is {document['signature_algorithm']!r}, not Ed25519")
+    if not is_period(document["period"]):
+        raise fail(f"period {document['period']!r} is not a period YYYY-MM")
+    if parse_instant(document["created_at"]) is None:
+        raise fail(f"created_at {document['created_at']!r} is not a UTC instant YYYY-MM-DDTHH:MM:SSZ")
+    key_id = document["key_id"]
+    if not isinstance(key_id, str) or _HEX64.fullmatch(key_id) is None:
+        raise fail("key_id is not 64 lowercase hex digits")
+
+    listed = document["files"]
+    if not isinstance(listed, dict):
+        raise fail("files is not an object")
+    files: dict[str, tuple[str, int]] = {}
+    for name, entry in listed.items():
+        if name not in FILES:
+            raise fail(f"files lists {name!r}, which is not a file of a {FORMAT} bundle")
+        if (
+            not isinstance(entry, dict)
+            or entry.keys() != {"sha256", "bytes"}
+            or not isinstance(entry["sha256"], str)
+            or _HEX64.fullmatch(entry["sha256"]) is None
+            or not is_int(entry["bytes"])
+            or entry["bytes"] < 0
+        ):
+            raise fail(f"files[{name!r}] is not {{\"sha256\": 64 lowercase hex, \"bytes\": integer}}")
+        files[name] = (entry["sha256"], entry["bytes"])
+    for name in FILES:
+        if name not in files:
+            raise fail(f"files does not list {name}")
+
+    head = document["chain_head"]
+    if head is not None and (
+        not isinstance(head, dict)
+        or head.keys() != {"seq", "hash"}
+        or not is_int(head["seq"])
+        or head["seq"] < 0
+        or not isinstance(head["hash"], str)
+        or _HEX64.fullmatch(head["hash"]) is None
+    ):
+        raise fail("chain_head is neither null nor {\"seq\": integer, \"hash\": 64 lowercase hex}")
+    return Manifest(document["period"], files, head, key_id)
+
+
+def _check_listed(folder: Path, name: str, expected: tuple[str, int]) -> bytes:
+    """A listed file, whole: present, of the listed size and SHA-256."""
+    path = folder / name
+    if not path.exists():
+        raise VerificationError(f"{name}: listed in {MANIFEST} but missing from the bundle")
+    data = _read(folder, name)
+    _compare_digest(name, len(data), hashlib.sha256(data).hexdigest(), expected)
+    return data
+
+
+def _check_streamed(folder: Path, name: str, expected: tuple[str, int]) -> None:
+    """A listed file checked without holding it in memory."""
+    path = folder / name
+    if not path.is_file():
+        raise VerificationError(f"{name}: listed in {MANIFEST} but missing from the bundle")
+    hasher, size = hashlib.sha256(), 0
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                hasher.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise VerificationError(f"{name}: cannot be read ({exc.strerror})") from None
+    _compare_digest(name, size, hasher.hexdigest(), expected)
+
+
+def _locate(folder: Path, name: str) -> VerificationError | None:
+    """The first line of `name` whose digest differs from the (verified) line digests.
+
+    Called only once line-digests.tsv has matched the signed manifest, so its digests
+    are the signed ones. None if no line can be singled out.
+    """
+    prefix = f"{name}\t".encode()
+    try:
+        with (folder / LINE_DIGESTS).open("rb") as digests, (folder / name).open("rb") as data:
+            number = 0
+            for entry in digests:
+                if not entry.startswith(prefix):
+                    if number:
+                        break  # a file's digests are contiguous
+                    continue
+                number += 1
+                line = data.readline()
+                _, listed_number, listed_digest = entry.rstrip(b"\n").split(b"\t")
+                if not line:
+                    return VerificationError(
+                        f"{name} line {number}: missing (the signed bundle has {number} or more lines)"
+                    )
+                digest = hashlib.sha256(line).hexdigest().encode()
+                if digest != listed_digest or int(listed_number) != number:
+                    return VerificationError(
+                        f"{name} line {number}: differs from the signed bundle "
+                        f"(its SHA-256 is {digest.decode()}, {LINE_DIGESTS} says {listed_digest.decode()})"
+                    )
+            if data.readline():
+                return VerificationError(f"{name} line {number + 1}: not in the signed bundle (added)")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _compare_digest(name: str, size: int, digest: str, expected: tuple[str, int]) -> None:
+    if size != expected[1]:
+        raise VerificationError(f"{name}: {size} bytes, {MANIFEST} says {expected[1]}")
+    if digest != expected[0]:
+        raise VerificationError(f"{name}: SHA-256 is {digest}, {MANIFEST} says {expected[0]}")
+
+
+def _lines(handle: BinaryIO, hasher, counter: list[int]) -> Iterator[bytes]:
+    while True:
+        # A line cut at the limit does not end with "\n": the evidence check refuses it.
+        raw = handle.readline(LINE_LIMIT)
+        if not raw:
+            return
+        hasher.update(raw)
+        counter[0] += len(raw)
+        yield raw
+
+
+def _evidence_pass(
+    folder: Path, expected: tuple[str, int], period: str, catalog: Catalog | None
+) -> tuple[EvidenceResult | None, VerificationError | None]:
+    """Hash evidence.ndjson and, in the same single read, run the evidence checks.
+
+    The file's size and SHA-256 (check 2) come first: a problem the evidence checks
+    (check 3) find is returned, held, and reported only once every check 2 has passed.
+    So the lines checked are exactly the bytes hashed, read once.
+    """
+    name = "evidence.ndjson"
+    path = folder / name
+    if not path.exists():
+        raise VerificationError(f"{name}: listed in {MANIFEST} but missing from the bundle")
+    if not path.is_file():
+        raise VerificationError(f"{name}: not a regular file")
+    hasher = hashlib.sha256()
+    counter = [0]
+    result: EvidenceResult | None = None
+    held: VerificationError | None = None
+    try:
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size != expected[1]:
+                raise VerificationError(
+                    f"{name}: {os.fstat(handle.fileno()).st_size} bytes, {MANIFEST} says {expected[1]}"
+                )
+            if catalog is not None:
+                lines = _lines(handle, hasher, counter)
+                try:
+                    result = check_evidence(lines, period, catalog)
+                except VerificationError as exc:
+                    held = exc
+                finally:
+                    lines.close()
+            while chunk := handle.read(_CHUNK):
+                hasher.update(chunk)
+                counter[0] += len(chunk)
+    except OSError as exc:
+        raise VerificationError(f"{name}: cannot be read ({exc.strerror})") from None
+    _compare_digest(name, counter[0], hasher.hexdigest(), expected)
+    return result, held
+
+
+def _check_dead_letters(data: bytes, period: str) -> None:
+    def fail(what: str) -> VerificationError:
+        return VerificationError(f"dead_letters.json: {what}")
+
+    try:
+        document = parse_document(data)
+    except JSONProblem as exc:
+        raise fail(str(exc)) from None
+    if not isinstance(document, dict) or document.keys() != {"period", "total", "by_reason"}:
+        raise fail('is not {"period": P, "total": N, "by_reason": {...}}')
+    if document["period"] != period:
+        raise fail(f"period is {document['period']!r}, the manifest says {period}")
+    total, by_reason = document["total"], document["by_reason"]
+    if not is_int(total) or total < 0:
+        raise fail("total is not an integer >= 0")
+    if not isinstance(by_reason, dict):
+        raise fail("by_reason is not an object")
+    for reason, count in by_reason.items():
+        if reason not in REJECTION_REASONS:
+            raise fail(f"by_reason lists {reason!r}, which is not a rejection reason of SPEC.md")
+        if not is_int(count) or count < 0:
+            raise fail(f"by_reason[{reason!r}] is not an integer >= 0")
+    if sum(by_reason.values()) != total:
+        raise fail(f"total is {total}, but by_reason adds up to {sum(by_reason.values())}")
+
+
+# -- the checks, in order ----------------------------------------------------------------
+
+
+def _verify(folder: Path, public_key_pem: bytes) -> str:
+    """All the checks; returns the bundle's period."""
+    if not folder.is_dir():
+        raise VerificationError(f"{folder}: not a directory")
+    key = _public_key(public_key_pem)
+
+    # 1. The signature, then the manifest it covers and its key_id.
+    manifest_bytes = _read(folder, MANIFEST, _MANIFEST_LIMIT)
+    signature = _signature(_read(folder, SIGNATURE, 4096))
+    try:
+        key.verify(signature, manifest_bytes)
+    except InvalidSignature:
+        raise VerificationError(
+            f"{SIGNATURE}: the signature does not verify with the given public key "
+            f"(over the bytes of {MANIFEST})"
+        ) from None
+    manifest = _manifest(manifest_bytes)
+    raw_key = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    key_id = hashlib.sha256(raw_key).hexdigest()
+    if manifest.key_id != key_id:
+        raise VerificationError(
+            f"{MANIFEST}: key_id is {manifest.key_id}, but the given public key's is {key_id}"
+        )
+    period = manifest.period
+
+    # 2. Every listed file, in the order of FILES; then no unlisted file. The evidence
+    #    is hashed in the same read as check 3 runs over it; that check's (and the
+    #    catalog's) first problem is held until check 2 is complete.
+    contents: dict[str, bytes] = {}
+    held: VerificationError | None = None
+    catalog: Catalog | None = None
+    evidence: EvidenceResult | None = None
+    for name in FILES:
+        try:
+            if name == LINE_DIGESTS:
+                _check_streamed(folder, name, manifest.files[name])
+            elif name != "evidence.ndjson":
+                contents[name] = _check_listed(folder, name, manifest.files[name])
+            else:
+                try:
+                    catalog = parse_catalog(contents["catalog.json"])
+                except VerificationError as exc:
+                    held = exc
+                evidence, evidence_problem = _evidence_pass(
+                    folder, manifest.files[name], period, catalog
+                )
+                held = held or evidence_problem
+        except VerificationError as problem:
+            if name == LINE_DIGESTS or not (folder / name).is_file():
+                raise
+            raise _locate(folder, name) or problem from None
+    allowed = {MANIFEST, SIGNATURE, *FILES}
+    for name in sorted(os.listdir(folder)):
+        if name not in allowed:
+            raise VerificationError(f"{name}: in the bundle but not listed in {MANIFEST}")
+
+    # 3. The catalog and the evidence (checked above).
+    if held is not None:
+        raise held
+    assert catalog is not None and evidence is not None
+
+    # 4. The statement, recomputed. A second with no price or agreement in effect is the
+    #    first thing rating finds.
+    if evidence.deferred is not None:
+        raise evidence.deferred
+    statement = parse_statement(contents["statement.json"], period, catalog)
+    check_statement(statement, evidence.usage, catalog)
+
+    # 5. The journal.
+    check_journal(contents["journal.ndjson"], statement, manifest.chain_head)
+
+    # 6. The dead-letter summary.
+    _check_dead_letters(contents["dead_letters.json"], period)
+    return period
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m auditor.verify",
+        description="Verify a gpuledger auditor bundle with the ledger's Ed25519 public key.",
+    )
+    parser.add_argument("directory", type=Path, help="the bundle's folder")
+    parser.add_argument("--public-key", required=True, type=Path,
+                        help="the ledger's public key, a PEM SubjectPublicKeyInfo file")
+    args = parser.parse_args(argv)
+    try:
+        try:
+            pem = args.public_key.read_bytes()
+        except OSError as exc:
+            raise VerificationError(f"public key {args.public_key}: {exc.strerror}") from None
+        period = _verify(args.directory, pem)
+    except VerificationError as exc:
+        print(f"verification failed: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"verified: {args.directory} (period {period})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
