@@ -181,3 +181,23 @@ def test_a_superuser_edit_is_found_and_named(make_stack, tmp_path, tampering):
     assert completed.returncode == 4
     message = completed.stderr.decode()
     assert "journal entry 7" in message or "entry 8" in message, message
+
+
+def test_a_catalog_version_inside_a_closed_period_is_refused_and_a_reload_adds_nothing(closed, tmp_path):
+    again = closed.json("catalog", "load", str(SCENARIO / "catalog.toml"))
+    assert again["members_added"] == again["retail_prices_added"] == again["agreements_added"] == 0
+    late = tmp_path / "late.toml"
+    late.write_text(
+        '[[retail_prices]]\nreseller = "kddi"\nsku = "H200"\nyen_per_gpu_hour = "999"\n'
+        'effective_from = "2026-10-15T00:00:00+09:00"\n'
+    )
+    completed = closed.run("catalog", "load", str(late), check=False)
+    assert completed.returncode == 2
+    assert b"inside a closed period" in completed.stderr
+    open_period = tmp_path / "open.toml"
+    open_period.write_text(
+        '[[retail_prices]]\nreseller = "kddi"\nsku = "H200"\nyen_per_gpu_hour = "999"\n'
+        'effective_from = "2026-11-01T00:00:00+09:00"\n'
+    )
+    assert closed.json("catalog", "load", str(open_period))["retail_prices_added"] == 1
+    assert closed.json("verify", "--db")["verified"] is True
