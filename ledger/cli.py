@@ -102,8 +102,9 @@ def dev() -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 16), help="Stream workers to run (one per core is the measured sweet spot).")
 @click.option("--partitions", default=config.DEFAULT_PARTITIONS, show_default=True, type=click.IntRange(1, 256), help="Partitions of a newly created usage topic.")
 @click.option("--durable/--no-durable", default=True, show_default=True, help="--no-durable turns fsync off (tests only).")
+@click.option("--api/--no-api", default=True, show_default=True, help="Also run the usage API.")
 @click.pass_obj
-def dev_up(obj: Context, workers: int, partitions: int, durable: bool) -> None:
+def dev_up(obj: Context, workers: int, partitions: int, durable: bool, api: bool) -> None:
     """Start the stack in the background and return once it is ready.
 
     Starts only what is not running, so a component that died comes back.
@@ -141,6 +142,22 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool) -> None:
             _worker_argv(settings, name, ready, partitions),
             ready_file=ready,
             timeout=120,
+        )
+    if api and not stack.is_running("api"):
+        from ledger.devstack import free_port
+
+        previous = stack.component("api")
+        port = (previous or {}).get("port") or free_port()
+        ready = settings.home / "run" / "api.ready"
+        stack.start_process(
+            "api",
+            "api",
+            [sys.executable, "-m", "ledger.cli", "--home", str(settings.home),
+             "--database-url", settings.need_database(), "--kafka-bootstrap", settings.need_kafka(),
+             "--topic", settings.usage_topic, "api", "--port", str(port), "--ready-file", str(ready)],
+            ready_file=ready,
+            timeout=60,
+            port=port,
         )
     _notice(
         "gpuledger is up. Try:\n"
@@ -481,6 +498,68 @@ def verify(obj: Context, bundle: str | None, public_key: str | None, check_db: b
     except VerificationError as exc:
         raise store.VerificationFailed(str(exc)) from exc
     _echo_json({"verified": True, "bundle": str(Path(bundle).absolute())})
+
+
+# -- the usage API and its tokens ---------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--ready-file", type=click.Path(dir_okay=False), help="File to create once serving.")
+@click.pass_obj
+def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
+    """Run the usage API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from ledger.api import Settings, create_app
+
+    settings = obj.settings
+    app = create_app(
+        Settings(
+            database_url=settings.need_database(),
+            kafka_bootstrap=settings.kafka_bootstrap,
+            usage_topic=settings.usage_topic,
+            ready_file=ready_file,
+        )
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@cli.group()
+def token() -> None:
+    """Bearer tokens of the usage API."""
+
+
+@token.command("create")
+@click.option("--member", help="The member a member token is scoped to.")
+@click.option("--role", type=click.Choice(["member", "auditor", "admin"]), default="member", show_default=True)
+@click.option("--label", default="", help="A note on who holds it.")
+@click.pass_obj
+def token_create(obj: Context, member: str | None, role: str, label: str) -> None:
+    """Create a token and print it once (only a salted hash is stored)."""
+    from ledger import store, tokens
+
+    async def run():
+        async with store.connection(obj.settings.need_database()) as conn:
+            return await tokens.create(conn, role, member, label)
+
+    token_id, secret = _run(run())
+    _echo_json({"id": token_id, "role": role, "member": member, "token": secret})
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.pass_obj
+def token_revoke(obj: Context, token_id: str) -> None:
+    """Revoke a token by its id; it fails from the next request on."""
+    from ledger import store, tokens
+
+    async def run():
+        async with store.connection(obj.settings.need_database()) as conn:
+            return await tokens.revoke(conn, token_id)
+
+    _echo_json({"id": token_id, "revoked": True, "newly": _run(run())})
 
 
 # -- worker -----------------------------------------------------------------------------------

@@ -71,6 +71,13 @@ def stack_settings(home: Path) -> dict:
         return {}
 
 
+def _stack_api_url(stack: dict) -> str | None:
+    for component in stack.get("components", ()):
+        if component.get("role") == "api" and component.get("port"):
+            return f"http://127.0.0.1:{component['port']}"
+    return None
+
+
 def with_user(database_url: str, user: str) -> str:
     """The same PostgreSQL URL for another (password-less, trusted) user."""
     scheme, sep, rest = database_url.partition("://")
@@ -102,5 +109,5 @@ def resolve(
         or os.environ.get("GPULEDGER_USAGE_TOPIC")
         or stack.get("usage_topic")
         or DEFAULT_TOPIC,
-        api_url=os.environ.get("GPULEDGER_API_URL") or stack.get("api_url"),
+        api_url=os.environ.get("GPULEDGER_API_URL") or _stack_api_url(stack),
     )

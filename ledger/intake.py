@@ -180,6 +180,7 @@ DO UPDATE SET seconds = excluded.seconds, bits = excluded.bits, updated_at = now
 
 DEAD_LETTER_COLUMNS = (
     "reason", "detail", "raw", "received_ms", "topic", "partition", "offset", "position", "ingest_id",
+    "provider", "reseller",
 )
 
 TALLY_COLUMNS = ("ingest_id", "topic", "partition", "accepted", "duplicate", *events.REASONS)
@@ -301,7 +302,7 @@ class Intake:
             (
                 item.verdict.reason, item.verdict.detail, item.raw, item.record.timestamp_ms,
                 item.record.topic, item.record.partition, item.record.offset, item.position,
-                _ingest_id(item.record),
+                _ingest_id(item.record), *_parties(item.raw),
             )
             for item in received
             if isinstance(item.verdict, events.Rejection)
@@ -329,6 +330,22 @@ class Intake:
         ]
         await conn.copy_records_to_table("intake_tallies", records=rows, columns=TALLY_COLUMNS)
         return total
+
+
+def _parties(raw: bytes) -> tuple[str | None, str | None]:
+    """(provider, reseller) of a rejected event, when it names them: who may see it."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    data = event.get("data") if isinstance(event, dict) else None
+    if not isinstance(data, dict):
+        return None, None
+    provider, reseller = data.get("provider"), data.get("reseller")
+    return (
+        provider if isinstance(provider, str) else None,
+        reseller if isinstance(reseller, str) else None,
+    )
 
 
 def _ingest_id(record: Record) -> str:
@@ -380,6 +397,8 @@ async def record_oversize(conn: asyncpg.Connection, ingest_id: str, raws: list[b
                     None,
                     None,
                     ingest_id,
+                    None,
+                    None,
                 )
                 for raw in raws
             ],

@@ -128,3 +128,39 @@ async def publish(
     finally:
         await producer.stop()
     return result
+
+
+async def send_events(producer: AIOKafkaProducer, topic: str, raws: list[bytes], ingest_id: str) -> int:
+    """Send events held in memory (the HTTP API's), one GPU's together, and wait until the
+    broker has every record: what the caller acknowledges is never lost. Returns records sent."""
+    by_gpu: dict[bytes | None, list[bytes]] = {}
+    for raw in raws:
+        by_gpu.setdefault(gpu_key(raw), []).append(raw)
+    headers_single = [("content-type", SINGLE_CONTENT_TYPE), (INGEST_HEADER, ingest_id.encode("ascii"))]
+    headers_batch = [("content-type", BATCH_CONTENT_TYPE), (INGEST_HEADER, ingest_id.encode("ascii"))]
+    pending = []
+    for key, group in by_gpu.items():
+        if key is None:
+            for raw in group:
+                pending.append(await producer.send(topic, raw, headers=headers_single))
+            continue
+        chunk: list[bytes] = []
+        size = 0
+        for raw in [*group, None]:
+            if raw is None or len(chunk) >= BATCH_MAX_EVENTS or size + len(raw) > BATCH_MAX_BYTES:
+                if chunk:
+                    value, headers = (
+                        (chunk[0], headers_single) if len(chunk) == 1
+                        else (encode_batch(chunk), headers_batch)
+                    )
+                    pending.append(await producer.send(topic, value, key=key, headers=headers))
+                chunk, size = [], 0
+            if raw is not None:
+                chunk.append(raw)
+                size += len(raw) + 2
+    try:
+        await asyncio.gather(*pending)
+    except KafkaError as exc:
+        raise ServiceUnavailable(f"publishing to Kafka failed: {exc}") from exc
+    return len(pending)
+
