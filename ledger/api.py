@@ -270,6 +270,31 @@ def create_app(settings: Settings) -> FastAPI:
         await send_events(state.producer, settings.usage_topic, [orjson.dumps(e) for e in events], ingest_id)
         return {"accepted": len(events), "ingest_id": ingest_id}
 
+    @app.post(
+        "/v1/catalog",
+        responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/toml": {"schema": {"type": "string"}}}}},
+    )
+    async def post_catalog(who: Caller, request: Request) -> dict:
+        """Load a catalog file (admin tokens only; all or nothing)."""
+        require_admin(who)
+        body = await _read_limited(request, MAX_BODY_BYTES)
+        async with state.pool.acquire() as conn:
+            return await store.save_catalog(conn, body, "api")
+
+    @app.post(
+        "/v1/periods/{period}/close",
+        responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}},
+    )
+    async def close_period(who: Caller, period: str) -> Response:
+        """Close the books through PERIOD (admin tokens only) and return its statement."""
+        require_admin(who)
+        if not PERIOD_PATTERN.fullmatch(period):
+            raise ApiError(400, "bad_period", "a period is YYYY-MM")
+        async with state.pool.acquire() as conn:
+            document = await store.statement(conn, period, close=True)
+        return Response(document, media_type="application/json")
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -277,6 +302,11 @@ def create_app(settings: Settings) -> FastAPI:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def require_admin(who: tokens.Caller) -> None:
+    if who.role != "admin":
+        raise ApiError(403, "admin_only", "only admin tokens load catalogs and close periods")
 
 
 def _instant(text: str, name: str) -> int:
