@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from ledger import store, tokens, usage
+from ledger.api_metrics import instrument
 from ledger.catalog import Catalog
 from ledger.errors import LedgerError
 from ledger.instants import parse_instant
@@ -144,6 +145,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     app.state.ledger = state
+    app.state.usage_topic = settings.usage_topic  # for the routers included below
+    from ledger.api_dead_letters import router as dead_letters_router  # it imports this module
+    app.include_router(dead_letters_router)
+    instrument(app)  # gpuledger_http_* and gpuledger_api_events_accepted_total (ledger/api_metrics.py)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -152,6 +157,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, exc: LedgerError) -> JSONResponse:
         return JSONResponse({"error": {"code": "refused", "message": str(exc)}}, status_code=400)
+
+    @app.exception_handler(asyncpg.DataError)
+    async def data_error(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # A value PostgreSQL cannot take (a NUL character in a filter): the caller's input.
+        return JSONResponse({"error": {"code": "bad_value", "message": str(exc)}}, status_code=400)
 
     async def current_catalog(conn) -> Catalog:
         revision = await conn.fetchval(store.SELECT_CATALOG_REVISION)
@@ -163,7 +173,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/v1/usage", response_model=UsagePage, response_model_exclude_unset=True)
+    @app.get("/v1/usage", response_model=UsagePage, response_model_exclude_unset=True,
+             responses={400: {"model": ErrorResponse}})
     async def get_usage(
         who: Caller,
         start: Annotated[str | None, Query(description="RFC 3339 instant (rounded down to the hour); default: start of the current period")] = None,
@@ -182,7 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
             catalog = await current_catalog(conn)
             now = usage.now_utc()
             if period is not None:
-                start_s, end_s = catalog.calendar.bounds(period)
+                start_s, end_s = _period_bounds(catalog, period)
             else:
                 start_s = catalog.calendar.bounds(catalog.calendar.period_of(now))[0]
                 end_s = now + 3600
@@ -289,8 +300,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def close_period(who: Caller, period: str) -> Response:
         """Close the books through PERIOD (admin tokens only) and return its statement."""
         require_admin(who)
-        if not PERIOD_PATTERN.fullmatch(period):
-            raise ApiError(400, "bad_period", "a period is YYYY-MM")
+        if not _known_period(period):
+            raise ApiError(400, "bad_period", "a period is YYYY-MM, 0001-01 to 9999-11")
         async with state.pool.acquire() as conn:
             document = await store.statement(conn, period, close=True)
         return Response(document, media_type="application/json")
@@ -309,11 +320,27 @@ def require_admin(who: tokens.Caller) -> None:
         raise ApiError(403, "admin_only", "only admin tokens load catalogs and close periods")
 
 
+# Instants and periods the API prints must exist as datetimes (years 0001-9999 UTC).
+_FIRST_INSTANT = -62135596800  # 0001-01-01T00:00:00Z
+_LAST_INSTANT = 253402300799  # 9999-12-31T23:59:59Z
+
+
 def _instant(text: str, name: str) -> int:
     instant = parse_instant(text)
-    if instant is None:
-        raise ApiError(400, "bad_instant", f"{name} is not an RFC 3339 instant")
+    if instant is None or not _FIRST_INSTANT <= instant <= _LAST_INSTANT:
+        raise ApiError(400, "bad_instant", f"{name} is not an RFC 3339 instant in years 0001-9999")
     return instant
+
+
+def _known_period(period: str) -> bool:
+    """YYYY-MM whose bounds exist as datetimes (9999-12 would end in year 10000)."""
+    return bool(PERIOD_PATTERN.fullmatch(period)) and "0001-01" <= period <= "9999-11"
+
+
+def _period_bounds(catalog: Catalog, period: str) -> tuple[int, int]:
+    if not _known_period(period):
+        raise ApiError(400, "bad_period", "a period is YYYY-MM, 0001-01 to 9999-11")
+    return catalog.calendar.bounds(period)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -562,6 +562,100 @@ def token_revoke(obj: Context, token_id: str) -> None:
     _echo_json({"id": token_id, "revoked": True, "newly": _run(run())})
 
 
+# -- dead letters -----------------------------------------------------------------------------
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: list rejected events; replay them (after a catalog fix, say).
+
+    A replayed event is processed from its dead letter, under the same rules, at its
+    original receipt time; each dead letter is replayed at most once.
+    """
+
+
+def _instant_ms(text: str | None, name: str) -> int | None:
+    from ledger.instants import parse_instant
+
+    if text is None:
+        return None
+    instant = parse_instant(text)
+    if instant is None:
+        raise InputError(f"{name} is not an RFC 3339 instant: {text!r}")
+    return instant * 1000
+
+
+@dlq.command("list")
+@click.option("--reason", help="Only this reason (malformed, schema, ..., no_price, conflict).")
+@click.option("--since", help="Received at or after this RFC 3339 instant.")
+@click.option("--until", help="Received before this RFC 3339 instant.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--after", "after_id", type=click.IntRange(min=0), help="Start after this dead letter id (the next_cursor printed).")
+@click.pass_obj
+def dlq_list(obj: Context, reason: str | None, since: str | None, until: str | None, limit: int, after_id: int | None) -> None:
+    """Print dead letters as JSON: {"items": [...], "next_cursor": ...}, oldest first."""
+    from ledger import deadletters, store
+
+    filters = {"reason": reason, "since_ms": _instant_ms(since, "--since"),
+               "until_ms": _instant_ms(until, "--until"), "after_id": after_id}
+
+    async def run():
+        async with store.connection(obj.settings.need_database()) as conn:
+            return await deadletters.page(conn, None, limit=limit, **filters)
+
+    _echo_json(_run(run()))
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@click.option("--reason", help="Replay the dead letters of this reason...")
+@click.option("--since", help="...received at or after this RFC 3339 instant...")
+@click.option("--until", help="...and before this one (at most 10,000 per replay).")
+@click.option("--wait", is_flag=True, help="Wait until the workers have processed every replay and print the counts.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=0, help="With --wait: give up after this many seconds (0: never).")
+@click.pass_obj
+def dlq_replay(obj: Context, ids: tuple[int, ...], reason: str | None, since: str | None, until: str | None, wait: bool, timeout: float) -> None:
+    """Replay dead letters by IDS, or by --reason/--since/--until, through the workers.
+
+    Prints {"ingest_id", "replayed", "skipped_already_replayed"}; with --wait also the
+    replay's counts, as `ingest --wait` prints them.
+    """
+    from aiokafka.errors import KafkaError
+
+    from ledger import deadletters, store
+    from streams.publish import new_producer
+
+    settings = obj.settings
+    database_url = settings.need_database()
+    bootstrap = settings.need_kafka()
+    filters = {"reason": reason, "since_ms": _instant_ms(since, "--since"),
+               "until_ms": _instant_ms(until, "--until")}
+    if ids:
+        filters["ids"] = list(ids)
+
+    async def run():
+        producer = new_producer(bootstrap)
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            await producer.stop()
+            raise ServiceUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+        try:
+            async with store.connection(database_url) as conn:
+                result = await deadletters.replay(
+                    conn, producer, settings.usage_topic, deadletters.OPERATOR, **filters
+                )
+                if wait:
+                    progress = _Progress(enabled=sys.stderr.isatty())
+                    tally = await _wait_for(conn, result["ingest_id"], result["replayed"], timeout, progress)
+                    result = {**result, **tally}
+                return result
+        finally:
+            await producer.stop()
+
+    _echo_json(_run(run()))
+
+
 # -- worker -----------------------------------------------------------------------------------
 
 

