@@ -620,10 +620,8 @@ def dlq_replay(obj: Context, ids: tuple[int, ...], reason: str | None, since: st
     Prints {"ingest_id", "replayed", "skipped_already_replayed"}; with --wait also the
     replay's counts, as `ingest --wait` prints them.
     """
-    from aiokafka.errors import KafkaError
-
     from ledger import deadletters, store
-    from streams.publish import new_producer
+    from streams.publish import started_producer
 
     settings = obj.settings
     database_url = settings.need_database()
@@ -634,12 +632,7 @@ def dlq_replay(obj: Context, ids: tuple[int, ...], reason: str | None, since: st
         filters["ids"] = list(ids)
 
     async def run():
-        producer = new_producer(bootstrap)
-        try:
-            await producer.start()
-        except (KafkaError, OSError) as exc:
-            await producer.stop()
-            raise ServiceUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+        producer = await started_producer(bootstrap)
         try:
             async with store.connection(database_url) as conn:
                 result = await deadletters.replay(

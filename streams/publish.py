@@ -64,6 +64,17 @@ def new_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
+async def started_producer(bootstrap: str) -> AIOKafkaProducer:
+    """A started producer, or ServiceUnavailable when the broker cannot be reached."""
+    producer = new_producer(bootstrap)
+    try:
+        await producer.start()
+    except (KafkaError, OSError) as exc:
+        await producer.stop()
+        raise ServiceUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    return producer
+
+
 async def publish(
     bootstrap: str,
     topic: str,
@@ -72,12 +83,7 @@ async def publish(
     batch_max_events: int = BATCH_MAX_EVENTS,
     on_progress: Callable[[int], None] | None = None,
 ) -> Published:
-    producer = new_producer(bootstrap)
-    try:
-        await producer.start()
-    except (KafkaError, OSError) as exc:
-        await producer.stop()
-        raise ServiceUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    producer = await started_producer(bootstrap)
     result = Published()
     pending: list[asyncio.Future] = []
     buffers: dict[bytes, list[bytes]] = {}

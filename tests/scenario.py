@@ -45,3 +45,18 @@ def normalized(value, key: str | None = None):
     if key in _INSTANT_KEYS and isinstance(value, str):
         return parse_instant(value)
     return value
+
+
+def run_steps(stack, directory: Path, folder: Path) -> dict:
+    """The scenario's six steps through the CLI of a running stack; each step's output."""
+    for name in ("batch1", "batch2"):
+        (folder / f"{name}.ndjson").write_bytes(batch_bytes(directory, name))
+    stack.run("catalog", "load", str(directory / "catalog.toml"))
+    return {
+        "ingest1": stack.json("ingest", str(folder / "batch1.ndjson"), "--wait", "--timeout", "600"),
+        "settle_sep": stack.json("settle", "2026-09", "--close"),
+        "ingest2": stack.json("ingest", str(folder / "batch2.ndjson"), "--wait", "--timeout", "600"),
+        "settle_sep_again": stack.json("settle", "2026-09"),
+        "settle_oct": stack.json("settle", "2026-10", "--close"),
+    }
+

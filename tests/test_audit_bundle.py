@@ -15,7 +15,7 @@ import shutil
 import orjson
 import pytest
 
-from tests.scenario import batch_bytes, scenario_dirs
+from tests.scenario import run_steps, scenario_dirs
 
 pytestmark = pytest.mark.infra
 
@@ -27,13 +27,7 @@ PERIODS = ("2026-09", "2026-10")
 def bundles(make_stack, tmp_path_factory):
     stack = make_stack()
     folder = tmp_path_factory.mktemp("bundles")
-    for name in ("batch1", "batch2"):
-        (folder / f"{name}.ndjson").write_bytes(batch_bytes(SCENARIO, name))
-    stack.run("catalog", "load", str(SCENARIO / "catalog.toml"))
-    stack.run("ingest", str(folder / "batch1.ndjson"), "--wait", "--timeout", "600")
-    stack.run("settle", "2026-09", "--close")
-    stack.run("ingest", str(folder / "batch2.ndjson"), "--wait", "--timeout", "600")
-    stack.run("settle", "2026-10", "--close")
+    run_steps(stack, SCENARIO, folder)
     stack.run("keys", "init")
     public_key = folder / "ledger.pub"
     public_key.write_bytes(stack.run("keys", "public").stdout)

@@ -16,7 +16,7 @@ import pytest
 
 from ledger.config import APP_ROLE, with_user
 from tests.db import fetch
-from tests.scenario import batch_bytes, scenario_dirs
+from tests.scenario import batch_bytes, run_steps, scenario_dirs
 
 pytestmark = pytest.mark.infra
 
@@ -32,13 +32,7 @@ LEDGER_TABLES = [
 def closed(make_stack, tmp_path_factory):
     stack = make_stack()
     folder = tmp_path_factory.mktemp("integrity")
-    for name in ("batch1", "batch2"):
-        (folder / f"{name}.ndjson").write_bytes(batch_bytes(SCENARIO, name))
-    stack.run("catalog", "load", str(SCENARIO / "catalog.toml"))
-    stack.run("ingest", str(folder / "batch1.ndjson"), "--wait", "--timeout", "600")
-    stack.run("settle", "2026-09", "--close")
-    stack.run("ingest", str(folder / "batch2.ndjson"), "--wait", "--timeout", "600")
-    stack.run("settle", "2026-10", "--close")
+    run_steps(stack, SCENARIO, folder)
     return stack
 
 
