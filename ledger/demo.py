@@ -59,6 +59,9 @@ def main() -> None:
         "  .venv/bin/gpuledger settle 2026-10 --format csv\n"
         "  .venv/bin/gpuledger dev status                # processes of the stack\n"
         "  .venv/bin/gpuledger dev env                   # point your own producer at it\n"
+        "  .venv/bin/gpuledger token create --member kddi   # a token for the usage API\n"
+        "  curl -H \"Authorization: Bearer $TOKEN\" \"$GPULEDGER_API_URL/v1/usage?period=2026-10&group_by=tenant\"\n"
+        "  .venv/bin/gpuledger keys init && .venv/bin/gpuledger export 2026-10 --out bundle-2026-10\n"
         "  .venv/bin/gpuledger dev down                  # stop it (PostgreSQL data is kept)",
         file=sys.stderr,
     )
