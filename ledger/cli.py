@@ -467,8 +467,9 @@ def export(obj: Context, period: str, out_dir: str, key_path: str | None) -> Non
 @click.argument("bundle", required=False, type=click.Path(file_okay=False))
 @click.option("--public-key", envvar="GPULEDGER_PUBLIC_KEY", type=click.Path(dir_okay=False), help="The ledger's public key (PEM) to check a bundle with (env GPULEDGER_PUBLIC_KEY).")
 @click.option("--db", "check_db", is_flag=True, help="Check the database's journal instead: hash chain, balances, statements.")
+@click.option("--anchor", "anchors", multiple=True, type=click.Path(file_okay=False), help="With --db: a bundle whose signed chain head the journal must still hold (repeatable; needs --public-key).")
 @click.pass_obj
-def verify(obj: Context, bundle: str | None, public_key: str | None, check_db: bool) -> None:
+def verify(obj: Context, bundle: str | None, public_key: str | None, check_db: bool, anchors: tuple[str, ...]) -> None:
     """Verify an auditor BUNDLE on its own, or the database's journal with --db.
 
     Exit 0 when everything verifies; otherwise exit 4 and name the first discrepancy.
@@ -478,10 +479,11 @@ def verify(obj: Context, bundle: str | None, public_key: str | None, check_db: b
     if check_db == (bundle is not None):
         raise InputError("give either a bundle folder or --db")
     if check_db:
+        signed_heads = [_signed_head(Path(a), public_key) for a in anchors]
 
         async def run():
             async with store.connection(obj.settings.need_database()) as conn:
-                return await store.verify_database(conn)
+                return await store.verify_database(conn, signed_heads)
 
         _echo_json({"verified": True, **_run(run())})
         return
@@ -498,6 +500,34 @@ def verify(obj: Context, bundle: str | None, public_key: str | None, check_db: b
     except VerificationError as exc:
         raise store.VerificationFailed(str(exc)) from exc
     _echo_json({"verified": True, "bundle": str(Path(bundle).absolute())})
+
+
+def _signed_head(bundle: Path, public_key: str | None) -> tuple[str, int, str]:
+    """(bundle, seq, hash) of the chain head a bundle's manifest signs, once its signature checks."""
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+
+    from ledger import store
+
+    if not public_key:
+        raise InputError("--anchor needs the ledger's public key: --public-key FILE")
+    try:
+        key = serialization.load_pem_public_key(Path(public_key).read_bytes())
+        manifest_bytes = (bundle / "manifest.json").read_bytes()
+        signature = base64.b64decode((bundle / "manifest.sig").read_bytes().strip(), validate=True)
+    except (OSError, ValueError, binascii.Error) as exc:
+        raise InputError(f"cannot read the anchor {bundle}: {exc}") from exc
+    try:
+        key.verify(signature, manifest_bytes)
+    except (InvalidSignature, TypeError) as exc:
+        raise store.VerificationFailed(f"{bundle}/manifest.sig does not verify with {public_key}") from exc
+    head = orjson.loads(manifest_bytes).get("chain_head") or {}
+    if not isinstance(head.get("seq"), int) or not isinstance(head.get("hash"), str):
+        raise InputError(f"{bundle}/manifest.json has no chain head")
+    return str(bundle), head["seq"], head["hash"]
 
 
 # -- the usage API and its tokens ---------------------------------------------------------------

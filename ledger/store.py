@@ -395,9 +395,13 @@ async def journal_entries(conn, period: str | None = None):
         )
 
 
-async def verify_database(conn) -> dict:
+async def verify_database(conn, anchors: list[tuple[str, int, str]] = ()) -> dict:
     """Walk the journal's chain and postings; check every closed period's entries against
-    its stored statement; raise LedgerError naming the first break."""
+    its stored statement, and the chain against signed heads auditors hold (`anchors`:
+    (where it comes from, seq, hash hex)); raise VerificationFailed naming the first break.
+
+    The anchors are what catches a superuser who rewrote the whole chain consistently:
+    the heads already handed out in signed bundles must still be in it."""
     by_period: dict[str, list] = defaultdict(list)
     balances: dict[str, int] = defaultdict(int)
     count = 0
@@ -417,6 +421,14 @@ async def verify_database(conn) -> dict:
             head_seq, head_hash = journal.check_chain(entries)
         except ValueError as exc:
             raise VerificationFailed(str(exc)) from exc
+        by_seq = {entry.seq: entry for entry in entries}
+        for source, seq, digest in anchors:
+            entry = by_seq.get(seq)
+            if entry is None or entry.hash.hex() != digest:
+                raise VerificationFailed(
+                    f"journal entry {seq} is not the one signed in {source}: "
+                    "the chain was rewritten after that bundle was exported"
+                )
         statements = {
             r["period"]: orjson.loads(r["document"])
             for r in await conn.fetch("SELECT period, document FROM closed_statements")
@@ -442,6 +454,7 @@ async def verify_database(conn) -> dict:
         raise VerificationFailed(f"the trial balance of all accounts is {trial_balance} yen, not 0")
     return {
         "entries": count,
+        "anchors_checked": len(anchors),
         "head": {"seq": head_seq, "hash": head_hash.hex()},
         "closed_periods": sorted(statements),
         "accounts": len(balances),

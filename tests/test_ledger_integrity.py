@@ -195,3 +195,59 @@ def test_a_catalog_version_inside_a_closed_period_is_refused_and_a_reload_adds_n
     )
     assert closed.json("catalog", "load", str(open_period))["retail_prices_added"] == 1
     assert closed.json("verify", "--db")["verified"] is True
+
+
+def test_a_consistent_rewrite_of_the_whole_chain_is_caught_by_a_signed_head(make_stack, tmp_path):
+    """A superuser who rewrites a closed statement and re-posts and re-hashes the whole
+    journal passes `verify --db` alone; the chain head signed in a bundle an auditor
+    already holds catches it."""
+    from ledger import journal
+
+    stack = make_stack()
+    (tmp_path / "batch1.ndjson").write_bytes(batch_bytes(SCENARIO, "batch1"))
+    stack.run("catalog", "load", str(SCENARIO / "catalog.toml"))
+    stack.run("ingest", str(tmp_path / "batch1.ndjson"), "--wait", "--timeout", "600")
+    stack.run("settle", "2026-09", "--close")
+    stack.run("keys", "init")
+    public_key = tmp_path / "ledger.pub"
+    public_key.write_bytes(stack.run("keys", "public").stdout)
+    stack.run("export", "2026-09", "--out", str(tmp_path / "bundle"))
+
+    statement = json.loads(stack.run("settle", "2026-09").stdout)
+    invoice = statement["tenant_invoices"][0]
+    invoice["subtotal_yen"] -= 100
+    invoice["total_yen"] -= 100
+    entries = journal.chain("2026-09", journal.entries_for_statement(statement), 0, journal.GENESIS_HASH)
+
+    async def rewrite():
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL session_replication_role = replica")
+                await conn.execute(
+                    "UPDATE closed_statements SET document = $1 WHERE period = '2026-09'",
+                    json.dumps(statement, separators=(",", ":")).encode(),
+                )
+                await conn.execute("DELETE FROM postings")
+                await conn.execute("DELETE FROM journal_entries")
+                for e in entries:
+                    await conn.execute(
+                        "INSERT INTO journal_entries (seq, period, kind, reference, prev_hash, hash)"
+                        " VALUES ($1, $2, $3, $4::jsonb, $5, $6)",
+                        e.seq, e.period, e.kind, json.dumps(e.reference), e.prev_hash, e.hash,
+                    )
+                    for idx, (account, amount) in enumerate(e.postings):
+                        await conn.execute(
+                            "INSERT INTO postings VALUES ($1, $2, $3, $4)", e.seq, idx, account, amount
+                        )
+        finally:
+            await conn.close()
+
+    asyncio.run(rewrite())
+    assert stack.json("verify", "--db")["verified"] is True  # consistent on its own
+    caught = stack.run(
+        "verify", "--db", "--anchor", str(tmp_path / "bundle"), "--public-key", str(public_key),
+        check=False,
+    )
+    assert caught.returncode == 4
+    assert b"not the one signed in" in caught.stderr
