@@ -37,8 +37,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
-import signal
 import sys
 import time
 import uuid
@@ -55,7 +53,7 @@ from bench.pipeline import (
     Watched,
     _version,
     notice,
-    world_enterable_folder,
+    run_benchmark,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,10 +347,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def api_url(stack: BenchStack) -> str:
     lines = stack.run("dev", "env").stdout.decode().splitlines()
     url = dict(line.split("=", 1) for line in lines if "=" in line).get("GPULEDGER_API_URL")
@@ -364,27 +358,7 @@ def api_url(stack: BenchStack) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    folder = world_enterable_folder()
-    stack = BenchStack(folder)
-    try:
-        results = run(args, folder, stack)
-    except KeyboardInterrupt:
-        notice("interrupted")
-        return 130
-    finally:
-        if args.keep:
-            notice(f"kept the stack: GPULEDGER_HOME={stack.home} (stop it with `gpuledger dev down`)")
-        else:
-            if stack.started:
-                notice("stopping the stack")
-                stack.down()
-            shutil.rmtree(folder, ignore_errors=True)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
-    print(format_table(results))
-    return 0
+    return run_benchmark(parse_args(argv), run, RESULTS_FILE, format_table)
 
 
 def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:

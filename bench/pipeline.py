@@ -898,7 +898,12 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run_benchmark(parse_args(argv), run, RESULTS_FILE, format_table)
+
+
+def run_benchmark(args, run, results_file: Path, format_table) -> int:
+    """Run `run(args, folder, stack)` on a fresh stack, stop it whatever happens (unless
+    --keep), write the figures to `results_file` and print them."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     folder = world_enterable_folder()
     stack = BenchStack(folder)
@@ -919,9 +924,9 @@ def main(argv: list[str] | None = None) -> int:
                     notice(f"could not stop the stack ({error}); its home is {stack.home}")
                     raise
             shutil.rmtree(folder, ignore_errors=True)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
-    if args.json_only:
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
+    if getattr(args, "json_only", False):
         print(json.dumps(results, indent=2))
     else:
         print(format_table(results))
