@@ -65,9 +65,9 @@ def to_record(event) -> Record:
 def chunks_by_size(records: list[Record], max_bytes: int) -> list[list[Record]]:
     """Consecutive slices of records whose values add up to at most max_bytes (one at least)."""
     chunks: list[list[Record]] = []
-    size = max_bytes
+    size = 0
     for record in records:
-        if size + len(record.value) > max_bytes and (not chunks or chunks[-1]):
+        if not chunks or (chunks[-1] and size + len(record.value) > max_bytes):
             chunks.append([])
             size = 0
         chunks[-1].append(record)
