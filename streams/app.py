@@ -126,9 +126,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
         async for events in stream.take_events(
             settings.take_max_records, within=settings.take_within_seconds
         ):
-            records = [to_record(event) for event in events]
             started = time.perf_counter()
             try:
+                # Everything from here to the commit sits inside this try: an exception
+                # escaping the loop body would let take_events ack what was not written.
+                records = [to_record(event) for event in events]
                 result = BatchResult()
                 for chunk in chunks_by_size(records, TRANSACTION_MAX_BYTES):
                     result.add(await intake.apply(chunk))
