@@ -1,0 +1,222 @@
+"""streams.faust_ext: the eager message callback keeps Faust's semantics; the byte bound.
+
+Pure asyncio, no broker: a coroutine that finishes in its first step gives its result
+without a task; one that suspends goes on, as the same coroutine, inside Faust's own
+`wait_first`, which still returns when flow is suspended (a rebalance). Records are
+held back while the unacked ones exceed the bound, and let through as acks make room.
+The last test checks the piece of Faust this relies on, so that an upgrade of Faust
+that changes it fails here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import warnings
+
+import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types.tuples import ConsumerMessage
+
+from streams import faust_ext
+
+from streams.faust_ext import LedgerConsumer, LedgerApp, RawSchema, run_eagerly
+
+
+async def finishes_at_once(log: list) -> str:
+    log.append("ran")
+    return "done"
+
+
+async def waits_for(future: asyncio.Future, log: list) -> str:
+    log.append("before")
+    try:
+        value = await future
+    except ValueError as exc:
+        log.append(f"caught {exc}")
+        return "recovered"
+    finally:
+        log.append("finally")
+    await asyncio.sleep(0)  # a bare yield after the first suspension
+    log.append(f"after {value}")
+    return f"got {value}"
+
+
+async def test_a_coroutine_that_does_not_wait_finishes_in_place():
+    log: list = []
+    tasks_before = len(asyncio.all_tasks())
+    finished, result = run_eagerly(finishes_at_once(log))
+    assert (finished, result, log) == (True, "done", ["ran"])
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+async def test_a_suspended_coroutine_goes_on_as_itself():
+    future = asyncio.get_running_loop().create_future()
+    log: list = []
+    finished, continuation = run_eagerly(waits_for(future, log))
+    assert not finished and log == ["before"]
+    task = asyncio.ensure_future(continuation)
+    await asyncio.sleep(0)
+    assert not task.done()
+    future.set_result(7)
+    assert await task == "got 7"
+    assert log == ["before", "finally", "after 7"]
+
+
+async def test_an_exception_reaches_the_suspended_coroutine():
+    future = asyncio.get_running_loop().create_future()
+    log: list = []
+    _, continuation = run_eagerly(waits_for(future, log))
+    task = asyncio.ensure_future(continuation)
+    await asyncio.sleep(0)
+    future.set_exception(ValueError("bad"))
+    assert await task == "recovered"
+    assert log == ["before", "caught bad", "finally"]
+
+
+async def test_cancelling_the_continuation_cancels_the_coroutine():
+    future = asyncio.get_running_loop().create_future()
+    log: list = []
+    _, continuation = run_eagerly(waits_for(future, log))
+    task = asyncio.ensure_future(continuation)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert log == ["before", "finally"]
+    assert future.cancelled()
+
+
+async def test_an_exception_in_the_first_step_propagates():
+    async def fails() -> None:
+        raise KeyError("first step")
+
+    with pytest.raises(KeyError):
+        run_eagerly(fails())
+
+
+@pytest.fixture
+async def consumer():
+    # Built inside the test's event loop, which Faust's services bind to.
+    app = LedgerApp("test-faust-ext", broker="kafka://127.0.0.1:1", store="memory://")
+    return app.consumer
+
+
+async def test_the_ledger_app_uses_the_eager_consumer(consumer):
+    assert isinstance(consumer, LedgerConsumer)
+
+
+async def test_wait_first_returns_the_callback_result_and_closes_the_other(consumer):
+    log: list = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail
+        results = await consumer.wait_first(finishes_at_once(log), consumer.suspend_flow.wait())
+    assert (results.results, results.stopped, log) == (["done"], False, ["ran"])
+
+
+async def test_wait_first_on_a_waiting_callback_returns_when_flow_is_suspended(consumer):
+    """As in Faust: a callback blocked on flow control does not hold up a rebalance."""
+    future = asyncio.get_running_loop().create_future()
+    log: list = []
+    waiting = asyncio.ensure_future(
+        consumer.wait_first(waits_for(future, log), consumer.suspend_flow.wait())
+    )
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    consumer.suspend_flow.set()
+    results = await asyncio.wait_for(waiting, 5)
+    assert results.results == [True]  # the flow event won
+    await asyncio.sleep(0)
+    assert log == ["before", "finally"]  # and the callback was cancelled, as Faust does
+
+
+async def test_wait_first_on_a_waiting_callback_returns_its_result(consumer):
+    future = asyncio.get_running_loop().create_future()
+    log: list = []
+    waiting = asyncio.ensure_future(
+        consumer.wait_first(waits_for(future, log), consumer.suspend_flow.wait())
+    )
+    await asyncio.sleep(0.01)
+    future.set_result(3)
+    results = await asyncio.wait_for(waiting, 5)
+    assert results.results == ["got 3"]
+
+
+def test_raw_schema_hands_over_the_bytes():
+    class Message:
+        key, value = b"GPU-1", b'{"a": 1}'
+
+    schema = RawSchema(key_type=bytes, value_type=bytes)
+    assert schema.loads_key(None, Message) == b"GPU-1"
+    assert schema.loads_value(None, Message) == b'{"a": 1}'
+
+
+def test_faust_still_calls_wait_first_with_the_callback_first():
+    """The one call of Faust's that LedgerConsumer.wait_first is written for."""
+    source = inspect.getsource(FaustConsumer._drain_messages)
+    assert "self.wait_first(" in source
+    assert "callback(message), self.suspend_flow.wait()" in " ".join(source.split())
+    assert LedgerConsumer.wait_first is not FaustConsumer.wait_first
+
+
+def message(offset: int, size: int) -> ConsumerMessage:
+    return ConsumerMessage("gpu.usage", 0, offset, 0.0, 0, [], b"GPU-1", b"x" * size, None)
+
+
+@pytest.fixture
+async def bounded(consumer):
+    delivered: list = []
+
+    async def deliver(msg):
+        delivered.append(msg.offset)
+
+    consumer.deliver = deliver
+    consumer.max_unacked_bytes = 100
+    return consumer, delivered
+
+
+async def test_records_within_the_bound_are_delivered_in_place(bounded):
+    consumer, delivered = bounded
+    kept = [message(i, 40) for i in range(3)]  # 120 bytes: the third goes over, and is let in
+    for msg in kept:
+        finished, _ = run_eagerly(consumer.callback(msg))
+        assert finished
+    assert delivered == [0, 1, 2] and consumer.unacked_bytes == 120
+
+
+async def test_a_record_waits_while_the_unacked_exceed_the_bound_until_an_ack(bounded):
+    consumer, delivered = bounded
+    kept = [message(i, 60) for i in range(2)]
+    for msg in kept:
+        await consumer.callback(msg)
+    waiting = asyncio.ensure_future(consumer.callback(message(2, 10)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and delivered == [0, 1]
+    consumer.ack(kept[0])  # 60 unacked bytes left: room
+    await asyncio.wait_for(waiting, 5)
+    assert delivered == [0, 1, 2] and consumer.unacked_bytes == 70
+    consumer.ack(kept[0])  # a second ack of the same record frees nothing
+    assert consumer.unacked_bytes == 70
+
+
+async def test_one_record_larger_than_the_bound_passes_alone(bounded):
+    consumer, delivered = bounded
+    big = message(0, 1000)
+    finished, _ = run_eagerly(consumer.callback(big))
+    assert finished and delivered == [0]
+    waiting = asyncio.ensure_future(consumer.callback(message(1, 1)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    consumer.ack(big)
+    await asyncio.wait_for(waiting, 5)
+    assert delivered == [0, 1]
+
+
+async def test_records_dropped_without_an_ack_do_not_hold_the_bound(bounded, monkeypatch):
+    """A rebalance drops buffered records unacked: the recount finds them gone."""
+    monkeypatch.setattr(faust_ext, "ROOM_RECHECK_SECONDS", 0.05)
+    consumer, delivered = bounded
+    await consumer.callback(message(0, 500))  # its only reference is dropped at once
+    assert consumer.unacked_bytes == 500
+    await asyncio.wait_for(consumer.callback(message(1, 10)), 5)
+    assert delivered == [0, 1] and consumer.unacked_bytes == 10
