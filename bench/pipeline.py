@@ -73,7 +73,9 @@ PROFILE_DIR = ROOT / "bench-results"
 
 # The bar from the issue and INFRA.md, for reference only: nothing here passes or fails.
 TARGET_INGEST_EVENTS_PER_SECOND = 20_000
-FAUST_BATCHED_CEILING_PER_WORKER = (9_500, 14_900)
+# Faust's own ceiling in INFRA.md: uvloop, large buffer, take_events, no work.
+INFRA_FAUST_CEILING_ONE_PROCESS = (14_300, 14_900)
+INFRA_FAUST_CEILING_TWO_PROCESSES = (25_500, 26_900)
 
 CATALOG = """\
 currency = "JPY"
@@ -371,7 +373,7 @@ class CpuMeter:
         own = os.times()
         values["bench"] = own.user + own.system
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        values["bench children (gpuledger CLI)"] = children.ru_utime + children.ru_stime
+        values["bench children (gpuledger CLI; in phase d the Faust agents)"] = children.ru_utime + children.ru_stime
         values["machine"] = machine_cpu_seconds()
         values["wall"] = time.monotonic()
         return values
@@ -610,11 +612,37 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+async def produce_single_records(producer, topic: str, keyed: list[tuple[bytes, bytes]], headers: list) -> list:
+    """One record per event, keyed, partitioned as Kafka's default partitioner does, sent as
+    full batches with create_batch/send_batch (the fastest aiokafka path, INFRA.md)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitions = sorted(await producer.partitions_for(topic))
+    partitioner = DefaultPartitioner()
+    partition_of: dict[bytes, int] = {}
+    for key, _ in keyed:
+        if key not in partition_of:
+            partition_of[key] = partitioner(key, partitions, partitions)
+    builders = {p: producer.create_batch() for p in partitions}
+    deliveries = []
+    for key, value in keyed:
+        partition = partition_of[key]
+        builder = builders[partition]
+        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            deliveries.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                raise RuntimeError("a single event does not fit an empty batch")
+    for partition, builder in builders.items():
+        if builder.record_count():
+            deliveries.append(await producer.send_batch(builder, topic, partition=partition))
+    return await asyncio.gather(*deliveries)
+
+
 async def single_records_phase(
     bootstrap: str, database_url: str, events: EventSet, timeout: float
 ) -> tuple[dict, dict[int, int]]:
     import asyncpg
-    from aiokafka.partitioner import DefaultPartitioner
 
     from ledger import intake
 
@@ -624,31 +652,12 @@ async def single_records_phase(
     await producer.start()
     conn = await asyncpg.connect(database_url)
     try:
-        partitions = sorted(await producer.partitions_for(USAGE_TOPIC))
-        partitioner = DefaultPartitioner()
-        partition_of: dict[bytes, int] = {}
-        for key, _ in events.keyed:
-            if key not in partition_of:
-                partition_of[key] = partitioner(key, partitions, partitions)
         notice(
             f"phase b: {events.count:,} single-event records via create_batch/send_batch, "
             f"ingest id {ingest_id}"
         )
-        builders = {p: producer.create_batch() for p in partitions}
-        deliveries = []
         started = time.perf_counter()
-        for key, value in events.keyed:
-            partition = partition_of[key]
-            builder = builders[partition]
-            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                deliveries.append(await producer.send_batch(builder, USAGE_TOPIC, partition=partition))
-                builder = builders[partition] = producer.create_batch()
-                if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    raise RuntimeError("a single event does not fit an empty batch")
-        for partition, builder in builders.items():
-            if builder.record_count():
-                deliveries.append(await producer.send_batch(builder, USAGE_TOPIC, partition=partition))
-        metadata = await asyncio.gather(*deliveries)
+        metadata = await produce_single_records(producer, USAGE_TOPIC, events.keyed, headers)
         produced = time.perf_counter()
         notice(f"phase b: produced in {produced - started:.2f} s; waiting for the intake tallies")
         first_offsets: dict[int, int] = {}
@@ -754,6 +763,105 @@ async def raw_consumer_phase(
     }
 
 
+async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+def _read_status(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def faust_ceiling_phase(
+    bootstrap: str, folder: Path, events: EventSet, processes: int, partitions: int, timeout: float
+) -> dict:
+    """Phase d: phase b's records again, to stock Faust agents that only count them.
+
+    A topic and a consumer group of their own (the stack's workers do not see them), as
+    many processes as the stack has workers, started and assigned before the first send:
+    first send -> the agents have counted N, as phase b measures the ledger.
+    """
+    run_tag = uuid.uuid4().hex[:8]
+    topic, group = f"bench-faust-ceiling-{run_tag}", f"bench-faust-ceiling-{run_tag}"
+    asyncio.run(_create_topic(bootstrap, topic, partitions))
+    status_files = [folder / f"faust-ceiling-{i}.json" for i in range(processes)]
+    children = []
+    try:
+        for path in status_files:
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.faust_ceiling", bootstrap, topic, group, str(path)],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=(folder / f"{path.stem}.log").open("wb"),
+                )
+            )
+        notice(f"phase d: {processes} stock Faust agent process(es) joining group {group}")
+        deadline = time.monotonic() + 120
+        while True:
+            statuses = [_read_status(path) for path in status_files]
+            if all(statuses) and sum(st["assigned"] for st in statuses) == partitions:
+                break
+            dead = [child.pid for child in children if child.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(f"phase d: the Faust agents did not get their partitions (exited: {dead})")
+            time.sleep(0.1)
+        time.sleep(1.0)  # let a late rebalance, if any, settle before the clock starts
+        cpu_before = {child.pid: process_cpu_seconds(child.pid) or 0.0 for child in children}
+
+        async def produce() -> tuple[float, float]:
+            producer = new_producer(bootstrap)
+            await producer.start()
+            try:
+                started = time.time()
+                headers = [("content-type", SINGLE_CONTENT_TYPE)]
+                await produce_single_records(producer, topic, events.keyed, headers)
+                return started, time.time()
+            finally:
+                await producer.stop()
+
+        notice(f"phase d: {events.count:,} single-event records to {topic}")
+        started, produced = asyncio.run(produce())
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = [_read_status(path) or {"count": 0, "last": None} for path in status_files]
+            counted = sum(st["count"] for st in statuses)
+            if counted >= events.count or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        cpu = sum((process_cpu_seconds(child.pid) or 0.0) - cpu_before[child.pid] for child in children)
+    finally:
+        for child in children:
+            child.kill()
+        for child in children:
+            child.wait(timeout=30)
+    finished = max((st["last"] for st in statuses if st.get("last")), default=None)
+    if counted < events.count or finished is None:
+        raise RuntimeError(f"phase d: the Faust agents counted {counted:,} of {events.count:,} records")
+    elapsed = finished - started
+    return {
+        "what": "stock Faust agents (faust.App, Faust's own consumer, INFRA.md's configuration: raw values, "
+                "uvloop, stream_buffer_maxsize=262144, take_events(10000, within=0.5)) that only count "
+                "phase b's records, one process per stack worker; first send -> N counted",
+        "processes": processes,
+        "records": counted,
+        "seconds": round(elapsed, 3),
+        "records_per_second": round(counted / elapsed),
+        "produce_seconds": round(produced - started, 3),
+        "cpu_seconds": round(cpu, 2),
+        "cpu_microseconds_per_record": round(1e6 * cpu / counted, 1),
+    }
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -774,7 +882,7 @@ def _all_in_ledger(timeline: dict) -> str:
 
 def format_table(results: dict) -> str:
     phases = results["phases"]
-    a, b, c = phases["a_ingest"], phases["b_single_records"], phases["c_raw_consumer"]
+    a, b, c, d = phases["a_ingest"], phases["b_single_records"], phases["c_raw_consumer"], phases["d_faust_ceiling"]
     config = results["config"]
     lines = [
         "gpuledger pipeline benchmark",
@@ -795,6 +903,8 @@ def format_table(results: dict) -> str:
         f"{b['produce_records_per_second']:>11,}",
         f"  {'c. raw aiokafka consumer, records of phase b':<58} {c['records']:>9,} {c['seconds']:>8.2f} "
         f"{c['records_per_second'] or 0:>11,}",
+        f"  {'d. stock Faust agents counting the same records (no work)':<58} {d['records']:>9,} "
+        f"{d['seconds']:>8.2f} {d['records_per_second']:>11,}",
         "",
         f"  a timeline (s from start): first events in the ledger {a['timeline_seconds']['first_events_in_ledger']}, "
         f"all {_all_in_ledger(a['timeline_seconds'])}, command exited {a['seconds']:.2f}; "
@@ -808,7 +918,7 @@ def format_table(results: dict) -> str:
     r = results["ratios"]
     lines += [
         "  ratios (events/s over records/s):",
-        f"    a/c = {r['a_over_c']}   b/c = {r['b_over_c']}   a/b = {r['a_over_b']}",
+        f"    a/c = {r['a_over_c']}   b/c = {r['b_over_c']}   a/b = {r['a_over_b']}   b/d = {r['b_over_d']}",
         "",
         "  CPU seconds by component, per phase:",
     ]
@@ -824,6 +934,9 @@ def format_table(results: dict) -> str:
         per_event = phase.get("worker_cpu_microseconds_per_event")
         if per_event is not None:
             lines.append(f"      worker CPU per event: {per_event} us")
+        per_record = phase.get("cpu_microseconds_per_record")
+        if per_record is not None:
+            lines.append(f"      Faust agents' CPU per record: {per_record} us ({phase['processes']} process(es))")
         rows = phase.get("intake_tally_rows")
         if rows and "rows" in rows:
             lines.append(
@@ -848,9 +961,12 @@ def format_table(results: dict) -> str:
         "  reference (not a pass/fail):",
         f"    issue target, a: >= {reference['target_ingest_events_per_second']:,} events/s end to end "
         f"-> measured {a['events_per_second']:,}",
-        f"    single-event records, b: no less than Faust's batched ceiling per worker in INFRA.md "
-        f"({reference['faust_batched_ceiling_per_worker'][0]:,}-{reference['faust_batched_ceiling_per_worker'][1]:,}"
-        f" events/s) -> measured {b['events_per_second']:,} with {config['workers']} worker(s)",
+        f"    single-event records, b: no less than Faust's own ceiling -> measured {b['events_per_second']:,} "
+        f"with {config['workers']} worker(s); Faust's ceiling in this run (d, {d['processes']} process(es)): "
+        f"{d['records_per_second']:,}; in INFRA.md: "
+        f"{reference['infra_faust_ceiling_one_process'][0]:,}-{reference['infra_faust_ceiling_one_process'][1]:,} "
+        f"(1 process), {reference['infra_faust_ceiling_two_processes'][0]:,}-"
+        f"{reference['infra_faust_ceiling_two_processes'][1]:,} (2 processes)",
     ]
     for name, phase in phases.items():
         for worker, summary in (phase.get("profile") or {}).items():
@@ -985,7 +1101,6 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
         if profiler:
             phase_b["profile"] = profiler.stop()
         notice(f"phase b: {phase_b['events_per_second']:,} events/s ({phase_b['seconds']:.2f} s)")
-        events_b.keyed.clear()
 
         # c. the raw consumer on phase b's records
         sampler.phase = "c_raw_consumer"
@@ -995,6 +1110,14 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
         )
         phase_c["cpu"] = CpuMeter.delta(before, cpu.snapshot())
         notice(f"phase c: {phase_c['records_per_second'] or 0:,} records/s ({phase_c['seconds']:.2f} s)")
+
+        # d. Faust's own ceiling on the same records, same machine, same run
+        sampler.phase = "d_faust_ceiling"
+        before = cpu.snapshot()
+        phase_d = faust_ceiling_phase(bootstrap, folder, events_b, len(workers), partitions, timeout)
+        phase_d["cpu"] = CpuMeter.delta(before, cpu.snapshot())
+        notice(f"phase d: {phase_d['records_per_second']:,} records/s ({phase_d['seconds']:.2f} s)")
+        events_b.keyed.clear()
     finally:
         sampler.stop()
 
@@ -1023,7 +1146,9 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
         "peak_rss_sampled_mib": mib(sampler.peak.get(broker.name)),
         "rss_end_mib": mib(memory_kib(broker.pid).get("VmRSS")),
     }
-    phases = {"a_ingest": phase_a, "b_single_records": phase_b, "c_raw_consumer": phase_c}
+    phases = {
+        "a_ingest": phase_a, "b_single_records": phase_b, "c_raw_consumer": phase_c, "d_faust_ceiling": phase_d,
+    }
     others = [p["cpu"]["other_cpu_cores"] for p in phases.values() if p["cpu"]["other_cpu_cores"] is not None]
     return {
         "benchmark": "bench.pipeline",
@@ -1054,7 +1179,8 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
             "a_over_c": ratio(phase_a["events_per_second"], phase_c["records_per_second"]),
             "b_over_c": ratio(phase_b["events_per_second"], phase_c["records_per_second"]),
             "a_over_b": ratio(phase_a["events_per_second"], phase_b["events_per_second"]),
-            "note": "a and b in events/s end to end; c in records/s of single-event records",
+            "b_over_d": ratio(phase_b["events_per_second"], phase_d["records_per_second"]),
+            "note": "a and b in events/s end to end; c and d in records/s of single-event records",
         },
         "memory": {
             "sample_interval_seconds": sampler.interval,
@@ -1064,7 +1190,8 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
         },
         "reference": {
             "target_ingest_events_per_second": TARGET_INGEST_EVENTS_PER_SECOND,
-            "faust_batched_ceiling_per_worker": list(FAUST_BATCHED_CEILING_PER_WORKER),
+            "infra_faust_ceiling_one_process": list(INFRA_FAUST_CEILING_ONE_PROCESS),
+            "infra_faust_ceiling_two_processes": list(INFRA_FAUST_CEILING_TWO_PROCESSES),
             "source": "/work/shared/INFRA.md and the issue; for reference, not a pass/fail",
         },
     }
