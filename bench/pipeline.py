@@ -23,9 +23,15 @@ What it does, in order:
       tallies of that ingest id reach N;
    c. the raw aiokafka consumer reading the records of phase b (manual assignment,
       `getmany(max_records=10000)`, no decoding): the ceiling of a plain consumer;
-   d. the ratios a/c, b/c and a/b;
-   e. memory: VmRSS of every worker and of the broker sampled during the run, and the
-      workers' VmHWM at the end.
+   d. Faust's own ceiling: stock Faust agents in INFRA.md's configuration
+      (`bench/faust_ceiling.py`, one process per worker, a topic and group of their
+      own) that only count phase b's records, from the first send until N;
+   e. a backlog (`--backlog`, default 1,000,000 events; run right after a, so that its
+      memory peak is its own): the workers are stopped with SIGSTOP while `gpuledger
+      ingest` publishes batch records, then resumed; how fast they drain it and, above
+      all, the workers' peak memory meanwhile;
+   then the ratios a/c, b/c, a/b and b/d, and memory: VmRSS of every worker (peak per
+   phase) and of the broker sampled during the run, and the workers' VmHWM at the end.
    For every phase it also records the CPU seconds used by each component and by the
    rest of the machine, because the machine is shared and 2 cores are few.
 4. Prints a table to stdout and writes the same figures to bench-results/pipeline.json.
@@ -862,6 +868,55 @@ def faust_ceiling_phase(
     }
 
 
+async def _total_received(database_url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT coalesce(sum(received), 0)::bigint FROM intake_tallies")
+    finally:
+        await conn.close()
+
+
+def backlog_phase(
+    stack: BenchStack, database_url: str, workers: list[Watched], events: EventSet, timeout: float
+) -> dict:
+    """Phase e: a backlog. The workers are stopped (SIGSTOP) while `ingest` publishes the
+    events as batch records, then resumed: how fast they drain it, and in how much memory."""
+    before = asyncio.run(_total_received(database_url))
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        notice(f"phase e: workers stopped; gpuledger ingest {events.path.name} ({events.count:,} events)")
+        started = time.perf_counter()
+        stack.run("ingest", str(events.path), timeout=timeout)
+        published = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGCONT)
+    notice(f"phase e: published in {published:.2f} s; workers resumed")
+    resumed = time.perf_counter()
+    done = 0
+    while time.perf_counter() - resumed < timeout:
+        done = asyncio.run(_total_received(database_url)) - before
+        if done >= events.count:
+            break
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - resumed
+    if done < events.count:
+        raise RuntimeError(f"phase e: the workers drained {done:,} of {events.count:,} events")
+    return {
+        "what": "backlog: workers stopped (SIGSTOP) while gpuledger ingest publishes batch records, "
+                "then resumed; resume -> the ledger holds them all (polled every 0.2 s; includes "
+                "the consumer group's rejoin after the session timeout)",
+        "events": events.count,
+        "backlog_bytes": events.path.stat().st_size,
+        "publish_seconds": round(published, 3),
+        "seconds": round(elapsed, 3),
+        "events_per_second": round(events.count / elapsed),
+    }
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -905,6 +960,14 @@ def format_table(results: dict) -> str:
         f"{c['records_per_second'] or 0:>11,}",
         f"  {'d. stock Faust agents counting the same records (no work)':<58} {d['records']:>9,} "
         f"{d['seconds']:>8.2f} {d['records_per_second']:>11,}",
+    ]
+    e = phases.get("e_backlog")
+    if e:
+        lines.append(
+            f"  {'e. backlog (batch records) drained by resumed workers':<58} {e['events']:>9,} "
+            f"{e['seconds']:>8.2f} {e['events_per_second']:>11,}"
+        )
+    lines += [
         "",
         f"  a timeline (s from start): first events in the ledger {a['timeline_seconds']['first_events_in_ledger']}, "
         f"all {_all_in_ledger(a['timeline_seconds'])}, command exited {a['seconds']:.2f}; "
@@ -946,9 +1009,13 @@ def format_table(results: dict) -> str:
     memory = results["memory"]
     lines += ["", "  memory (MiB):"]
     for name, figures in memory["workers"].items():
+        by_phase = ", ".join(
+            f"{phase.split('_')[0]} {peak}" for phase, peak in figures["peak_rss_sampled_by_phase_mib"].items()
+            if peak is not None and phase != "start"
+        )
         lines.append(
-            f"    {name}: peak sampled VmRSS {figures['peak_rss_sampled_mib']}, VmHWM {figures['vmhwm_mib']}, "
-            f"VmRSS at end {figures['rss_end_mib']}"
+            f"    {name}: peak sampled VmRSS {figures['peak_rss_sampled_mib']} (by phase: {by_phase}), "
+            f"VmHWM {figures['vmhwm_mib']}, VmRSS at end {figures['rss_end_mib']}"
         )
     broker = memory["broker"]
     lines.append(
@@ -978,7 +1045,7 @@ def format_table(results: dict) -> str:
             lines += [f"      {p:5.1f}%  {n}" for n, p in summary["inclusive_percent"][:12]]
             lines.append(f"    self ({ROOT_FRAME}'s own is the native uvloop event loop):")
             lines += [f"      {p:5.1f}%  {n}" for n, p in summary["self_percent"][:8]]
-    lines.append(f"\n  written to {RESULTS_FILE.relative_to(ROOT)}")
+    lines.append(f"\n  written to {results['results_file']}")
     return "\n".join(lines)
 
 
@@ -993,7 +1060,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=300_000, help="events per phase (default 300,000)")
     parser.add_argument("--gpus", type=int, default=1_000, help="GPUs the events are spread over (default 1,000)")
     parser.add_argument("--workers", type=int, default=1, help="stream workers of the stack (default 1)")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=1_000_000,
+        help="events of phase e, a backlog drained by workers that were stopped (default 1,000,000; 0 skips it)",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stack and its folder in place at the end")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_FILE, help=f"where to write the JSON figures (default {RESULTS_FILE.relative_to(ROOT)})"
+    )
     parser.add_argument("--json-only", action="store_true", help="print only the JSON document to stdout")
     parser.add_argument(
         "--profile",
@@ -1002,8 +1078,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
              "folded stacks go to bench-results/)",
     )
     args = parser.parse_args(argv)
-    if args.events < 1 or args.gpus < 1 or not 1 <= args.workers <= 16:
-        parser.error("--events and --gpus must be positive, --workers 1..16")
+    if args.events < 1 or args.gpus < 1 or not 1 <= args.workers <= 16 or args.backlog < 0:
+        parser.error("--events and --gpus must be positive, --workers 1..16, --backlog 0 or more")
     if args.gpus > args.events:
         parser.error("--gpus must not exceed --events")
     return args
@@ -1014,7 +1090,8 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_benchmark(parse_args(argv), run, RESULTS_FILE, format_table)
+    args = parse_args(argv)
+    return run_benchmark(args, run, args.results, format_table)
 
 
 def run_benchmark(args, run, results_file: Path, format_table) -> int:
@@ -1091,6 +1168,21 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
         if profiler:
             phase_a["profile"] = profiler.stop()
         notice(f"phase a: {phase_a['events_per_second']:,} events/s ({phase_a['seconds']:.2f} s)")
+        tallies = asyncio.run(_tally_rows(database_url))
+        # The stack is fresh: the only ingest so far is phase a's.
+        phase_a["intake_tally_rows"] = next(iter(tallies.values()), None) if len(tallies) == 1 else tallies
+
+        # e. a backlog drained from stopped workers: memory bounded by bytes, not events.
+        # Run second, so that its memory peak is its own (a process keeps what it took).
+        phase_e = None
+        if args.backlog:
+            events_e = write_events(folder, "e", run_tag, args.backlog, args.gpus, keep=False)
+            sampler.phase = "e_backlog"
+            before = cpu.snapshot()
+            phase_e = backlog_phase(stack, database_url, workers, events_e, timeout)
+            phase_e["cpu"] = CpuMeter.delta(before, cpu.snapshot())
+            events_e.path.unlink()
+            notice(f"phase e: {phase_e['events_per_second']:,} events/s ({phase_e['seconds']:.2f} s)")
 
         # b. single-event records, end to end
         sampler.phase = "b_single_records"
@@ -1123,8 +1215,6 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
 
     tallies = asyncio.run(_tally_rows(database_url))
     phase_b["intake_tally_rows"] = tallies.pop(phase_b["ingest_id"], None)
-    # The stack is fresh: the only other ingest is phase a's.
-    phase_a["intake_tally_rows"] = next(iter(tallies.values()), None) if len(tallies) == 1 else tallies
     for phase, count in ((phase_a, events_a.count), (phase_b, events_b.count)):
         worker_cpu = sum(phase["cpu"]["cpu_seconds"].get(w.name, 0.0) for w in workers)
         phase["worker_cpu_microseconds_per_event"] = round(1e6 * worker_cpu / count, 1)
@@ -1149,9 +1239,12 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
     phases = {
         "a_ingest": phase_a, "b_single_records": phase_b, "c_raw_consumer": phase_c, "d_faust_ceiling": phase_d,
     }
+    if phase_e is not None:
+        phases["e_backlog"] = phase_e
     others = [p["cpu"]["other_cpu_cores"] for p in phases.values() if p["cpu"]["other_cpu_cores"] is not None]
     return {
         "benchmark": "bench.pipeline",
+        "results_file": str(args.results),
         "started_at": started_at,
         "config": {
             "events": args.events,

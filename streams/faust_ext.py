@@ -19,8 +19,9 @@ about 28 us with these. Most of the difference is in one place:
   (`stream_buffer_maxsize`), and a take by a number of events. Records differ in size
   by three orders of magnitude (one event, or a batch of hundreds), so a backlog of
   batch records filled a worker with most of it (644 MiB for 2 million events). The
-  consumer counts the value bytes of the records it has handed to the streams and not
-  yet seen acked, and holds the next record back while they exceed `max_unacked_bytes`.
+  consumer counts the bytes of the records it has handed to the streams and not yet
+  seen acked (the value plus `RECORD_OVERHEAD_BYTES` for Faust's objects), and holds
+  the next record back while they exceed `max_unacked_bytes`.
   The agent acks a take once it is written, which makes room; a take never waits for
   more than its `within`, so this cannot deadlock. One record is always let through,
   however large. The count is recomputed from the records still alive whenever the
@@ -94,9 +95,14 @@ DEFAULT_MAX_UNACKED_BYTES = 64 << 20
 ROOM_RECHECK_SECONDS = 1.0
 
 
-def _value_bytes(message: Any) -> int:
+# What a record in flight costs besides its value: Faust's message and event objects
+# and their slots (measured: about 1.2 KB per buffered single-event record).
+RECORD_OVERHEAD_BYTES = 2048
+
+
+def _footprint(message: Any) -> int:
     value = message.value
-    return len(value) if value is not None else 0
+    return RECORD_OVERHEAD_BYTES + (len(value) if value is not None else 0)
 
 
 class LedgerConsumer(faust_aiokafka.Consumer):
@@ -116,7 +122,7 @@ class LedgerConsumer(faust_aiokafka.Consumer):
             if self.unacked_bytes > self.max_unacked_bytes:
                 await self._wait_for_room()
             in_flight_add(message)
-            self.unacked_bytes += _value_bytes(message)
+            self.unacked_bytes += _footprint(message)
             return await self.deliver(message)
 
         self.callback = callback
@@ -128,12 +134,12 @@ class LedgerConsumer(faust_aiokafka.Consumer):
             self._room.clear()
             try:
                 await asyncio.wait_for(self._room.wait(), ROOM_RECHECK_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.recount_unacked_bytes()
 
     def recount_unacked_bytes(self) -> int:
         """The exact figure, from the handed-over records still alive and unacked."""
-        self.unacked_bytes = sum(_value_bytes(m) for m in list(self._in_flight) if not m.acked)
+        self.unacked_bytes = sum(_footprint(m) for m in list(self._in_flight) if not m.acked)
         return self.unacked_bytes
 
     def ack(self, message: Any) -> bool:
@@ -141,7 +147,7 @@ class LedgerConsumer(faust_aiokafka.Consumer):
         result = super().ack(message)
         if not was_acked and message in self._in_flight:
             self._in_flight.discard(message)
-            self.unacked_bytes = max(0, self.unacked_bytes - _value_bytes(message))
+            self.unacked_bytes = max(0, self.unacked_bytes - _footprint(message))
             if self._room is not None and self.unacked_bytes <= self.max_unacked_bytes:
                 self._room.set()
         return result

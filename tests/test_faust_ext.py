@@ -19,8 +19,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types.tuples import ConsumerMessage
 
 from streams import faust_ext
-
-from streams.faust_ext import LedgerConsumer, LedgerApp, RawSchema, run_eagerly
+from streams.faust_ext import LedgerApp, LedgerConsumer, RawSchema, run_eagerly
 
 
 async def finishes_at_once(log: list) -> str:
@@ -164,7 +163,8 @@ def message(offset: int, size: int) -> ConsumerMessage:
 
 
 @pytest.fixture
-async def bounded(consumer):
+async def bounded(consumer, monkeypatch):
+    monkeypatch.setattr(faust_ext, "RECORD_OVERHEAD_BYTES", 0)  # sizes below are the values'
     delivered: list = []
 
     async def deliver(msg):
@@ -220,3 +220,9 @@ async def test_records_dropped_without_an_ack_do_not_hold_the_bound(bounded, mon
     assert consumer.unacked_bytes == 500
     await asyncio.wait_for(consumer.callback(message(1, 10)), 5)
     assert delivered == [0, 1] and consumer.unacked_bytes == 10
+
+
+def test_a_record_counts_its_value_and_the_objects_around_it():
+    assert faust_ext._footprint(message(0, 300)) == faust_ext.RECORD_OVERHEAD_BYTES + 300
+    empty = ConsumerMessage("gpu.usage", 0, 1, 0.0, 0, [], None, None, None)
+    assert faust_ext._footprint(empty) == faust_ext.RECORD_OVERHEAD_BYTES
