@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,11 +35,11 @@ def main(argv: list[str]) -> None:
     uvloop.install()
     import faust
 
-    datadir = tempfile.mkdtemp(prefix="faust-ceiling-")
+    datadir = status_file.with_name(f"{status_file.stem}-data")  # in the bench's folder, removed with it
     app = faust.App(
         group,
         broker=f"kafka://{bootstrap}",
-        datadir=datadir,
+        datadir=str(datadir),
         store="memory://",
         value_serializer="raw",
         key_serializer="raw",

@@ -801,6 +801,7 @@ def faust_ceiling_phase(
     asyncio.run(_create_topic(bootstrap, topic, partitions))
     status_files = [folder / f"faust-ceiling-{i}.json" for i in range(processes)]
     children = []
+    logs = contextlib.ExitStack()
     try:
         for path in status_files:
             children.append(
@@ -808,7 +809,7 @@ def faust_ceiling_phase(
                     [sys.executable, "-m", "bench.faust_ceiling", bootstrap, topic, group, str(path)],
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
-                    stderr=(folder / f"{path.stem}.log").open("wb"),
+                    stderr=logs.enter_context((folder / f"{path.stem}.log").open("wb")),
                 )
             )
         notice(f"phase d: {processes} stock Faust agent process(es) joining group {group}")
@@ -850,6 +851,7 @@ def faust_ceiling_phase(
             child.kill()
         for child in children:
             child.wait(timeout=30)
+        logs.close()
     finished = max((st["last"] for st in statuses if st.get("last")), default=None)
     if counted < events.count or finished is None:
         raise RuntimeError(f"phase d: the Faust agents counted {counted:,} of {events.count:,} records")

@@ -22,10 +22,21 @@ about 28 us with these. Most of the difference is in one place:
   consumer counts the bytes of the records it has handed to the streams and not yet
   seen acked (the value plus `RECORD_OVERHEAD_BYTES` for Faust's objects), and holds
   the next record back while they exceed `max_unacked_bytes`.
-  The agent acks a take once it is written, which makes room; a take never waits for
-  more than its `within`, so this cannot deadlock. One record is always let through,
-  however large. The count is recomputed from the records still alive whenever the
-  consumer has waited a second, so records dropped by a rebalance do not leak room.
+  The agent acks a take once it is written (through `Stream.ack`, which calls
+  `Consumer.ack`), which makes room; a take never waits for more than its `within`, so
+  this cannot deadlock. One record is always let through, however large. Records that
+  leave without an ack (a rebalance clears the streams' buffers; Faust skips records of
+  an old generation) would hold room: the count is recomputed from the records still
+  alive after every assignment and whenever the consumer has waited a second. Not for
+  agents that iterate a stream with acks on: Faust's compiled iterator acks without
+  calling `Consumer.ack`, so room would only come back by those recounts.
+
+The eager first step runs inside the fetcher's own task, so whatever runs in it sees
+that task as `asyncio.current_task()`, and a context variable it sets stays set for
+the next records. Nothing on Faust's delivery path depends on either (the conductor,
+flow control, the producer buffer, the channel's queue); code added to that path must
+not either: no `asyncio.timeout()` or `asyncio.wait_for()` in it (from Python 3.12
+they cancel the current task, which would be the fetcher).
 
 `LedgerApp` is a `faust.App` whose consumer transport is `Transport` below; producers
 are Faust's own. pyproject.toml keeps Faust below 0.16 because the call to `wait_first`
@@ -128,19 +139,32 @@ class LedgerConsumer(faust_aiokafka.Consumer):
         self.callback = callback
 
     async def _wait_for_room(self) -> None:
+        # Runs in the eager first step, inside the fetcher's task: a timer that sets the
+        # event, not asyncio.wait_for, whose timeout would cancel the fetcher (3.12+).
         if self._room is None:
             self._room = asyncio.Event()
+        room = self._room
+        loop = asyncio.get_running_loop()
         while self.unacked_bytes > self.max_unacked_bytes:
-            self._room.clear()
+            room.clear()
+            timer = loop.call_later(ROOM_RECHECK_SECONDS, room.set)
             try:
-                await asyncio.wait_for(self._room.wait(), ROOM_RECHECK_SECONDS)
-            except TimeoutError:
+                await room.wait()
+            finally:
+                timer.cancel()
+            if self.unacked_bytes > self.max_unacked_bytes:
                 self.recount_unacked_bytes()
 
     def recount_unacked_bytes(self) -> int:
         """The exact figure, from the handed-over records still alive and unacked."""
         self.unacked_bytes = sum(_footprint(m) for m in list(self._in_flight) if not m.acked)
+        if self._room is not None and self.unacked_bytes <= self.max_unacked_bytes:
+            self._room.set()
         return self.unacked_bytes
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        await super().on_partitions_assigned(assigned, generation_id)
+        self.recount_unacked_bytes()  # the buffers a rebalance cleared hold no room
 
     def ack(self, message: Any) -> bool:
         was_acked = message.acked
@@ -162,14 +186,22 @@ class LedgerConsumer(faust_aiokafka.Consumer):
             and not self._stopped.is_set()
             and not self._crashed.is_set()
         ):
-            finished, outcome = run_eagerly(first)
+            try:
+                finished, outcome = run_eagerly(first)
+            except BaseException:
+                _close(coros[1:])
+                raise
             if finished:
-                for other in coros[1:]:
-                    if asyncio.iscoroutine(other):
-                        other.close()
+                _close(coros[1:])
                 return WaitResults([first], [outcome], False)
             coros = (outcome, *coros[1:])
         return await super().wait_first(*coros, timeout=timeout)
+
+
+def _close(coros: tuple) -> None:
+    for other in coros:
+        if asyncio.iscoroutine(other):
+            other.close()
 
 
 class Transport(faust_aiokafka.Transport):

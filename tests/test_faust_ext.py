@@ -11,6 +11,7 @@ that changes it fails here first.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import warnings
 
@@ -226,3 +227,45 @@ def test_a_record_counts_its_value_and_the_objects_around_it():
     assert faust_ext._footprint(message(0, 300)) == faust_ext.RECORD_OVERHEAD_BYTES + 300
     empty = ConsumerMessage("gpu.usage", 0, 1, 0.0, 0, [], None, None, None)
     assert faust_ext._footprint(empty) == faust_ext.RECORD_OVERHEAD_BYTES
+
+
+async def test_a_failing_first_step_closes_the_flow_wait_and_raises(consumer):
+    async def fails() -> None:
+        raise KeyError("first step")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KeyError):
+            await consumer.wait_first(fails(), consumer.suspend_flow.wait())
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+async def test_waiting_for_room_in_the_eager_step_leaves_the_fetcher_running(bounded, monkeypatch):
+    """The wait for room runs inside the task that drains the fetcher (as in Faust's
+    _drain_messages): its timer must never cancel that task."""
+    monkeypatch.setattr(faust_ext, "ROOM_RECHECK_SECONDS", 0.05)
+    consumer, delivered = bounded
+
+    async def drain(offsets):
+        for offset in offsets:
+            await consumer.wait_first(consumer.callback(message(offset, 500)), consumer.suspend_flow.wait())
+        return "drained"
+
+    # Each record is over the bound alone and dropped unacked: the next waits for a recount.
+    fetcher = asyncio.ensure_future(drain(range(4)))
+    assert await asyncio.wait_for(fetcher, 5) == "drained"
+    assert delivered == [0, 1, 2, 3]
+
+
+async def test_a_recount_that_finds_room_wakes_the_waiting_record(bounded):
+    consumer, delivered = bounded
+    held = message(0, 500)
+    await consumer.callback(held)
+    waiting = asyncio.ensure_future(consumer.callback(message(1, 10)))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    held.acked = True  # acked behind the consumer's back, as Faust's compiled iterator does
+    assert consumer.recount_unacked_bytes() == 0
+    await asyncio.wait_for(waiting, 0.5)  # well before the periodic recount
+    assert delivered == [0, 1]
