@@ -326,6 +326,19 @@ class Watched:
     name: str
     role: str
     pid: int
+    log: str | None = None
+
+
+def partition_assignments(workers: list[Watched]) -> dict[str, int]:
+    """How many times each worker has logged a partition assignment (a rebalance) so far."""
+    counts = {}
+    for worker in workers:
+        try:
+            with open(worker.log, "rb") as log:
+                counts[worker.name] = sum(line.count(b"partitions assigned") for line in log)
+        except (OSError, TypeError):
+            counts[worker.name] = 0
+    return counts
 
 
 class MemorySampler(threading.Thread):
@@ -769,6 +782,11 @@ async def raw_consumer_phase(
     }
 
 
+def _rebalances(before: dict[str, int], workers: list[Watched]) -> dict[str, int]:
+    after = partition_assignments(workers)
+    return {name: after[name] - before.get(name, 0) for name in after}
+
+
 async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -909,8 +927,9 @@ def backlog_phase(
         raise RuntimeError(f"phase e: the workers drained {done:,} of {events.count:,} events")
     return {
         "what": "backlog: workers stopped (SIGSTOP) while gpuledger ingest publishes batch records, "
-                "then resumed; resume -> the ledger holds them all (polled every 0.2 s; includes "
-                "the consumer group's rejoin after the session timeout)",
+                "then resumed; resume -> the ledger holds them all (polled every 0.2 s; when the "
+                "stop outlasts the session timeout this includes the group's rebalance, counted "
+                "under rebalances)",
         "events": events.count,
         "backlog_bytes": events.path.stat().st_size,
         "publish_seconds": round(published, 3),
@@ -999,6 +1018,12 @@ def format_table(results: dict) -> str:
         per_event = phase.get("worker_cpu_microseconds_per_event")
         if per_event is not None:
             lines.append(f"      worker CPU per event: {per_event} us")
+        rebalances = {name: n for name, n in (phase.get("rebalances") or {}).items() if n}
+        if rebalances:
+            lines.append(
+                "      partition assignments during the phase (rebalances; they pause consumption): "
+                + ", ".join(f"{name} {n}" for name, n in rebalances.items())
+            )
         per_record = phase.get("cpu_microseconds_per_record")
         if per_record is not None:
             lines.append(f"      Faust agents' CPU per record: {per_record} us ({phase['processes']} process(es))")
@@ -1137,7 +1162,7 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
     state = stack.state()
     bootstrap, database_url = state["kafka_bootstrap"], state["database_url"]
     components = stack.components()
-    watched = [Watched(c["name"], c["role"], c["pid"]) for c in components if c["running"]]
+    watched = [Watched(c["name"], c["role"], c["pid"], c.get("log")) for c in components if c["running"]]
     workers = [w for w in watched if w.role == "worker"]
     broker = next(w for w in watched if w.role == "broker")
     notice("components: " + ", ".join(f"{w.name} pid {w.pid}" for w in watched))
@@ -1163,10 +1188,11 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
         # a. ingest, as a user runs it
         sampler.phase = "a_ingest"
         profiler = Profiler(workers, "a", 100) if args.profile else None
-        before = cpu.snapshot()
+        before, assigned_before = cpu.snapshot(), partition_assignments(workers)
         phase_a = run_ingest_phase(stack, database_url, events_a, timeout)
         phase_a["empty_ingest_command_seconds"] = round(cli_overhead, 3)
         phase_a["cpu"] = CpuMeter.delta(before, cpu.snapshot())
+        phase_a["rebalances"] = _rebalances(assigned_before, workers)
         if profiler:
             phase_a["profile"] = profiler.stop()
         notice(f"phase a: {phase_a['events_per_second']:,} events/s ({phase_a['seconds']:.2f} s)")
@@ -1180,18 +1206,20 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
         if args.backlog:
             events_e = write_events(folder, "e", run_tag, args.backlog, args.gpus, keep=False)
             sampler.phase = "e_backlog"
-            before = cpu.snapshot()
+            before, assigned_before = cpu.snapshot(), partition_assignments(workers)
             phase_e = backlog_phase(stack, database_url, workers, events_e, timeout)
             phase_e["cpu"] = CpuMeter.delta(before, cpu.snapshot())
+            phase_e["rebalances"] = _rebalances(assigned_before, workers)
             events_e.path.unlink()
             notice(f"phase e: {phase_e['events_per_second']:,} events/s ({phase_e['seconds']:.2f} s)")
 
         # b. single-event records, end to end
         sampler.phase = "b_single_records"
         profiler = Profiler(workers, "b", 100) if args.profile else None
-        before = cpu.snapshot()
+        before, assigned_before = cpu.snapshot(), partition_assignments(workers)
         phase_b, first_offsets = asyncio.run(single_records_phase(bootstrap, database_url, events_b, timeout))
         phase_b["cpu"] = CpuMeter.delta(before, cpu.snapshot())
+        phase_b["rebalances"] = _rebalances(assigned_before, workers)
         if profiler:
             phase_b["profile"] = profiler.stop()
         notice(f"phase b: {phase_b['events_per_second']:,} events/s ({phase_b['seconds']:.2f} s)")
