@@ -50,7 +50,8 @@ async def test_a_coroutine_that_does_not_wait_finishes_in_place():
     assert len(asyncio.all_tasks()) == tasks_before
 
 
-async def test_a_suspended_coroutine_goes_on_as_itself():
+async def suspended_in_a_task() -> tuple[asyncio.Future, asyncio.Task, list]:
+    """waits_for() run eagerly to its first suspension, then continued in a task."""
     future = asyncio.get_running_loop().create_future()
     log: list = []
     finished, continuation = run_eagerly(waits_for(future, log))
@@ -58,28 +59,25 @@ async def test_a_suspended_coroutine_goes_on_as_itself():
     task = asyncio.ensure_future(continuation)
     await asyncio.sleep(0)
     assert not task.done()
+    return future, task, log
+
+
+async def test_a_suspended_coroutine_goes_on_as_itself():
+    future, task, log = await suspended_in_a_task()
     future.set_result(7)
     assert await task == "got 7"
     assert log == ["before", "finally", "after 7"]
 
 
 async def test_an_exception_reaches_the_suspended_coroutine():
-    future = asyncio.get_running_loop().create_future()
-    log: list = []
-    _, continuation = run_eagerly(waits_for(future, log))
-    task = asyncio.ensure_future(continuation)
-    await asyncio.sleep(0)
+    future, task, log = await suspended_in_a_task()
     future.set_exception(ValueError("bad"))
     assert await task == "recovered"
     assert log == ["before", "caught bad", "finally"]
 
 
 async def test_cancelling_the_continuation_cancels_the_coroutine():
-    future = asyncio.get_running_loop().create_future()
-    log: list = []
-    _, continuation = run_eagerly(waits_for(future, log))
-    task = asyncio.ensure_future(continuation)
-    await asyncio.sleep(0)
+    future, task, log = await suspended_in_a_task()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -114,8 +112,8 @@ async def test_wait_first_returns_the_callback_result_and_closes_the_other(consu
     assert (results.results, results.stopped, log) == (["done"], False, ["ran"])
 
 
-async def test_wait_first_on_a_waiting_callback_returns_when_flow_is_suspended(consumer):
-    """As in Faust: a callback blocked on flow control does not hold up a rebalance."""
+async def waiting_in_wait_first(consumer) -> tuple[asyncio.Future, asyncio.Task, list]:
+    """The drain's call with a callback that suspends, still waiting."""
     future = asyncio.get_running_loop().create_future()
     log: list = []
     waiting = asyncio.ensure_future(
@@ -123,6 +121,12 @@ async def test_wait_first_on_a_waiting_callback_returns_when_flow_is_suspended(c
     )
     await asyncio.sleep(0.01)
     assert not waiting.done()
+    return future, waiting, log
+
+
+async def test_wait_first_on_a_waiting_callback_returns_when_flow_is_suspended(consumer):
+    """As in Faust: a callback blocked on flow control does not hold up a rebalance."""
+    _, waiting, log = await waiting_in_wait_first(consumer)
     consumer.suspend_flow.set()
     results = await asyncio.wait_for(waiting, 5)
     assert results.results == [True]  # the flow event won
@@ -131,12 +135,7 @@ async def test_wait_first_on_a_waiting_callback_returns_when_flow_is_suspended(c
 
 
 async def test_wait_first_on_a_waiting_callback_returns_its_result(consumer):
-    future = asyncio.get_running_loop().create_future()
-    log: list = []
-    waiting = asyncio.ensure_future(
-        consumer.wait_first(waits_for(future, log), consumer.suspend_flow.wait())
-    )
-    await asyncio.sleep(0.01)
+    future, waiting, _ = await waiting_in_wait_first(consumer)
     future.set_result(3)
     results = await asyncio.wait_for(waiting, 5)
     assert results.results == ["got 3"]
