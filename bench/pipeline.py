@@ -71,6 +71,7 @@ import orjson
 from ledger.config import DEFAULT_TOPIC as USAGE_TOPIC  # the stack is started with no override
 from ledger.intake import INGEST_HEADER
 from streams.publish import SINGLE_CONTENT_TYPE, new_producer
+from streams.topics import ensure_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = ROOT / "bench-results" / "pipeline.json"
@@ -787,17 +788,6 @@ def _rebalances(before: dict[str, int], workers: list[Watched]) -> dict[str, int
     return {name: after[name] - before.get(name, 0) for name in after}
 
 
-async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
-
-
 def _read_status(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -816,7 +806,7 @@ def faust_ceiling_phase(
     """
     run_tag = uuid.uuid4().hex[:8]
     topic, group = f"bench-faust-ceiling-{run_tag}", f"bench-faust-ceiling-{run_tag}"
-    asyncio.run(_create_topic(bootstrap, topic, partitions))
+    asyncio.run(ensure_topic(bootstrap, topic, partitions))
     status_files = [folder / f"faust-ceiling-{i}.json" for i in range(processes)]
     children = []
     logs = contextlib.ExitStack()
@@ -888,14 +878,24 @@ def faust_ceiling_phase(
     }
 
 
-async def _total_received(database_url: str) -> int:
+async def _drained(database_url: str, before: int, expected: int, timeout: float) -> int:
+    """Events received by the ledger since `before` (total of the tallies), polled every
+    0.2 s over one connection until `expected` or the timeout."""
     import asyncpg
 
     conn = await asyncpg.connect(database_url)
     try:
-        return await conn.fetchval("SELECT coalesce(sum(received), 0)::bigint FROM intake_tallies")
+        deadline = time.perf_counter() + timeout
+        while True:
+            done = await conn.fetchval(TOTAL_RECEIVED) - before
+            if done >= expected or time.perf_counter() > deadline:
+                return done
+            await asyncio.sleep(0.2)
     finally:
         await conn.close()
+
+
+TOTAL_RECEIVED = "SELECT coalesce(sum(received), 0)::bigint FROM intake_tallies"
 
 
 def backlog_phase(
@@ -903,7 +903,7 @@ def backlog_phase(
 ) -> dict:
     """Phase e: a backlog. The workers are stopped (SIGSTOP) while `ingest` publishes the
     events as batch records, then resumed: how fast they drain it, and in how much memory."""
-    before = asyncio.run(_total_received(database_url))
+    before = asyncio.run(_drained(database_url, 0, 0, 0))
     for worker in workers:
         os.kill(worker.pid, signal.SIGSTOP)
     try:
@@ -916,12 +916,7 @@ def backlog_phase(
             os.kill(worker.pid, signal.SIGCONT)
     notice(f"phase e: published in {published:.2f} s; workers resumed")
     resumed = time.perf_counter()
-    done = 0
-    while time.perf_counter() - resumed < timeout:
-        done = asyncio.run(_total_received(database_url)) - before
-        if done >= events.count:
-            break
-        time.sleep(0.2)
+    done = asyncio.run(_drained(database_url, before, events.count, timeout))
     elapsed = time.perf_counter() - resumed
     if done < events.count:
         raise RuntimeError(f"phase e: the workers drained {done:,} of {events.count:,} events")
