@@ -96,19 +96,13 @@ def refused(*texts: str | bytes, closed_before: int | None = None) -> str:
 # -- The example of SPEC.md and the defaults ----------------------------------------------
 
 
+def top_level_settings(catalog) -> tuple:
+    return (catalog.currency, catalog.timezone, catalog.tax_rate_percent, catalog.acceptance_horizon_days)
+
+
 def test_given_the_example_of_spec_then_it_loads_with_its_values():
     catalog = merged(SPEC_EXAMPLE)
-    assert (
-        catalog.currency,
-        catalog.timezone,
-        catalog.tax_rate_percent,
-        catalog.acceptance_horizon_days,
-    ) == (
-        "JPY",
-        "Asia/Tokyo",
-        10,
-        35,
-    )
+    assert top_level_settings(catalog) == ("JPY", "Asia/Tokyo", 10, 35)
     assert catalog.members["kddi"] == Member("kddi", "KDDI", "T1234567890123")
     assert catalog.members["sakura"] == Member("sakura", "Sakura Internet", None)
     assert catalog.skus == {"H200": Sku("H200", "NVIDIA H200 141GB")}
@@ -121,17 +115,7 @@ def test_given_the_example_of_spec_then_it_loads_with_its_values():
 
 def test_given_a_file_without_top_level_settings_then_the_defaults_apply():
     catalog = merged(BASE)
-    assert (
-        catalog.currency,
-        catalog.timezone,
-        catalog.tax_rate_percent,
-        catalog.acceptance_horizon_days,
-    ) == (
-        "JPY",
-        "Asia/Tokyo",
-        10,
-        35,
-    )
+    assert top_level_settings(catalog) == ("JPY", "Asia/Tokyo", 10, 35)
 
 
 # -- Loads add; identical reloads change nothing ------------------------------------------
