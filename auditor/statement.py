@@ -19,6 +19,10 @@ from auditor.strictjson import JSONProblem, is_int, parse_document
 FILE = "statement.json"
 _TOP = {"period", "currency", "closed", "lines", "tenant_invoices", "member_invoices", "net_yen",
         "transfers"}
+# Statements closed since SPEC.md's change of 2026-11-30 carry credits: grant_draws, and
+# retail_yen and credit_yen on every tenant invoice. Older ones print as they were stored.
+_CREDITS = "grant_draws"
+_GRANT_DRAW = {"grant", "funder", "reseller", "tenant", "amount_yen"}
 _LINE = {"reseller", "tenant", "provider", "sku", "service_period", "retail_price_from",
          "agreement_from", "gpu_seconds", "retail_yen_per_gpu_hour", "retail_yen", "wholesale_yen"}
 _TRANSFER = {"from", "to", "amount_yen"}
@@ -65,6 +69,8 @@ class Invoice:
     subtotal_yen: int
     tax_yen: int
     total_yen: int
+    retail_yen: int | None = None  # tenant invoices of statements with credits
+    credit_yen: int | None = None
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -79,6 +85,8 @@ class Statement:
     member_invoices: list[Invoice]  # issuer = provider, recipient = reseller
     net_yen: dict[str, int]  # in the file's key order
     transfers: list[tuple[str, str, int]]
+    # (grant, funder, reseller, tenant, amount_yen); None for a statement without credits
+    grant_draws: list[tuple[str, str, str, str, int]] | None = None
 
 
 def _fail(what: str) -> VerificationError:
@@ -121,14 +129,15 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
         document = parse_document(data)
     except JSONProblem as exc:
         raise _fail(str(exc)) from None
-    _shape(document, _TOP, "the statement")
+    with_credits = isinstance(document, dict) and _CREDITS in document
+    _shape(document, _TOP | ({_CREDITS} if with_credits else set()), "the statement")
     if document["period"] != period:
         raise _fail(f"period is {document['period']!r}, the manifest says {period}")
     if document["currency"] != catalog.currency:
         raise _fail(f"currency is {document['currency']!r}, the catalog's is {catalog.currency}")
     if document["closed"] is not True:
         raise _fail(f"closed is {document['closed']!r}: a bundle holds a closed period's statement")
-    for name in ("lines", "tenant_invoices", "member_invoices", "transfers"):
+    for name in ("lines", "tenant_invoices", "member_invoices", "transfers", *([_CREDITS] if with_credits else [])):
         if not isinstance(document[name], list):
             raise _fail(f"{name} is not a list")
     if not isinstance(document["net_yen"], dict):
@@ -166,8 +175,11 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
             )
         lines.append(line)
 
-    tenant_invoices = _invoices(document, "tenant_invoices", "reseller", "tenant", "tenant invoice")
+    tenant_invoices = _invoices(
+        document, "tenant_invoices", "reseller", "tenant", "tenant invoice", with_credits
+    )
     member_invoices = _invoices(document, "member_invoices", "provider", "reseller", "member invoice")
+    grant_draws = _grant_draws(document[_CREDITS]) if with_credits else None
 
     net_yen: dict[str, int] = {}
     last = ""
@@ -188,21 +200,41 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
         transfers.append(
             (_text(raw, "from", where), _text(raw, "to", where), _yen(raw, "amount_yen", where, 1))
         )
-    return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers)
+    return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers, grant_draws)
 
 
-def _invoices(document: dict, name: str, first: str, second: str, label: str) -> list[Invoice]:
+def _grant_draws(raws: list) -> list[tuple[str, str, str, str, int]]:
+    draws: list[tuple[str, str, str, str, int]] = []
+    for index, raw in enumerate(raws):
+        where = f"grant draw {index + 1}"
+        _shape(raw, _GRANT_DRAW, where)
+        draw = (
+            _text(raw, "grant", where), _text(raw, "funder", where), _text(raw, "reseller", where),
+            _text(raw, "tenant", where), _yen(raw, "amount_yen", where, minimum=1),
+        )
+        if draws and draw[0] <= draws[-1][0]:
+            raise _fail(f"{where} ({draw[0]}): grant_draws sort by grant id, each grant once")
+        draws.append(draw)
+    return draws
+
+
+def _invoices(
+    document: dict, name: str, first: str, second: str, label: str, with_credits: bool = False
+) -> list[Invoice]:
     """An invoice list, sorted by its two key fields (`first` issues it to `second`)."""
     found: list[Invoice] = []
+    credits = {"retail_yen", "credit_yen"} if with_credits else set()
     for index, raw in enumerate(document[name]):
         where = f"{label} {index + 1}"
-        _shape(raw, {first, second, "subtotal_yen", "tax_yen", "total_yen"}, where)
+        _shape(raw, {first, second, "subtotal_yen", "tax_yen", "total_yen"} | credits, where)
         invoice = Invoice(
             issuer=_text(raw, first, where),
             recipient=_text(raw, second, where),
             subtotal_yen=_yen(raw, "subtotal_yen", where),
             tax_yen=_yen(raw, "tax_yen", where),
             total_yen=_yen(raw, "total_yen", where),
+            retail_yen=_yen(raw, "retail_yen", where) if with_credits else None,
+            credit_yen=_yen(raw, "credit_yen", where) if with_credits else None,
         )
         if found and invoice.pair <= found[-1].pair:
             raise _fail(
@@ -303,7 +335,9 @@ def _compare_invoices(
                 f"total_yen {theirs.total_yen} recomputed from the lines"
             )
         where = f"{label} {i + 1} ({mine.issuer} {mine.recipient})"
-        for name in ("subtotal_yen", "tax_yen", "total_yen"):
+        for name in ("retail_yen", "credit_yen", "subtotal_yen", "tax_yen", "total_yen"):
+            if getattr(mine, name) is None and getattr(theirs, name) is None:
+                continue
             if getattr(mine, name) != getattr(theirs, name):
                 raise _fail(f"{where}: {name} is {getattr(mine, name)}, recomputed {getattr(theirs, name)}")
         i += 1
@@ -347,7 +381,17 @@ def check_statement(statement: Statement, usage: dict[UsageKey, int], catalog: C
         if line.provider != line.reseller:
             pair = (line.provider, line.reseller)
             member_totals[pair] = member_totals.get(pair, 0) + line.wholesale_yen
-    _compare_invoices(statement.tenant_invoices, invoices_of(tenant_totals), "tenant invoice", "tenant_invoices")
+    tenant_invoices = invoices_of(tenant_totals)
+    if statement.grant_draws is not None:
+        # A bundle without grants: nothing may have drawn.
+        if statement.grant_draws:
+            grant = statement.grant_draws[0][0]
+            raise _fail(f"grant_draws lists {grant!r}, but the bundle carries no grants")
+        tenant_invoices = [
+            Invoice(i.issuer, i.recipient, i.subtotal_yen, i.tax_yen, i.total_yen, i.subtotal_yen, 0)
+            for i in tenant_invoices
+        ]
+    _compare_invoices(statement.tenant_invoices, tenant_invoices, "tenant invoice", "tenant_invoices")
     member_invoices = invoices_of(member_totals)
     _compare_invoices(statement.member_invoices, member_invoices, "member invoice", "member_invoices")
 

@@ -187,8 +187,9 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool) ->
         return {"subtotal_yen": subtotal, "tax_yen": tax, "total_yen": subtotal + tax}
 
     tenant_invoices = [
-        {"reseller": reseller, "tenant": tenant, **invoice(subtotal)}
-        for (reseller, tenant), subtotal in sorted(tenant_subtotals.items())
+        {"reseller": reseller, "tenant": tenant, "retail_yen": retail, "credit_yen": 0,
+         **invoice(retail)}
+        for (reseller, tenant), retail in sorted(tenant_subtotals.items())
     ]
     member_invoices = [
         {"provider": provider, "reseller": reseller, **invoice(subtotal)}
@@ -205,6 +206,7 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool) ->
         "lines": line_documents,
         "tenant_invoices": tenant_invoices,
         "member_invoices": member_invoices,
+        "grant_draws": [],
         "net_yen": nets,
         "transfers": [
             {"from": debtor, "to": creditor, "amount_yen": amount}

@@ -9,8 +9,11 @@ LINE_COLUMNS = (
     "reseller", "tenant", "provider", "sku", "service_period", "retail_price_from",
     "agreement_from", "gpu_seconds", "retail_yen_per_gpu_hour", "retail_yen", "wholesale_yen",
 )
-TENANT_COLUMNS = ("reseller", "tenant", "subtotal_yen", "tax_yen", "total_yen")
+TENANT_COLUMNS = (
+    "reseller", "tenant", "retail_yen", "credit_yen", "subtotal_yen", "tax_yen", "total_yen",
+)
 MEMBER_COLUMNS = ("provider", "reseller", "subtotal_yen", "tax_yen", "total_yen")
+GRANT_DRAW_COLUMNS = ("grant", "funder", "reseller", "tenant", "amount_yen")
 TRANSFER_COLUMNS = ("from", "to", "amount_yen")
 
 
@@ -47,6 +50,7 @@ def as_table(statement: dict) -> str:
         _table("Lines", LINE_COLUMNS, statement["lines"]),
         _table("Tenant invoices", TENANT_COLUMNS, statement["tenant_invoices"]),
         _table("Member invoices", MEMBER_COLUMNS, statement["member_invoices"]),
+        _table("Grant draws", GRANT_DRAW_COLUMNS, statement.get("grant_draws", [])),
         _table("Nets", ("member", "net_yen"), nets),
         _table("Transfers", TRANSFER_COLUMNS, statement["transfers"]),
     ]
@@ -58,13 +62,15 @@ def as_csv(statement: dict) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ("section", "period", "closed", *dict.fromkeys(
-        LINE_COLUMNS + TENANT_COLUMNS + MEMBER_COLUMNS + ("member", "net_yen") + TRANSFER_COLUMNS
+        LINE_COLUMNS + TENANT_COLUMNS + MEMBER_COLUMNS + GRANT_DRAW_COLUMNS + ("member", "net_yen")
+        + TRANSFER_COLUMNS
     ))
     writer.writerow(header)
     sections = [
         ("line", statement["lines"]),
         ("tenant_invoice", statement["tenant_invoices"]),
         ("member_invoice", statement["member_invoices"]),
+        ("grant_draw", statement.get("grant_draws", [])),
         ("net", [{"member": m, "net_yen": v} for m, v in statement["net_yen"].items()]),
         ("transfer", statement["transfers"]),
     ]

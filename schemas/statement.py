@@ -39,11 +39,13 @@ class StatementLine(_Strict):
 
 
 class TenantInvoice(_Strict):
-    """Reseller -> tenant, over the retail amounts of that pair's lines."""
+    """Reseller -> tenant, over the retail amounts of that pair's lines, less credits."""
 
     reseller: MemberId
     tenant: Tenant
-    subtotal_yen: Yen
+    retail_yen: Yen = Field(description="The sum of retail_yen of the pair's lines.")
+    credit_yen: Yen = Field(description="What grants cover of those lines (0 when none drew).")
+    subtotal_yen: Yen = Field(description="retail_yen - credit_yen; tax is on this.")
     tax_yen: Yen
     total_yen: Yen
 
@@ -56,6 +58,16 @@ class MemberInvoice(_Strict):
     subtotal_yen: Yen
     tax_yen: Yen
     total_yen: Yen
+
+
+class GrantDraw(_Strict):
+    """What one grant covered in this booking period, over all its tenant's lines."""
+
+    grant: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    funder: MemberId
+    reseller: MemberId
+    tenant: Tenant
+    amount_yen: Annotated[int, Field(ge=1, description="This period's draws, not the grant's amount.")]
 
 
 class Transfer(_Strict):
@@ -75,6 +87,7 @@ class Statement(_Strict):
     lines: list[StatementLine]
     tenant_invoices: list[TenantInvoice]
     member_invoices: list[MemberInvoice]
+    grant_draws: list[GrantDraw] = Field(description="One per grant that drew in this period, by grant id.")
     net_yen: dict[MemberId, int] = Field(
         description="Every member known when computed, zeros included; the nets sum to zero.",
         # pydantic states the key pattern as patternProperties only; the model refuses

@@ -78,6 +78,8 @@ def test_given_the_example_of_spec_then_the_statement_is_exactly_the_one_printed
             {
                 "reseller": "kddi",
                 "tenant": "acme",
+                "retail_yen": 1560,
+                "credit_yen": 0,
                 "subtotal_yen": 1560,
                 "tax_yen": 156,
                 "total_yen": 1716,
@@ -92,6 +94,7 @@ def test_given_the_example_of_spec_then_the_statement_is_exactly_the_one_printed
                 "total_yen": 1144,
             }
         ],
+        "grant_draws": [],
         "net_yen": {"highreso": 0, "kddi": -1144, "sakura": 1144},
         "transfers": [{"from": "kddi", "to": "sakura", "amount_yen": 1144}],
     }
@@ -110,6 +113,7 @@ def test_given_a_period_without_lines_then_empty_lists_zero_nets_and_no_transfer
         "lines": [],
         "tenant_invoices": [],
         "member_invoices": [],
+        "grant_draws": [],
         "net_yen": {"highreso": 0, "kddi": 0, "sakura": 0},
         "transfers": [],
     }
@@ -265,7 +269,8 @@ def test_given_two_lines_of_5_yen_then_tax_is_floored_once_on_the_invoice_subtot
         (5, 5),
     ]
     assert statement["tenant_invoices"] == [
-        {"reseller": "kddi", "tenant": "acme", "subtotal_yen": 10, "tax_yen": 1, "total_yen": 11}
+        {"reseller": "kddi", "tenant": "acme", "retail_yen": 10, "credit_yen": 0, "subtotal_yen": 10,
+         "tax_yen": 1, "total_yen": 11}
     ]
     assert statement["member_invoices"] == [
         {
@@ -326,7 +331,8 @@ def test_given_a_member_reselling_its_own_gpus_then_wholesale_0_agreement_from_n
     assert line["agreement_from"] is None
     assert (line["retail_yen"], line["wholesale_yen"]) == (780, 0)
     assert statement["tenant_invoices"] == [
-        {"reseller": "kddi", "tenant": "acme", "subtotal_yen": 780, "tax_yen": 78, "total_yen": 858}
+        {"reseller": "kddi", "tenant": "acme", "retail_yen": 780, "credit_yen": 0, "subtotal_yen": 780,
+         "tax_yen": 78, "total_yen": 858}
     ]
     assert statement["member_invoices"] == []
     assert statement["net_yen"] == {"highreso": 0, "kddi": 0, "sakura": 0}

@@ -43,10 +43,11 @@ SPEC_STATEMENT = {
                "agreement_from": "2025-12-31T15:00:00Z",
                "gpu_seconds": 7200, "retail_yen_per_gpu_hour": "780",
                "retail_yen": 1560, "wholesale_yen": 1040}],
-    "tenant_invoices": [{"reseller": "kddi", "tenant": "acme",
-                         "subtotal_yen": 1560, "tax_yen": 156, "total_yen": 1716}],
+    "tenant_invoices": [{"reseller": "kddi", "tenant": "acme", "retail_yen": 1560,
+                         "credit_yen": 0, "subtotal_yen": 1560, "tax_yen": 156, "total_yen": 1716}],
     "member_invoices": [{"provider": "sakura", "reseller": "kddi",
                          "subtotal_yen": 1040, "tax_yen": 104, "total_yen": 1144}],
+    "grant_draws": [],
     "net_yen": {"highreso": 0, "kddi": -1144, "sakura": 1144},
     "transfers": [{"from": "kddi", "to": "sakura", "amount_yen": 1144}],
 }
