@@ -68,8 +68,8 @@ from pathlib import Path
 
 import orjson
 
-from ledger.config import DEFAULT_TOPIC as USAGE_TOPIC  # the stack is started with no override
 from ledger.intake import INGEST_HEADER
+from ledger.settings import DEFAULT_TOPIC as USAGE_TOPIC  # the stack is started with no override
 from streams.publish import SINGLE_CONTENT_TYPE, new_producer
 from streams.topics import ensure_topic
 

@@ -20,12 +20,26 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from ledger import store, tokens, usage
+from ledger import store, tokens
 from ledger.api_metrics import instrument
-from ledger.catalog import Catalog
-from ledger.errors import LedgerError
-from ledger.instants import parse_instant
-from ledger.periods import PERIOD_PATTERN
+from ledger.domain import usage
+from ledger.domain.catalog import Catalog
+from ledger.domain.errors import LedgerError
+from ledger.domain.instants import parse_instant
+from ledger.domain.periods import PERIOD_PATTERN
+from ledger.domain.rating import HourUsage
+
+SELECT_USAGE = """
+SELECT provider, reseller, tenant, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
+FROM claims
+WHERE hour_start >= $1 AND hour_start < $2
+  AND ($3::text IS NULL OR reseller = $3 OR provider = $3)
+  AND ($4::text IS NULL OR provider = $4)
+  AND ($5::text IS NULL OR reseller = $5)
+  AND ($6::text IS NULL OR sku = $6)
+  AND ($7::text IS NULL OR service_period = $7)
+GROUP BY provider, reseller, tenant, sku, service_period, hour_start
+"""
 
 MAX_BATCH_EVENTS = 10_000
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -208,9 +222,11 @@ def create_app(settings: Settings) -> FastAPI:
                 start_s, end_s, granularity, tuple(dict.fromkeys(group_by)),
                 tenant, provider, reseller, sku, period,
             )
-            rows = await conn.fetch(
-                usage.SELECT_USAGE, start_s, end_s, who.member, provider, reseller, sku, period
-            )
+            rows = [
+                HourUsage(r["reseller"], r["tenant"], r["provider"], r["sku"], r["service_period"],
+                          r["hour_start"], r["seconds"])
+                for r in await conn.fetch(SELECT_USAGE, start_s, end_s, who.member, provider, reseller, sku, period)
+            ]
         items = usage.summarize(rows, query, who, catalog, state.pseudonym_key)
         offset = int(cursor or 0)
         page = items[offset : offset + limit]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger import deadletters
 from ledger.api import ApiError, Caller, ErrorResponse, _instant, _read_limited
-from ledger.errors import InputError, ServiceUnavailable
+from ledger.domain.errors import InputError, ServiceUnavailable
 
 MAX_REPLAY_BODY_BYTES = 1 << 20
 

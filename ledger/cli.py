@@ -18,9 +18,9 @@ from pathlib import Path
 import click
 import orjson
 
-from ledger import config
-from ledger.errors import InputError, LedgerError, ServiceUnavailable
-from ledger.periods import parse_period
+from ledger import settings as config
+from ledger.domain.errors import InputError, LedgerError, ServiceUnavailable
+from ledger.domain.periods import parse_period
 
 
 def _echo_json(document) -> None:
@@ -255,7 +255,7 @@ def catalog_load(obj: Context, file: str) -> None:
     import hashlib
 
     from ledger import store
-    from ledger.catalog import parse_catalog
+    from ledger.domain.catalog import parse_catalog
 
     data = _read_input(file)
     source = "stdin" if file == "-" else os.path.basename(file)
@@ -291,7 +291,7 @@ def _read_input(file: str) -> bytes:
 def ingest(obj: Context, file: str, wait: bool, timeout: float, batch_events: int) -> None:
     """Publish the usage events of an NDJSON FILE ('-' for stdin) to the usage topic."""
     from ledger import intake, store
-    from ledger.ndjson import read_chunks, split_lines
+    from ledger.domain.ndjson import read_chunks, split_lines
     from streams.publish import publish
 
     try:
@@ -389,7 +389,8 @@ class _Progress:
 @click.pass_obj
 def settle(obj: Context, period: str, close: bool, output_format: str) -> None:
     """Print the settlement statement of PERIOD (YYYY-MM)."""
-    from ledger import report, store
+    from ledger import store
+    from ledger.domain import report
 
     parse_period(period)
 
@@ -605,7 +606,7 @@ def dlq() -> None:
 
 
 def _instant_ms(text: str | None, name: str) -> int | None:
-    from ledger.instants import parse_instant
+    from ledger.domain.instants import parse_instant
 
     if text is None:
         return None

@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from ledger.errors import InputError, LedgerError, ServiceUnavailable
-from ledger.events import MAX_EVENT_BYTES, REASONS
+from ledger.domain.errors import InputError, LedgerError, ServiceUnavailable
+from ledger.domain.events import MAX_EVENT_BYTES, REASONS
 from ledger.intake import INGEST_HEADER, REPLAY_HEADER
 from ledger.tokens import Caller
 

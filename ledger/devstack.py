@@ -49,7 +49,7 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger.errors import LedgerError
+from ledger.domain.errors import LedgerError
 
 LOCAL_HOST = "127.0.0.1"
 DATABASE_NAME = "gpuledger"

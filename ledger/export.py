@@ -17,10 +17,11 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from ledger import report, signing, store
-from ledger.catalog import Catalog, units_to_price
-from ledger.errors import LedgerError
-from ledger.instants import format_utc
+from ledger import signing, store
+from ledger.domain import report
+from ledger.domain.catalog import Catalog, units_to_price
+from ledger.domain.errors import LedgerError
+from ledger.domain.instants import format_utc
 
 BUNDLE_FORMAT = "gpuledger-audit-bundle/1"
 HOUR_BITS_BYTES = 450

@@ -34,9 +34,10 @@ from typing import NamedTuple
 import asyncpg
 import orjson
 
-from ledger import events, store
-from ledger.catalog import Catalog
-from ledger.metering import ACCEPTED, DUPLICATE, ClaimKey, Meter, Pieces, hours_of
+from ledger import store
+from ledger.domain import events
+from ledger.domain.catalog import Catalog
+from ledger.domain.metering import ACCEPTED, DUPLICATE, ClaimKey, Meter, Pieces, hours_of
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.errors import InputError, LedgerError
+from ledger.domain.errors import InputError, LedgerError
 
 PRIVATE_FILE = "signing.key"
 PUBLIC_FILE = "signing.pub"

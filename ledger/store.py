@@ -17,8 +17,8 @@ from importlib import resources
 import asyncpg
 import orjson
 
-from ledger import journal, rating
-from ledger.catalog import (
+from ledger.domain import journal, rating
+from ledger.domain.catalog import (
     AgreementVersion,
     Catalog,
     CatalogFileContent,
@@ -27,9 +27,9 @@ from ledger.catalog import (
     Sku,
     parse_catalog,
 )
-from ledger.errors import LedgerError, PeriodError, ServiceUnavailable
-from ledger.instants import format_utc
-from ledger.periods import next_period, parse_period
+from ledger.domain.errors import LedgerError, PeriodError, ServiceUnavailable
+from ledger.domain.instants import format_utc
+from ledger.domain.periods import next_period, parse_period
 
 CATALOG_LOCK_KEY = 0x6770756C65646701  # pg_advisory_xact_lock key serializing catalog loads
 
@@ -83,7 +83,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
         )
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
         files = sorted(
-            f for f in resources.files("ledger.migrations").iterdir() if f.name.endswith(".sql")
+            f for f in resources.files("ledger.postgres.migrations").iterdir() if f.name.endswith(".sql")
         )
         for file in files:
             if file.name in done:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from ledger.errors import InputError, LedgerError
+from ledger.domain.errors import InputError, LedgerError
 
 ROLES = ("member", "auditor", "admin")
 _TOKEN = re.compile(r"glt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MemberId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-# At most four fractional digits; positivity is checked by ledger.catalog.
+# At most four fractional digits; positivity is checked by ledger.domain.catalog.
 YenPerHour = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]{1,12}(\.[0-9]{1,4})?$"),

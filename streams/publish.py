@@ -19,8 +19,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from ledger.errors import ServiceUnavailable
-from ledger.events import MAX_EVENT_BYTES
+from ledger.domain.errors import ServiceUnavailable
+from ledger.domain.events import MAX_EVENT_BYTES
 from ledger.intake import BATCH_CONTENT_TYPE, INGEST_HEADER, encode_batch
 
 SINGLE_CONTENT_TYPE = b"application/cloudevents+json"

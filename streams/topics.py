@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from ledger.errors import ServiceUnavailable
+from ledger.domain.errors import ServiceUnavailable
 
 USAGE_TOPIC = "gpu.usage"
 METER_GROUP = "gpuledger-meter"

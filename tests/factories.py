@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from ledger.catalog import Catalog, parse_catalog
-from ledger.instants import parse_instant
+from ledger.domain.catalog import Catalog, parse_catalog
+from ledger.domain.instants import parse_instant
 from tests.model import InMemoryLedger
 
 MEMBERS = ("kddi", "sakura", "highreso")

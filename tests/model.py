@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ledger import events, rating
-from ledger.catalog import Catalog, parse_catalog
-from ledger.metering import Meter, Pieces
-from ledger.periods import next_period
+from ledger.domain import events, rating
+from ledger.domain.catalog import Catalog, parse_catalog
+from ledger.domain.metering import Meter, Pieces
+from ledger.domain.periods import next_period
 
 
 class InMemoryLedger:

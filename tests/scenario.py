@@ -7,8 +7,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from ledger.instants import parse_instant
-from ledger.ndjson import split_lines
+from ledger.domain.instants import parse_instant
+from ledger.domain.ndjson import split_lines
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 STEPS = ("ingest1", "settle_sep", "ingest2", "settle_sep_again", "settle_oct")

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from ledger.instants import format_utc
+from ledger.domain.instants import format_utc
 from tests.scenario import batch_bytes, scenario_dirs
 
 pytestmark = pytest.mark.infra

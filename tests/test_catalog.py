@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ledger.catalog import (
+from ledger.domain.catalog import (
     AgreementVersion,
     Catalog,
     Member,
@@ -18,7 +18,7 @@ from ledger.catalog import (
     Sku,
     parse_catalog,
 )
-from ledger.errors import CatalogError, LedgerError
+from ledger.domain.errors import CatalogError, LedgerError
 from tests.factories import (
     agreement,
     catalog_text,

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import events
-from ledger.events import (
+from ledger.domain import events
+from ledger.domain.events import (
     CONFLICT,
     FUTURE,
     MALFORMED,
@@ -28,7 +28,7 @@ from ledger.events import (
     Rejection,
     Usage,
 )
-from ledger.instants import parse_instant
+from ledger.domain.instants import parse_instant
 from tests.factories import (
     DEFAULT_VERSIONS,
     agreement,

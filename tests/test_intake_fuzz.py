@@ -9,8 +9,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import events
-from ledger.catalog import Catalog, parse_catalog
+from ledger.domain import events
+from ledger.domain.catalog import Catalog, parse_catalog
 from ledger.intake import BATCH_CONTENT_TYPE, Record, encode_batch, unpack
 from tests.scenario import SCENARIOS
 

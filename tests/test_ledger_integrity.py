@@ -14,7 +14,7 @@ import json
 import asyncpg
 import pytest
 
-from ledger.config import APP_ROLE, with_user
+from ledger.settings import APP_ROLE, with_user
 from tests.db import fetch
 from tests.scenario import batch_bytes, run_steps, scenario_dirs
 
@@ -201,7 +201,7 @@ def test_a_consistent_rewrite_of_the_whole_chain_is_caught_by_a_signed_head(make
     """A superuser who rewrites a closed statement and re-posts and re-hashes the whole
     journal passes `verify --db` alone; the chain head signed in a bundle an auditor
     already holds catches it."""
-    from ledger import journal
+    from ledger.domain import journal
 
     stack = make_stack()
     (tmp_path / "batch1.ndjson").write_bytes(batch_bytes(SCENARIO, "batch1"))

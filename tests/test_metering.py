@@ -1,6 +1,6 @@
 """SPEC.md, "A GPU-second is billed at most once" and the booking rules of "Periods".
 
-Unit tests drive `ledger.metering.Meter` with `Usage` values; the property tests send
+Unit tests drive `ledger.domain.metering.Meter` with `Usage` values; the property tests send
 JSON events through `InMemoryLedger` (tests/model.py) and read what the meter billed.
 """
 
@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from ledger.events import CONFLICT, Rejection, Usage
-from ledger.instants import format_utc
-from ledger.metering import ACCEPTED, DUPLICATE, Meter, Pieces, booking_period_for
-from ledger.periods import calendar
+from ledger.domain.events import CONFLICT, Rejection, Usage
+from ledger.domain.instants import format_utc
+from ledger.domain.metering import ACCEPTED, DUPLICATE, Meter, Pieces, booking_period_for
+from ledger.domain.periods import calendar
 from tests.factories import (
     DEFAULT_VERSIONS,
     agreement,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.ndjson import BOM, read_chunks, split_lines
+from ledger.domain.ndjson import BOM, read_chunks, split_lines
 
 
 def lines(data: bytes) -> list[bytes]:

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ledger.instants import format_utc
+from ledger.domain.instants import format_utc
 from tests.db import fetch
 from tests.model import InMemoryLedger
 from tests.scenario import SCENARIOS

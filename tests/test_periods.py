@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import PeriodError
-from ledger.periods import (
+from ledger.domain.errors import PeriodError
+from ledger.domain.periods import (
     Calendar,
     calendar,
     format_period,

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.catalog import AgreementVersion, PriceVersion, price_to_units
-from ledger.instants import format_utc
-from ledger.rating import HourUsage, Line, LineKey, net_transfers, rate, split_hours, tax_yen
+from ledger.domain.catalog import AgreementVersion, PriceVersion, price_to_units
+from ledger.domain.instants import format_utc
+from ledger.domain.rating import HourUsage, Line, LineKey, net_transfers, rate, split_hours, tax_yen
 from tests.factories import (
     agreement,
     catalog_text,

@@ -12,7 +12,7 @@ import time
 import orjson
 import pytest
 
-from ledger.instants import format_utc
+from ledger.domain.instants import format_utc
 from tests.scenario import SCENARIOS
 
 pytestmark = pytest.mark.infra

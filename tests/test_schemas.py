@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ledger import catalog as ledger_catalog
-from ledger import events
+from ledger.domain import catalog as ledger_catalog
+from ledger.domain import events
 from schemas import generate
 from schemas.catalog import CatalogFile
 from schemas.event import UsageEvent

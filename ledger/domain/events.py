@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import orjson
 
-from ledger.catalog import Catalog
-from ledger.instants import parse_instant
+from ledger.domain.catalog import Catalog
+from ledger.domain.instants import parse_instant
 
 MAX_EVENT_BYTES = 1 << 20  # 1 MiB
 MAX_DEPTH = 64

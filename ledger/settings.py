@@ -6,6 +6,9 @@ line wins; else the environment (`GPULEDGER_DATABASE_URL`, `GPULEDGER_KAFKA_BOOT
 `GPULEDGER_HOME` (default `./.gpuledger`). That is how the same commands talk to a real
 deployment or to the embedded default.
 
+This is the one settings type: the CLI, the API, the workers and the local stack all
+take a `Settings`, and each setting has its one default here.
+
 Two database roles: the application's (`GPULEDGER_DATABASE_URL`, role gpuledger_app on
 the local stack), which can only append to the ledger, and the owner's
 (`GPULEDGER_ADMIN_DATABASE_URL`), which runs migrations.
@@ -18,11 +21,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger.errors import LedgerError
+from ledger.domain.errors import LedgerError
+from schemas.wire import USAGE_TOPIC
 
 DEFAULT_HOME = ".gpuledger"
-DEFAULT_TOPIC = "gpu.usage"
-DEFAULT_PARTITIONS = 4
+DEFAULT_TOPIC = USAGE_TOPIC
+DEFAULT_PARTITIONS = 4  # of a usage topic that gpuledger creates
 STACK_FILE = "stack.json"
 APP_ROLE = "gpuledger_app"
 
@@ -36,7 +40,7 @@ class Settings:
     home: Path
     database_url: str | None
     kafka_bootstrap: str | None
-    usage_topic: str
+    usage_topic: str = DEFAULT_TOPIC
     api_url: str | None = None
     admin_database_url: str | None = None
 

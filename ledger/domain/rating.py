@@ -2,7 +2,7 @@
 
 Everything here is exact integer arithmetic with one floor where SPEC.md puts it: per
 line for amounts, per invoice for tax. Prices are in 1/10,000 yen per GPU-hour
-(`ledger.catalog.PRICE_SCALE`).
+(`ledger.domain.catalog.PRICE_SCALE`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ledger.catalog import PRICE_SCALE, AgreementVersion, Catalog, PriceVersion
-from ledger.instants import format_utc
-from ledger.metering import HOUR_SECONDS
+from ledger.domain.catalog import PRICE_SCALE, AgreementVersion, Catalog, PriceVersion
+from ledger.domain.instants import format_utc
+from ledger.domain.metering import HOUR_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from ledger.errors import CatalogError, PeriodError
-from ledger.instants import format_utc, parse_instant
-from ledger.periods import calendar
+from ledger.domain.errors import CatalogError, PeriodError
+from ledger.domain.instants import format_utc, parse_instant
+from ledger.domain.periods import calendar
 from schemas import catalog as wire
 
 PRICE_SCALE = 10_000  # prices are stored in 1/10,000 yen per GPU-hour

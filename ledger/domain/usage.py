@@ -10,29 +10,19 @@ line and rounds tax per invoice.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 
-from ledger.catalog import PRICE_SCALE, Catalog
-from ledger.instants import format_utc
-from ledger.tokens import Caller, pseudonym
+from ledger.domain.access import Caller, pseudonym
+from ledger.domain.catalog import PRICE_SCALE, Catalog
+from ledger.domain.instants import format_utc
+from ledger.domain.rating import HourUsage
 
 GRANULARITIES = ("hour", "day", "month")
 GROUP_FIELDS = ("tenant", "provider", "reseller", "sku", "service_period")
 MAX_RANGE_SECONDS = 400 * 86400
-
-SELECT_USAGE = """
-SELECT provider, reseller, tenant, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
-FROM claims
-WHERE hour_start >= $1 AND hour_start < $2
-  AND ($3::text IS NULL OR reseller = $3 OR provider = $3)
-  AND ($4::text IS NULL OR provider = $4)
-  AND ($5::text IS NULL OR reseller = $5)
-  AND ($6::text IS NULL OR sku = $6)
-  AND ($7::text IS NULL OR service_period = $7)
-GROUP BY provider, reseller, tenant, sku, service_period, hour_start
-"""
 
 
 @dataclass(frozen=True)
@@ -57,14 +47,14 @@ def _bucket(catalog: Catalog, hour_start: int, granularity: str) -> int:
     return int(local.replace(hour=0, minute=0, second=0).timestamp())
 
 
-def _hourly_amounts(catalog: Catalog, row) -> tuple[Fraction, Fraction]:
+def _hourly_amounts(catalog: Catalog, row: HourUsage) -> tuple[Fraction, Fraction]:
     """Exact retail and wholesale yen of one attribution's seconds in one hour."""
-    seconds = row["seconds"]
-    price = catalog.price_at(row["reseller"], row["sku"], row["hour_start"])
+    seconds = row.seconds
+    price = catalog.price_at(row.reseller, row.sku, row.hour_start)
     retail = Fraction(seconds * price.yen_per_gpu_hour_units, 3600 * PRICE_SCALE) if price else Fraction(0)
-    if row["provider"] == row["reseller"]:
+    if row.provider == row.reseller:
         return retail, Fraction(0)
-    agreement = catalog.agreement_at(row["reseller"], row["provider"], row["sku"], row["hour_start"])
+    agreement = catalog.agreement_at(row.reseller, row.provider, row.sku, row.hour_start)
     if agreement is None:
         return retail, Fraction(0)
     if agreement.wholesale_units is not None:
@@ -72,26 +62,26 @@ def _hourly_amounts(catalog: Catalog, row) -> tuple[Fraction, Fraction]:
     return retail, retail * agreement.share_bps / 10_000
 
 
-def summarize(rows, query: UsageQuery, caller: Caller, catalog: Catalog, key: bytes) -> list[dict]:
-    """Rows of SELECT_USAGE -> the caller's view, grouped and sorted."""
+def summarize(rows: Iterable[HourUsage], query: UsageQuery, caller: Caller, catalog: Catalog, key: bytes) -> list[dict]:
+    """Billed seconds per attribution and hour -> the caller's view, grouped and sorted."""
     groups: dict[tuple, list] = defaultdict(lambda: [0, Fraction(0), Fraction(0), False])
     for row in rows:
-        own = caller.member is None or row["reseller"] == caller.member
-        tenant = row["tenant"] if own else pseudonym(key, caller.member, row["reseller"], row["tenant"])
+        own = caller.member is None or row.reseller == caller.member
+        tenant = row.tenant if own else pseudonym(key, caller.member, row.reseller, row.tenant)
         if query.tenant is not None and tenant != query.tenant:
             continue
         values = {
             "tenant": tenant,
-            "provider": row["provider"],
-            "reseller": row["reseller"],
-            "sku": row["sku"],
-            "service_period": row["service_period"],
+            "provider": row.provider,
+            "reseller": row.reseller,
+            "sku": row.sku,
+            "service_period": row.service_period,
         }
-        group = (_bucket(catalog, row["hour_start"], query.granularity),
+        group = (_bucket(catalog, row.hour_start, query.granularity),
                  *(values[name] for name in query.group_by))
         retail, wholesale = _hourly_amounts(catalog, row)
         totals = groups[group]
-        totals[0] += row["seconds"]
+        totals[0] += row.seconds
         if own:
             totals[1] += retail
             totals[3] = True

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import NamedTuple
 
-from ledger.events import CONFLICT, Rejection, Usage
-from ledger.periods import Calendar, next_period
+from ledger.domain.events import CONFLICT, Rejection, Usage
+from ledger.domain.periods import Calendar, next_period
 
 HOUR_SECONDS = 3600
 

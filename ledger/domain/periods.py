@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ledger.errors import PeriodError
+from ledger.domain.errors import PeriodError
 
 PERIOD_PATTERN = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 

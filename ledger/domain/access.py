@@ -1,0 +1,76 @@
+"""Who is asking, and what of the ledger they may see.
+
+A member sees what it resold (its tenants, its retail prices), and the usage that ran on
+its GPUs for other resellers with their tenants as pseudonyms and without their prices;
+an auditor sees everything and writes nothing; an admin (the operator) does both. What a
+caller may not see is reported exactly like what does not exist. Pure: the services and
+the API ask these functions, and nothing else decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+ROLES = ("member", "auditor", "admin")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: a member (scoped to itself), an auditor (reads all) or an admin."""
+
+    token_id: str
+    role: str
+    member: str | None
+
+    @property
+    def can_write_ledger(self) -> bool:
+        return self.role == "admin"
+
+
+OPERATOR = Caller(token_id="cli", role="admin", member=None)
+
+
+def pseudonym(key: bytes, viewer: str, reseller: str, tenant: str) -> str:
+    """A stable stand-in for another reseller's tenant, as one provider sees it.
+
+    Keyed by viewer and reseller too, so the same tenant id of two resellers, or one
+    tenant seen by two providers, cannot be linked.
+    """
+    message = "\x1f".join((viewer, reseller, tenant)).encode()
+    return "tenant-" + hmac.new(key, message, hashlib.sha256).hexdigest()[:20]
+
+
+def member_view(statement: dict, member: str, key: bytes) -> dict:
+    """A member's side of a statement: its own lines and invoices, nothing of others'."""
+    lines = []
+    for line in statement["lines"]:
+        if line["reseller"] == member:
+            lines.append(line)
+        elif line["provider"] == member:
+            lines.append(
+                {
+                    "reseller": line["reseller"],
+                    "tenant": pseudonym(key, member, line["reseller"], line["tenant"]),
+                    "provider": line["provider"],
+                    "sku": line["sku"],
+                    "service_period": line["service_period"],
+                    "agreement_from": line["agreement_from"],
+                    "gpu_seconds": line["gpu_seconds"],
+                    "wholesale_yen": line["wholesale_yen"],
+                }
+            )
+    return {
+        "period": statement["period"],
+        "currency": statement["currency"],
+        "closed": statement["closed"],
+        "member": member,
+        "lines": lines,
+        "tenant_invoices": [i for i in statement["tenant_invoices"] if i["reseller"] == member],
+        "member_invoices": [
+            i for i in statement["member_invoices"] if member in (i["provider"], i["reseller"])
+        ],
+        "net_yen": {member: statement["net_yen"].get(member, 0)},
+        "transfers": [t for t in statement["transfers"] if member in (t["from"], t["to"])],
+    }

@@ -1,0 +1,55 @@
+"""What travels on the usage topic besides the event itself: names, headers, batch layout.
+
+SPEC.md, "How events arrive". A record carries one event (CloudEvents structured mode)
+or, with the `content-type` header below, a batch: a JSON array, each element one
+received event. gpuledger's own producers write batches one element per line
+(`encode_batch`), so a worker can hand each element's original bytes to a dead letter
+(`split_batch`); any other layout of a JSON array is still a valid batch.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+USAGE_TOPIC = "gpu.usage"  # SPEC.md: "named gpu.usage unless configured otherwise"
+
+CONTENT_TYPE_HEADER = "content-type"
+SINGLE_CONTENT_TYPE = b"application/cloudevents+json"
+BATCH_CONTENT_TYPE = b"application/cloudevents-batch+json"
+# gpuledger's own: the id under which `ingest --wait` and the API count their events.
+INGEST_HEADER = "gpuledger-ingest"
+# gpuledger's own: a record that asks the workers to replay the dead letter it names.
+REPLAY_HEADER = "gpuledger-replay"
+
+MAX_EVENT_BYTES = 1 << 20  # SPEC.md, check 1: larger events are malformed, unparsed
+MAX_INGEST_ID_CHARS = 64
+
+
+def is_batch(content_type: bytes) -> bool:
+    """Whether a record's content-type header names a CloudEvents batch (parameters ignored)."""
+    return content_type.split(b";")[0].strip().lower() == BATCH_CONTENT_TYPE
+
+
+def encode_batch(raws: list[bytes]) -> bytes:
+    """A batch record's value whose elements keep their bytes (see `split_batch`)."""
+    return b"[\n" + b",\n".join(raws) + b"\n]"
+
+
+def split_batch(value: bytes) -> list[tuple[bytes, object]] | None:
+    """The elements of a batch written by `encode_batch`, each with its bytes and value.
+
+    `[\\n e1,\\n e2 ... \\n]` where every piece parses alone is exactly the array of those
+    pieces. Any other layout returns None: the caller parses the array whole.
+    """
+    if not (value.startswith(b"[\n") and value.endswith(b"\n]")):
+        return None
+    body = value[2:-2]
+    if not body:
+        return []
+    elements = []
+    for piece in body.split(b",\n"):
+        try:
+            elements.append((piece, orjson.loads(piece)))
+        except orjson.JSONDecodeError:
+            return None
+    return elements
