@@ -3,7 +3,7 @@
 Processing guarantee: at least once from Kafka, effectively once in the ledger. The
 agent takes batches with `take_events`, which acks (and so lets Faust commit) a batch
 only after the loop body returns, and the body returns only after the batch is
-committed in PostgreSQL together with its Kafka positions (`ledger.intake`). A batch
+committed in the store together with its Kafka positions (`ledger.service.intake`). A batch
 redelivered after a crash is recognised by those positions and skipped. If a batch
 cannot be written for a reason that retrying will not fix, the process exits at once
 instead of letting `take_events` ack what was not written.
@@ -19,13 +19,16 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import faust
 
-from ledger.intake import BatchResult, Intake, Record
+from ledger.domain.ports import Store
+from ledger.domain.records import BatchResult, Record
+from ledger.service.intake import Intake
+from ledger.settings import Settings
 from streams import metrics
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.topics import METER_GROUP
@@ -42,17 +45,20 @@ TAKE_WITHIN_SECONDS = 0.5
 TRANSACTION_MAX_BYTES = 8 << 20
 
 
+# Opens the ledger's store for the worker's lifetime, inside Faust's event loop (the
+# composition root, `gpuledger worker`, decides which store).
+StoreOpener = Callable[[], Awaitable[Store]]
+
+
 @dataclass(frozen=True)
-class WorkerSettings:
-    kafka_bootstrap: str
-    database_url: str
-    usage_topic: str
-    partitions: int
+class Worker:
+    """One worker process: where it keeps Faust's files, and how it reports readiness."""
+
+    name: str
     data_dir: Path
-    group_id: str = METER_GROUP
+    partitions: int
     ready_file: Path | None = None
-    take_max_records: int = TAKE_MAX_RECORDS
-    take_within_seconds: float = TAKE_WITHIN_SECONDS
+    group_id: str = METER_GROUP
 
 
 def to_record(event) -> Record:
@@ -79,16 +85,16 @@ def chunks_by_size(records: list[Record], max_bytes: int) -> list[list[Record]]:
     return chunks
 
 
-def create_app(settings: WorkerSettings) -> faust.App:
-    app = LedgerApp(
-        settings.group_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        datadir=str(settings.data_dir),
+def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
+    return LedgerApp(
+        worker.group_id,
+        broker=f"kafka://{settings.need_kafka()}",
+        datadir=str(worker.data_dir),
         store="memory://",
         processing_guarantee="at_least_once",
         value_serializer="raw",
         key_serializer="raw",
-        topic_partitions=settings.partitions,
+        topic_partitions=worker.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         # Measured on the test broker (INFRA.md): ready in ~5 s instead of 30, restart
@@ -102,10 +108,51 @@ def create_app(settings: WorkerSettings) -> faust.App:
         stream_buffer_maxsize=65536,
         web_enabled=False,
     )
+
+
+def _record_metrics(records: list[Record], result: BatchResult, seconds: float) -> None:
+    metrics.FLUSH_SECONDS.observe(seconds)
+    metrics.BATCH_RECORDS.observe(len(records))
+    metrics.BATCH_EVENTS.observe(result.received)
+    metrics.REDELIVERED.inc(result.skipped_records)
+    for outcome, count in result.outcomes.items():
+        metrics.EVENTS.labels(outcome).inc(count)
+    next_offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        next_offsets[(record.topic, record.partition)] = record.offset + 1
+    for (topic, partition), offset in next_offsets.items():
+        metrics.COMMITTED_POSITION.labels(topic, partition).set(offset)
+
+
+async def _write_or_exit(intake: Intake, events) -> None:
+    """Write a take, or end the process: nothing may let take_events ack an unwritten batch."""
+    started = time.perf_counter()
+    try:
+        # Everything from here to the commit sits inside this try: an exception escaping
+        # the loop body would let take_events ack what was not written.
+        records = [to_record(event) for event in events]
+        result = BatchResult()
+        for chunk in chunks_by_size(records, TRANSACTION_MAX_BYTES):
+            result.add(await intake.apply(chunk))
+    except asyncio.CancelledError:
+        # Stopping mid-batch: the transaction is rolled back; leaving now keeps
+        # take_events from acking the batch, which is redelivered to the next owner.
+        log.warning("stopped while writing a batch; it will be redelivered")
+        logging.shutdown()
+        os._exit(0)
+    except BaseException:
+        log.exception("batch could not be written; exiting so that it is not acked")
+        logging.shutdown()
+        os._exit(70)
+    _record_metrics(records, result, time.perf_counter() - started)
+
+
+def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> faust.App:
+    app = _faust_app(settings, worker)
     usage_topic = app.topic(
         settings.usage_topic,
         schema=RawSchema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
-        partitions=settings.partitions,
+        partitions=worker.partitions,
     )
     state: dict = {}
 
@@ -118,70 +165,40 @@ def create_app(settings: WorkerSettings) -> faust.App:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs) -> None:
         log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
-        if settings.ready_file is not None:
-            settings.ready_file.parent.mkdir(parents=True, exist_ok=True)
-            settings.ready_file.write_text(str(os.getpid()))
+        if worker.ready_file is not None:
+            worker.ready_file.parent.mkdir(parents=True, exist_ok=True)
+            worker.ready_file.write_text(str(os.getpid()))
 
     @app.agent(usage_topic, concurrency=1, name="meter")
     async def meter(stream) -> None:
-        if "pool" not in state:
-            state["pool"] = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-        intake = Intake(state["pool"])
+        if "store" not in state:
+            # Open for the process's life; its connections come back after an outage.
+            state["store"] = await open_store()
+        intake = Intake(state["store"])
         if "frozen" not in state:
             gc.collect()
             gc.freeze()
             state["frozen"] = True
-        async for events in stream.take_events(
-            settings.take_max_records, within=settings.take_within_seconds
-        ):
-            started = time.perf_counter()
-            try:
-                # Everything from here to the commit sits inside this try: an exception
-                # escaping the loop body would let take_events ack what was not written.
-                records = [to_record(event) for event in events]
-                result = BatchResult()
-                for chunk in chunks_by_size(records, TRANSACTION_MAX_BYTES):
-                    result.add(await intake.apply(chunk))
-            except asyncio.CancelledError:
-                # Stopping mid-batch: the transaction is rolled back; leaving now keeps
-                # take_events from acking the batch, which is redelivered to the next owner.
-                log.warning("stopped while writing a batch; it will be redelivered")
-                logging.shutdown()
-                os._exit(0)
-            except BaseException:
-                log.exception("batch could not be written; exiting so that it is not acked")
-                logging.shutdown()
-                os._exit(70)
-            metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
-            metrics.BATCH_RECORDS.observe(len(records))
-            metrics.BATCH_EVENTS.observe(result.received)
-            metrics.REDELIVERED.inc(result.skipped_records)
-            for outcome, count in result.outcomes.items():
-                metrics.EVENTS.labels(outcome).inc(count)
-            next_offsets: dict[tuple[str, int], int] = {}
-            for record in records:
-                next_offsets[(record.topic, record.partition)] = record.offset + 1
-            for (topic, partition), offset in next_offsets.items():
-                metrics.COMMITTED_POSITION.labels(topic, partition).set(offset)
+        async for events in stream.take_events(TAKE_MAX_RECORDS, within=TAKE_WITHIN_SECONDS):
+            await _write_or_exit(intake, events)
 
     return app
 
 
-def run_worker(settings: WorkerSettings, loglevel: str = "info") -> None:
+def run_worker(settings: Settings, worker: Worker, open_store: StoreOpener, loglevel: str = "info") -> None:
     """Run a Faust worker in this process until SIGTERM or SIGINT."""
     try:
-        import uvloop
+        import uvloop  # optional (not on Windows), so imported only where it is used
 
         uvloop.install()
     except ImportError:  # uvloop is optional; the default loop is only slower
         pass
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker.data_dir.mkdir(parents=True, exist_ok=True)
     # Faust and aiokafka keep many long-lived objects, which every full collection of
     # the cyclic garbage collector walks; a batch of records allocates tens of thousands
     # of short-lived ones. Fewer full collections: about 10 us less CPU per single-event
     # record (python -m bench.pipeline). Objects alive once the agent has started are
     # frozen out of the collector's walks (`meter` below).
     gc.set_threshold(700, 20, 100)
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    app = create_app(settings, worker, open_store)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,5 +1,6 @@
 """Prometheus metrics of the stream workers (served on /metrics with --metrics-port)."""
 
+import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
@@ -31,3 +32,8 @@ COMMITTED_POSITION = Gauge(
     "Next offset to apply, as committed in PostgreSQL",
     ["topic", "partition"],
 )
+
+
+def serve_metrics(port: int) -> None:
+    """Serve this process's metrics on http://0.0.0.0:PORT/metrics (OSError if taken)."""
+    prometheus_client.start_http_server(port)

@@ -1,51 +1,37 @@
-"""The producer behind `gpuledger ingest`: NDJSON lines -> records on the usage topic.
+"""Writing to the usage topic: the `Publisher` of `ledger.domain.ports` on aiokafka.
 
-Records are keyed by `gpu_uuid`, so one GPU's events keep file order on one partition.
+Records are keyed by `gpu_uuid`, so one GPU's events keep their order on one partition.
 For throughput, consecutive events of one GPU travel together as a CloudEvents batch
-record (`application/cloudevents-batch+json`), one event per line so the worker keeps
-each event's original bytes. A line that is not a JSON object with a string
-`data.gpu_uuid` travels alone, unkeyed: the worker rejects it with its reason. Every
-record carries the ingest's id in a header, which is how `--wait` counts this file's
-events and no others.
+record, one event per line so the worker keeps each event's original bytes
+(`schemas.wire`). An event that is not a JSON object with a string `data.gpu_uuid`
+travels alone, unkeyed: the worker rejects it with its reason. Every record carries its
+ingest's id in a header, which is how `--wait` counts that ingest's events and no others.
+Every send is awaited before a call returns: what the caller acknowledges is never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ledger.domain.errors import ServiceUnavailable
-from ledger.domain.events import MAX_EVENT_BYTES
-from ledger.intake import BATCH_CONTENT_TYPE, INGEST_HEADER, encode_batch
+from ledger.domain.records import gpu_key
+from schemas.wire import (
+    BATCH_CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    INGEST_HEADER,
+    MAX_EVENT_BYTES,
+    REPLAY_HEADER,
+    SINGLE_CONTENT_TYPE,
+    encode_batch,
+)
 
-SINGLE_CONTENT_TYPE = b"application/cloudevents+json"
 BATCH_MAX_EVENTS = 200
 BATCH_MAX_BYTES = 256 * 1024
 MAX_PENDING_SENDS = 2000
-
-
-@dataclass
-class Published:
-    received: int = 0
-    records: int = 0
-    oversize: list[bytes] = field(default_factory=list)  # kept out of Kafka; see ingest
-
-
-def gpu_key(line: bytes) -> bytes | None:
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(event, dict):
-        data = event.get("data")
-        if isinstance(data, dict) and isinstance(data.get("gpu_uuid"), str):
-            return data["gpu_uuid"].encode("utf-8", "surrogatepass")
-    return None
 
 
 def new_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -75,98 +61,110 @@ async def started_producer(bootstrap: str) -> AIOKafkaProducer:
     return producer
 
 
-async def publish(
-    bootstrap: str,
-    topic: str,
-    lines: Iterable[bytes],
-    ingest_id: str,
-    batch_max_events: int = BATCH_MAX_EVENTS,
-    on_progress: Callable[[int], None] | None = None,
-) -> Published:
-    producer = await started_producer(bootstrap)
-    result = Published()
-    pending: list[asyncio.Future] = []
-    buffers: dict[bytes, list[bytes]] = {}
-    buffer_bytes: dict[bytes, int] = {}
-    ingest_header = (INGEST_HEADER, ingest_id.encode("ascii"))
+class _Batcher:
+    """Groups one GPU's consecutive events into batch records and sends them."""
 
-    async def send(key: bytes | None, raws: list[bytes]) -> None:
-        if len(raws) == 1:
-            value, content_type = raws[0], SINGLE_CONTENT_TYPE
-        else:
-            value, content_type = encode_batch(raws), BATCH_CONTENT_TYPE
-        pending.append(
-            await producer.send(
-                topic, value, key=key, headers=[("content-type", content_type), ingest_header]
-            )
-        )
-        result.records += 1
-        if len(pending) >= MAX_PENDING_SENDS:
-            await drain()
+    def __init__(self, producer: AIOKafkaProducer, topic: str, ingest_id: str, max_events: int) -> None:
+        self.producer, self.topic, self.max_events = producer, topic, max_events
+        ingest = (INGEST_HEADER, ingest_id.encode("ascii"))
+        self.single = [(CONTENT_TYPE_HEADER, SINGLE_CONTENT_TYPE), ingest]
+        self.batch = [(CONTENT_TYPE_HEADER, BATCH_CONTENT_TYPE), ingest]
+        self.buffers: dict[bytes, list[bytes]] = {}
+        self.sizes: dict[bytes, int] = {}
+        self.pending: list[asyncio.Future] = []
+        self.records = 0
 
-    async def drain() -> None:
-        await asyncio.gather(*pending)
-        pending.clear()
-        if on_progress is not None:
-            on_progress(result.received)
-
-    try:
-        for line in lines:
-            result.received += 1
-            if len(line) > MAX_EVENT_BYTES:
-                result.oversize.append(line)
-                continue
-            key = gpu_key(line)
-            if key is None:
-                await send(None, [line])
-                continue
-            buffer = buffers.setdefault(key, [])
-            buffer.append(line)
-            size = buffer_bytes[key] = buffer_bytes.get(key, 0) + len(line) + 2
-            if len(buffer) >= batch_max_events or size >= BATCH_MAX_BYTES:
-                await send(key, buffer)
-                del buffers[key], buffer_bytes[key]
-        for key, buffer in buffers.items():
-            await send(key, buffer)
-        await drain()
-    except KafkaError as exc:
-        raise ServiceUnavailable(f"publishing to Kafka at {bootstrap} failed: {exc}") from exc
-    finally:
-        await producer.stop()
-    return result
-
-
-async def send_events(producer: AIOKafkaProducer, topic: str, raws: list[bytes], ingest_id: str) -> int:
-    """Send events held in memory (the HTTP API's), one GPU's together, and wait until the
-    broker has every record: what the caller acknowledges is never lost. Returns records sent."""
-    by_gpu: dict[bytes | None, list[bytes]] = {}
-    for raw in raws:
-        by_gpu.setdefault(gpu_key(raw), []).append(raw)
-    headers_single = [("content-type", SINGLE_CONTENT_TYPE), (INGEST_HEADER, ingest_id.encode("ascii"))]
-    headers_batch = [("content-type", BATCH_CONTENT_TYPE), (INGEST_HEADER, ingest_id.encode("ascii"))]
-    pending = []
-    for key, group in by_gpu.items():
+    async def add(self, raw: bytes) -> None:
+        key = gpu_key(raw)
         if key is None:
-            for raw in group:
-                pending.append(await producer.send(topic, raw, headers=headers_single))
-            continue
-        chunk: list[bytes] = []
-        size = 0
-        for raw in [*group, None]:
-            if raw is None or len(chunk) >= BATCH_MAX_EVENTS or size + len(raw) > BATCH_MAX_BYTES:
-                if chunk:
-                    value, headers = (
-                        (chunk[0], headers_single) if len(chunk) == 1
-                        else (encode_batch(chunk), headers_batch)
-                    )
-                    pending.append(await producer.send(topic, value, key=key, headers=headers))
-                chunk, size = [], 0
-            if raw is not None:
-                chunk.append(raw)
-                size += len(raw) + 2
-    try:
-        await asyncio.gather(*pending)
-    except KafkaError as exc:
-        raise ServiceUnavailable(f"publishing to Kafka failed: {exc}") from exc
-    return len(pending)
+            await self.send(None, [raw])
+            return
+        buffer = self.buffers.setdefault(key, [])
+        buffer.append(raw)
+        size = self.sizes[key] = self.sizes.get(key, 0) + len(raw) + 2
+        if len(buffer) >= self.max_events or size >= BATCH_MAX_BYTES:
+            await self.send(key, buffer)
+            del self.buffers[key], self.sizes[key]
 
+    async def send(self, key: bytes | None, raws: list[bytes]) -> None:
+        if len(raws) == 1:
+            value, headers = raws[0], self.single
+        else:
+            value, headers = encode_batch(raws), self.batch
+        self.pending.append(await self.producer.send(self.topic, value, key=key, headers=headers))
+        self.records += 1
+
+    async def flush(self) -> None:
+        for key, buffer in self.buffers.items():
+            await self.send(key, buffer)
+        self.buffers.clear()
+        self.sizes.clear()
+        await self.drain()
+
+    async def drain(self) -> None:
+        await asyncio.gather(*self.pending)
+        self.pending.clear()
+
+
+class KafkaPublisher:
+    """`ledger.domain.ports.Publisher` on one started producer (`close` stops it)."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, bootstrap: str = "") -> None:
+        self.producer, self.topic, self.bootstrap = producer, topic, bootstrap
+
+    @classmethod
+    async def start(cls, bootstrap: str, topic: str) -> KafkaPublisher:
+        return cls(await started_producer(bootstrap), topic, bootstrap)
+
+    async def close(self) -> None:
+        await self.producer.stop()
+
+    def _unavailable(self, exc: Exception) -> ServiceUnavailable:
+        where = f" at {self.bootstrap}" if self.bootstrap else ""
+        return ServiceUnavailable(f"publishing to Kafka{where} failed: {exc}")
+
+    async def publish(
+        self, lines: Iterable[bytes], ingest_id: str, *, batch_max_events: int = BATCH_MAX_EVENTS,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        batcher = _Batcher(self.producer, self.topic, ingest_id, batch_max_events)
+        try:
+            for count, line in enumerate(lines, start=1):
+                await batcher.add(line)
+                if len(batcher.pending) >= MAX_PENDING_SENDS:
+                    await batcher.drain()
+                    if on_progress is not None:
+                        on_progress(count)
+            await batcher.flush()
+        except KafkaError as exc:
+            raise self._unavailable(exc) from exc
+        return batcher.records
+
+    async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
+        """Events held in memory (the HTTP API's), one GPU's together, all acknowledged."""
+        by_gpu: dict[bytes | None, list[bytes]] = {}
+        for raw in raws:
+            by_gpu.setdefault(gpu_key(raw), []).append(raw)
+        return await self.publish(
+            (raw for group in by_gpu.values() for raw in group), ingest_id, batch_max_events=BATCH_MAX_EVENTS
+        )
+
+    async def send_replays(self, replays: list[tuple[int, bytes]], ingest_id: str) -> None:
+        """One record per dead letter, keyed by the event's GPU when it names one (so one
+        GPU's replays keep their order). A raw over the event limit (only `ingest`
+        dead-letters those itself) travels as an empty value: no broker would take it,
+        and the worker reads the dead letter's stored bytes, never the record's."""
+        pending = []
+        ingest = (INGEST_HEADER, ingest_id.encode("ascii"))
+        try:
+            for dead_letter_id, raw in replays:
+                fits = len(raw) <= MAX_EVENT_BYTES
+                headers = [
+                    (CONTENT_TYPE_HEADER, SINGLE_CONTENT_TYPE), ingest,
+                    (REPLAY_HEADER, str(dead_letter_id).encode("ascii")),
+                ]
+                key = gpu_key(raw) if fits else None
+                pending.append(await self.producer.send(self.topic, raw if fits else b"", key=key, headers=headers))
+            await asyncio.gather(*pending)
+        except KafkaError as exc:
+            raise self._unavailable(exc) from exc

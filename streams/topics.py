@@ -1,4 +1,8 @@
-"""Topic names, record headers and topic administration."""
+"""The consumer group of the workers, and topic administration.
+
+The usage topic's default name is a wire contract (`schemas.wire.USAGE_TOPIC`); which
+topic a deployment uses is a setting (`ledger.settings`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger.domain.errors import ServiceUnavailable
 
-USAGE_TOPIC = "gpu.usage"
 METER_GROUP = "gpuledger-meter"
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from ledger.domain.catalog import Catalog, parse_catalog
+from ledger.domain.catalog import Catalog
+from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.instants import parse_instant
 from tests.model import InMemoryLedger
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 
 from ledger.domain import events, rating
-from ledger.domain.catalog import Catalog, parse_catalog
+from ledger.domain.catalog import Catalog
+from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.metering import Meter, Pieces
 from ledger.domain.periods import next_period
 

@@ -1,14 +1,22 @@
-"""The usage API's HTTP metrics (ledger/api_metrics.py), in process, without services."""
+"""The usage API's HTTP metrics (ledger/http/metrics.py), in process, without services."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 
-from ledger.api import Settings, create_app
-from ledger.api_metrics import instrument
+from ledger.http.app import create_app
+from ledger.http.metrics import instrument
+from ledger.memory.store import MemoryStore
+from ledger.settings import Settings
+
+
+async def in_memory() -> MemoryStore:
+    return MemoryStore()
 
 
 def sample(name: str, **labels) -> float:
@@ -21,7 +29,7 @@ def client(app) -> httpx.AsyncClient:
 
 
 async def test_requests_are_counted_by_route_template_not_raw_path():
-    app = create_app(Settings(database_url="postgresql://unused"))
+    app = create_app(Settings(Path("."), None, None), open_store=in_memory)
     statement = {"route": "/v1/statements/{period}", "method": "GET", "status": "401"}
     unmatched = {"route": "unmatched", "method": "GET", "status": "404"}
     before = (sample("gpuledger_http_requests_total", **statement),

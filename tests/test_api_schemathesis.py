@@ -35,7 +35,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ledger.api import Settings, create_app
+from ledger.http.app import create_app
+from ledger.memory.store import MemoryStore
+from ledger.settings import Settings
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(600)]
 
@@ -69,7 +71,12 @@ def service(make_stack) -> dict:
     }
 
 
-DOCUMENT = create_app(Settings(database_url="postgresql://unused")).openapi()
+
+async def in_memory() -> MemoryStore:
+    return MemoryStore()
+
+
+DOCUMENT = create_app(Settings(Path("."), None, None), open_store=in_memory).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 

@@ -16,8 +16,8 @@ from ledger.domain.catalog import (
     Member,
     PriceVersion,
     Sku,
-    parse_catalog,
 )
+from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.errors import CatalogError, LedgerError
 from tests.factories import (
     agreement,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ledger.intake import INGEST_HEADER, REPLAY_HEADER
+from schemas.wire import INGEST_HEADER, REPLAY_HEADER
 from tests.db import fetch
 from tests.factories import ms, usage_event
 from tests.scenario import scenario_dirs

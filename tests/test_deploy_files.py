@@ -1,7 +1,7 @@
 """The deployment files parse, and the dashboard only asks for metrics the code exports.
 
 No services: the files are parsed and cross-checked against the metric objects of
-streams/metrics.py (workers) and ledger/api_metrics.py (usage API).
+streams/metrics.py (workers) and ledger/http/metrics.py (usage API).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-import ledger.api_metrics
+import ledger.http.metrics
 import streams.metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ PROMQL_WORDS = {
 
 def exported_series() -> set[str]:
     names = set()
-    for module in (streams.metrics, ledger.api_metrics):
+    for module in (streams.metrics, ledger.http.metrics):
         for value in vars(module).values():
             if isinstance(value, MetricWrapperBase):
                 for family in value.describe():
@@ -131,7 +131,7 @@ def test_every_dashboard_metric_exists(title, expr):
     names = metric_names(expr)
     assert names, f"{title}: no metric in {expr}"
     missing = names - exported_series()
-    assert not missing, f"{title}: {sorted(missing)} are not exported by streams/metrics.py or ledger/api_metrics.py"
+    assert not missing, f"{title}: {sorted(missing)} are not exported by streams/metrics.py or ledger/http/metrics.py"
 
 
 def test_metric_names_are_found_in_promql():

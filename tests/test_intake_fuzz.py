@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain import events
-from ledger.domain.catalog import Catalog, parse_catalog
-from ledger.intake import BATCH_CONTENT_TYPE, Record, encode_batch, unpack
+from ledger.domain.catalog import Catalog
+from ledger.domain.catalog_file import parse_catalog
+from ledger.domain.records import Record, unpack
+from schemas.wire import BATCH_CONTENT_TYPE, encode_batch
 from tests.scenario import SCENARIOS
 
 CATALOG = Catalog().merge(parse_catalog((SCENARIOS / "alliance-2026-q3" / "catalog.toml").read_bytes()), None)

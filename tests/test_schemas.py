@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ledger.domain import catalog as ledger_catalog
 from ledger.domain import events
+from ledger.domain.catalog_file import parse_catalog
 from schemas import generate
 from schemas.catalog import CatalogFile
 from schemas.event import UsageEvent
@@ -89,7 +90,7 @@ def _schema_verdict(event: dict, catalog) -> bool:
 @pytest.fixture(scope="module")
 def scenario_catalog():
     raw = (SCENARIO / "catalog.toml").read_bytes()
-    return ledger_catalog.Catalog().merge(ledger_catalog.parse_catalog(raw), None)
+    return ledger_catalog.Catalog().merge(parse_catalog(raw), None)
 
 
 @pytest.fixture(scope="module")

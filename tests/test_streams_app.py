@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.intake import Record
+from ledger.domain.records import Record
 from streams.app import chunks_by_size
 
 

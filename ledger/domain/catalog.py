@@ -1,27 +1,20 @@
 """The catalog: members, SKUs, and the versioned retail prices and agreements.
 
-A `Catalog` is an immutable value. `parse_catalog` turns a TOML file into one (or a
-`CatalogError`); `Catalog.merge` applies a newly loaded file to the catalog already
-stored, all or nothing, with the rules of SPEC.md; the store persists what `merge`
-says is new. Prices are kept as integers of 1/10,000 yen per GPU-hour, so every
+A `Catalog` is an immutable value. `ledger.domain.catalog_file.parse_catalog` turns a
+TOML file into a `CatalogFileContent` (or a `CatalogError`); `Catalog.merge` applies it
+to the catalog already stored, all or nothing, with the rules of SPEC.md; the store
+persists what `merge` says is new. Prices are kept as integers of 1/10,000 yen per GPU-hour, so every
 amount derived from them is exact.
 """
 
 from __future__ import annotations
 
 import bisect
-import re
-import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-
-from pydantic import ValidationError
 
 from ledger.domain.errors import CatalogError, PeriodError
-from ledger.domain.instants import format_utc, parse_instant
+from ledger.domain.instants import format_utc
 from ledger.domain.periods import calendar
-from schemas import catalog as wire
 
 PRICE_SCALE = 10_000  # prices are stored in 1/10,000 yen per GPU-hour
 
@@ -152,93 +145,15 @@ class Catalog:
         `closed_before` is the end of the last closed period (None when nothing is
         closed): a new version taking effect before it would reprice closed books.
         """
-        settings = {}
-        for name, default in DEFAULT_SETTINGS.items():
-            stated = incoming.settings.get(name)
-            if not self.loaded:
-                settings[name] = default if stated is None else stated
-                continue
-            current = getattr(self, name)
-            if stated is not None and stated != current:
-                raise CatalogError(
-                    f"{name} is {current!r} in the loaded catalog; a file may not change it to {stated!r}"
-                )
-            settings[name] = current
-        if settings["currency"] != "JPY":
-            raise CatalogError(f"currency {settings['currency']!r} is not supported: only JPY")
-        try:
-            calendar(settings["timezone"])
-        except PeriodError as exc:
-            raise CatalogError(str(exc)) from exc
-
-        members = dict(self.members)
-        for member in incoming.members:
-            existing = members.get(member.id)
-            if existing is not None and existing != member:
-                raise CatalogError(f"member {member.id!r} is already loaded with other details")
-            members[member.id] = member
-        skus = dict(self.skus)
-        for sku in incoming.skus:
-            existing = skus.get(sku.id)
-            if existing is not None and existing != sku:
-                raise CatalogError(f"SKU {sku.id!r} is already loaded with another description")
-            skus[sku.id] = sku
-
-        def check_new_version(what: str, effective_from: int) -> None:
-            if closed_before is not None and effective_from < closed_before:
-                raise CatalogError(
-                    f"{what} takes effect at {format_utc(effective_from)}, inside a closed period"
-                )
-
-        prices = {k: list(v) for k, v in self.prices.items()}
-        for (reseller, sku), version in incoming.prices:
-            if reseller not in members:
-                raise CatalogError(f"retail price for unknown reseller {reseller!r}")
-            if sku not in skus:
-                raise CatalogError(f"retail price for unknown SKU {sku!r}")
-            versions = prices.setdefault((reseller, sku), [])
-            same_start = [v for v in versions if v.effective_from == version.effective_from]
-            if same_start:
-                if same_start[0] != version:
-                    raise CatalogError(
-                        f"retail price of ({reseller}, {sku}) from {format_utc(version.effective_from)} "
-                        "is already loaded with another value"
-                    )
-                continue
-            check_new_version(f"retail price of ({reseller}, {sku})", version.effective_from)
-            versions.append(version)
-
-        agreements = {k: list(v) for k, v in self.agreements.items()}
-        for (reseller, provider, sku), version in incoming.agreements:
-            for member in (reseller, provider):
-                if member not in members:
-                    raise CatalogError(f"agreement names unknown member {member!r}")
-            if sku not in skus:
-                raise CatalogError(f"agreement for unknown SKU {sku!r}")
-            if reseller == provider:
-                raise CatalogError(
-                    f"agreement of {reseller!r} with itself: a member reselling its own GPUs needs none"
-                )
-            versions = agreements.setdefault((reseller, provider, sku), [])
-            same_start = [v for v in versions if v.effective_from == version.effective_from]
-            if same_start:
-                if same_start[0] != version:
-                    raise CatalogError(
-                        f"agreement ({reseller}, {provider}, {sku}) from "
-                        f"{format_utc(version.effective_from)} is already loaded with another value"
-                    )
-                continue
-            check_new_version(f"agreement ({reseller}, {provider}, {sku})", version.effective_from)
-            versions.append(version)
-
+        settings = _merged_settings(self, incoming)
+        members = _merged_entities(self.members, incoming.members, "member", "other details")
+        skus = _merged_entities(self.skus, incoming.skus, "SKU", "another description")
+        prices = _merged_versions(self.prices, incoming.prices, closed_before, _price_rules(members, skus))
+        agreements = _merged_versions(
+            self.agreements, incoming.agreements, closed_before, _agreement_rules(members, skus)
+        )
         return replace(
-            self,
-            **settings,
-            loaded=True,
-            members=members,
-            skus=skus,
-            prices={k: tuple(sorted(v)) for k, v in prices.items()},
-            agreements={k: tuple(sorted(v)) for k, v in agreements.items()},
+            self, **settings, loaded=True, members=members, skus=skus, prices=prices, agreements=agreements
         )
 
 
@@ -253,106 +168,85 @@ class CatalogFileContent:
     agreements: list[tuple[AgreementKey, AgreementVersion]]
 
 
-def _instant(value: str | datetime, where: str) -> int:
-    if isinstance(value, datetime):
-        # A fraction was refused on the file's text already (parse_catalog): TOML's
-        # parser drops digits past microseconds, so the value alone cannot show it.
-        if value.tzinfo is None or value.microsecond:
-            raise CatalogError(f"{where}: effective_from needs an offset and whole seconds")
-        return int(value.timestamp())
-    instant = parse_instant(value, allow_fraction=False)
-    if instant is None:
-        raise CatalogError(
-            f"{where}: effective_from {value!r} is not an RFC 3339 instant with an offset in whole seconds"
-        )
-    return instant
+# -- the load rules (SPEC.md, "Catalog (TOML)") ------------------------------------------
 
 
-def _positive_price(text: str, where: str) -> int:
-    units = price_to_units(text)
-    if units <= 0:
-        raise CatalogError(f"{where}: price {text!r} must be greater than 0")
-    return units
-
-
-# An unquoted TOML date-time with a fractional second (quoted strings are checked exactly).
-_UNQUOTED_FRACTION = re.compile(
-    rb"effective_from\s*=\s*([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]+)"
-)
-
-
-def parse_catalog(data: bytes, source: str = "catalog") -> CatalogFileContent:
-    """Parse a catalog file's bytes, checking everything that needs no stored state."""
+def _merged_settings(current: Catalog, incoming: CatalogFileContent) -> dict:
+    """Top-level settings: a first load sets them (or the defaults); later loads may only
+    repeat them (an omitted setting stays as stored)."""
+    settings = {}
+    for name, default in DEFAULT_SETTINGS.items():
+        stated = incoming.settings.get(name)
+        if not current.loaded:
+            settings[name] = default if stated is None else stated
+            continue
+        stored = getattr(current, name)
+        if stated is not None and stated != stored:
+            raise CatalogError(f"{name} is {stored!r} in the loaded catalog; a file may not change it to {stated!r}")
+        settings[name] = stored
+    if settings["currency"] != "JPY":
+        raise CatalogError(f"currency {settings['currency']!r} is not supported: only JPY")
     try:
-        document = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{source}: not valid TOML: {exc}") from exc
-    fraction = _UNQUOTED_FRACTION.search(data)
-    if fraction:
-        raise CatalogError(
-            f"{source}: effective_from {fraction.group(1).decode(errors='replace')!r} has a "
-            "fraction of a second; instants are whole seconds"
-        )
-    try:
-        parsed = wire.CatalogFile.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
-        raise CatalogError(f"{source}: {location}: {first['msg']}") from exc
-
-    members = [Member(m.id, m.name, m.invoice_registration) for m in parsed.members]
-    skus = [Sku(s.id, s.description) for s in parsed.skus]
-    prices = []
-    for index, price in enumerate(parsed.retail_prices):
-        where = f"{source}: retail_prices[{index}]"
-        prices.append(
-            (
-                (price.reseller, price.sku),
-                PriceVersion(
-                    _instant(price.effective_from, where),
-                    _positive_price(price.yen_per_gpu_hour, where),
-                ),
-            )
-        )
-    agreements = []
-    for index, agreement in enumerate(parsed.agreements):
-        where = f"{source}: agreements[{index}]"
-        fixed, share = agreement.wholesale_yen_per_gpu_hour, agreement.provider_share_bps
-        if (fixed is None) == (share is None):
-            raise CatalogError(
-                f"{where}: give exactly one of wholesale_yen_per_gpu_hour and provider_share_bps"
-            )
-        agreements.append(
-            (
-                (agreement.reseller, agreement.provider, agreement.sku),
-                AgreementVersion(
-                    _instant(agreement.effective_from, where),
-                    _positive_price(fixed, where) if fixed is not None else None,
-                    share,
-                ),
-            )
-        )
-    settings = {
-        name: getattr(parsed, name)
-        for name in DEFAULT_SETTINGS
-        if getattr(parsed, name) is not None
-    }
-    content = CatalogFileContent(settings, members, skus, prices, agreements)
-    _check_unique_within_file(content, source)
-    return content
+        calendar(settings["timezone"])
+    except PeriodError as exc:
+        raise CatalogError(str(exc)) from exc
+    return settings
 
 
-def _check_unique_within_file(content: CatalogFileContent, source: str) -> None:
-    def check(pairs: Iterable[tuple[object, object]], what: str) -> None:
-        seen: dict = {}
-        for key, value in pairs:
-            if key in seen and seen[key] != value:
-                raise CatalogError(f"{source}: {what} {key!r} is given twice with different values")
-            seen[key] = value
+def _merged_entities(current: dict, incoming: list, what: str, differs: str) -> dict:
+    """Members or SKUs: new ones are added; a known one may only be repeated identically."""
+    merged = dict(current)
+    for entity in incoming:
+        existing = merged.get(entity.id)
+        if existing is not None and existing != entity:
+            raise CatalogError(f"{what} {entity.id!r} is already loaded with {differs}")
+        merged[entity.id] = entity
+    return merged
 
-    check(((m.id, m) for m in content.members), "member")
-    check(((s.id, s) for s in content.skus), "SKU")
-    check((((k, v.effective_from), v) for k, v in content.prices), "retail price")
-    check((((k, v.effective_from), v) for k, v in content.agreements), "agreement")
+
+def _price_rules(members: dict, skus: dict):
+    def check(key: PriceKey) -> str:
+        reseller, sku = key
+        if reseller not in members:
+            raise CatalogError(f"retail price for unknown reseller {reseller!r}")
+        if sku not in skus:
+            raise CatalogError(f"retail price for unknown SKU {sku!r}")
+        return f"retail price of ({reseller}, {sku})"
+
+    return check
+
+
+def _agreement_rules(members: dict, skus: dict):
+    def check(key: AgreementKey) -> str:
+        reseller, provider, sku = key
+        for member in (reseller, provider):
+            if member not in members:
+                raise CatalogError(f"agreement names unknown member {member!r}")
+        if sku not in skus:
+            raise CatalogError(f"agreement for unknown SKU {sku!r}")
+        if reseller == provider:
+            raise CatalogError(f"agreement of {reseller!r} with itself: a member reselling its own GPUs needs none")
+        return f"agreement ({reseller}, {provider}, {sku})"
+
+    return check
+
+
+def _merged_versions(current: dict, incoming: list, closed_before: int | None, check) -> dict:
+    """Versions of prices or agreements: `check(key)` refuses unknown references and names
+    the key; a version identical to a stored one changes nothing, another value under the
+    same key and start refuses the file, and a new one may not start in a closed period."""
+    merged = {k: list(v) for k, v in current.items()}
+    for key, version in incoming:
+        what = check(key)
+        versions = merged.setdefault(key, [])
+        same_start = [v for v in versions if v.effective_from == version.effective_from]
+        if same_start:
+            if same_start[0] != version:
+                raise CatalogError(
+                    f"{what} from {format_utc(version.effective_from)} is already loaded with another value"
+                )
+            continue
+        if closed_before is not None and version.effective_from < closed_before:
+            raise CatalogError(f"{what} takes effect at {format_utc(version.effective_from)}, inside a closed period")
+        versions.append(version)
+    return {k: tuple(sorted(v)) for k, v in merged.items()}

@@ -20,6 +20,11 @@ class LedgerError(Exception):
     http_status = 500
     code = "error"
 
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code  # a finer name for API clients; status and exit code stay the class's
+
 
 class InputError(LedgerError):
     """A file, argument or request body that cannot be used as given."""

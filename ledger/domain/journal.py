@@ -34,84 +34,91 @@ class ChainedEntry(NamedTuple):
 
 
 def entries_for_statement(statement: dict) -> list[Entry]:
-    """The entries a closed statement posts, in the documented order."""
-    lines = statement["lines"]
-    entries: list[Entry] = []
+    """The entries a closed statement posts, in the documented order.
+
+    A statement the ledger computed always gives balanced entries; a stored one that was
+    edited may not (`unbalanced` names such entries, for the checks that read it back).
+    """
+    return [
+        *_tenant_invoice_entries(statement),
+        *_member_invoice_entries(statement),
+        *_netting_entries(statement),
+        *_transfer_entries(statement),
+    ]
+
+
+def unbalanced(entries: Iterable[Entry]) -> list[Entry]:
+    return [entry for entry in entries if sum(amount for _, amount in entry.postings) != 0]
+
+
+def _line_refs(statement: dict, fields: tuple[str, str], values: tuple[str, str]) -> list[int]:
+    return [i for i, line in enumerate(statement["lines"]) if (line[fields[0]], line[fields[1]]) == values]
+
+
+def _tenant_invoice_entries(statement: dict) -> list[Entry]:
+    entries = []
     for invoice in statement["tenant_invoices"]:
         reseller, tenant = invoice["reseller"], invoice["tenant"]
-        refs = [i for i, line in enumerate(lines) if (line["reseller"], line["tenant"]) == (reseller, tenant)]
-        entries.append(
-            Entry(
-                "tenant_invoice",
-                {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": refs},
-                [
-                    (f"{reseller}/receivable/tenant/{tenant}", invoice["total_yen"]),
-                    (f"{reseller}/revenue/retail", -invoice["subtotal_yen"]),
-                    (f"{reseller}/tax/output", -invoice["tax_yen"]),
-                ],
-            )
-        )
+        refs = _line_refs(statement, ("reseller", "tenant"), (reseller, tenant))
+        entries.append(Entry(
+            "tenant_invoice",
+            {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": refs},
+            [
+                (f"{reseller}/receivable/tenant/{tenant}", invoice["total_yen"]),
+                (f"{reseller}/revenue/retail", -invoice["subtotal_yen"]),
+                (f"{reseller}/tax/output", -invoice["tax_yen"]),
+            ],
+        ))
+    return entries
+
+
+def _member_invoice_entries(statement: dict) -> list[Entry]:
+    """Both sides of each member invoice: the reseller's cost and the provider's revenue."""
+    entries = []
     for invoice in statement["member_invoices"]:
         provider, reseller = invoice["provider"], invoice["reseller"]
         total, subtotal, tax = invoice["total_yen"], invoice["subtotal_yen"], invoice["tax_yen"]
-        refs = [
-            i for i, line in enumerate(lines) if (line["provider"], line["reseller"]) == (provider, reseller)
-        ]
+        refs = _line_refs(statement, ("provider", "reseller"), (provider, reseller))
         reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": refs}
-        entries.append(
-            Entry(
-                "member_invoice_reseller",
-                reference,
-                [
-                    (f"{reseller}/cost/wholesale", subtotal),
-                    (f"{reseller}/tax/input", tax),
-                    (f"{reseller}/payable/member/{provider}", -total),
-                ],
-            )
-        )
-        entries.append(
-            Entry(
-                "member_invoice_provider",
-                reference,
-                [
-                    (f"{provider}/receivable/member/{reseller}", total),
-                    (f"{provider}/revenue/wholesale", -subtotal),
-                    (f"{provider}/tax/output", -tax),
-                ],
-            )
-        )
-    if statement["member_invoices"]:
-        postings: list[tuple[str, int]] = []
-        for invoice in statement["member_invoices"]:
-            provider, reseller, total = invoice["provider"], invoice["reseller"], invoice["total_yen"]
-            postings.append((f"{reseller}/payable/member/{provider}", total))
-            postings.append((f"{provider}/receivable/member/{reseller}", -total))
-        for member, net in statement["net_yen"].items():
-            if net:
-                postings.append((f"{member}/settlement/clearing", net))
-        entries.append(
-            Entry(
-                "netting",
-                {"member_invoices": [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]},
-                postings,
-            )
-        )
+        entries.append(Entry("member_invoice_reseller", reference, [
+            (f"{reseller}/cost/wholesale", subtotal),
+            (f"{reseller}/tax/input", tax),
+            (f"{reseller}/payable/member/{provider}", -total),
+        ]))
+        entries.append(Entry("member_invoice_provider", reference, [
+            (f"{provider}/receivable/member/{reseller}", total),
+            (f"{provider}/revenue/wholesale", -subtotal),
+            (f"{provider}/tax/output", -tax),
+        ]))
+    return entries
+
+
+def _netting_entries(statement: dict) -> list[Entry]:
+    """Every member invoice settled through the members' clearing accounts, at their nets."""
+    if not statement["member_invoices"]:
+        return []
+    postings: list[tuple[str, int]] = []
+    for invoice in statement["member_invoices"]:
+        provider, reseller, total = invoice["provider"], invoice["reseller"], invoice["total_yen"]
+        postings.append((f"{reseller}/payable/member/{provider}", total))
+        postings.append((f"{provider}/receivable/member/{reseller}", -total))
+    for member, net in statement["net_yen"].items():
+        if net:
+            postings.append((f"{member}/settlement/clearing", net))
+    pairs = [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]
+    return [Entry("netting", {"member_invoices": pairs}, postings)]
+
+
+def _transfer_entries(statement: dict) -> list[Entry]:
+    entries = []
     for index, transfer in enumerate(statement["transfers"]):
         debtor, creditor, amount = transfer["from"], transfer["to"], transfer["amount_yen"]
-        entries.append(
-            Entry(
-                "transfer",
-                {"transfer": index},
-                [
-                    (f"{debtor}/settlement/clearing", amount),
-                    (f"{debtor}/cash", -amount),
-                    (f"{creditor}/cash", amount),
-                    (f"{creditor}/settlement/clearing", -amount),
-                ],
-            )
-        )
-    for entry in entries:
-        assert sum(amount for _, amount in entry.postings) == 0, f"unbalanced {entry.kind}"
+        entries.append(Entry("transfer", {"transfer": index}, [
+            (f"{debtor}/settlement/clearing", amount),
+            (f"{debtor}/cash", -amount),
+            (f"{creditor}/cash", amount),
+            (f"{creditor}/settlement/clearing", -amount),
+        ]))
     return entries
 
 

@@ -17,6 +17,7 @@ from ledger.domain.events import CONFLICT, Rejection, Usage
 from ledger.domain.periods import Calendar, next_period
 
 HOUR_SECONDS = 3600
+HOUR_BITS_BYTES = HOUR_SECONDS // 8  # a GPU-hour's bitmap, stored little-endian
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"

@@ -1,5 +1,6 @@
-"""SQL migrations, applied in file-name order by `ledger.store.migrate`.
+"""The ledger's schema, as numbered SQL files applied in name order by `gpuledger db migrate`.
 
-Each file runs once, in one transaction, and is recorded in `schema_migrations`; a
-file that has run is never edited: a change is a new file.
+A file, once applied anywhere, never changes: a change is a new file. Each applied file's
+SHA-256 is recorded, and `migrate` refuses to run against a database where an applied
+file's recorded digest differs from the file shipped (someone edited history).
 """

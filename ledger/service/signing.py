@@ -7,15 +7,18 @@ SHA-256 of the raw 32-byte public key.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import os
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.domain.errors import InputError, LedgerError
+from ledger.domain.errors import InputError, LedgerError, VerificationFailed
 
 PRIVATE_FILE = "signing.key"
 PUBLIC_FILE = "signing.pub"
@@ -74,3 +77,25 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise InputError(f"{path} is not an Ed25519 key")
     return key
+
+
+def signed_chain_head(bundle: Path, public_key_path: str) -> tuple[str, int, str]:
+    """(bundle, seq, hash) of the chain head a bundle's manifest signs, once its signature
+    checks with the ledger's public key: what `verify --db --anchor` holds the journal to."""
+    try:
+        key = serialization.load_pem_public_key(Path(public_key_path).read_bytes())
+        manifest_bytes = (bundle / "manifest.json").read_bytes()
+        signature = base64.b64decode((bundle / "manifest.sig").read_bytes().strip(), validate=True)
+    except (OSError, ValueError, binascii.Error, UnsupportedAlgorithm) as exc:
+        raise InputError(f"cannot read the anchor {bundle}: {exc}") from exc
+    try:
+        key.verify(signature, manifest_bytes)
+    except (InvalidSignature, TypeError, AttributeError) as exc:
+        raise VerificationFailed(f"{bundle}/manifest.sig does not verify with {public_key_path}") from exc
+    try:
+        head = json.loads(manifest_bytes).get("chain_head") or {}
+    except (ValueError, AttributeError):
+        head = {}
+    if not isinstance(head.get("seq"), int) or not isinstance(head.get("hash"), str):
+        raise InputError(f"{bundle}/manifest.json has no chain head")
+    return str(bundle), head["seq"], head["hash"]

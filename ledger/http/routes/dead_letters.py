@@ -1,4 +1,4 @@
-"""The usage API's dead letters: list them, and replay them (`ledger.deadletters`).
+"""Dead letters: list them, and replay them (`ledger.service.deadletters`).
 
 A member lists the dead letters naming it as provider or reseller and replays those of
 its own GPUs; an auditor lists all and replays nothing (403); an admin does both for all.
@@ -13,9 +13,12 @@ import pydantic
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger import deadletters
-from ledger.api import ApiError, Caller, ErrorResponse, _instant, _read_limited
 from ledger.domain.errors import InputError, ServiceUnavailable
+from ledger.http.auth import Caller, LedgerState, require_writer
+from ledger.http.body import read_limited
+from ledger.http.errors import responses
+from ledger.service import deadletters
+from ledger.service.usage import instant
 
 MAX_REPLAY_BODY_BYTES = 1 << 20
 
@@ -59,27 +62,23 @@ class ReplayAccepted(BaseModel):
 
 
 def _ms(text: str | None, name: str) -> int | None:
-    return None if text is None else _instant(text, name) * 1000
+    return None if text is None else instant(text, name) * 1000
 
 
-@router.get("/v1/dead-letters", response_model=DeadLetterPage,
-            responses={400: {"model": ErrorResponse}})
+@router.get("/v1/dead-letters", response_model=DeadLetterPage, responses=responses(400))
 async def list_dead_letters(
     who: Caller,
-    request: Request,
+    ledger: LedgerState,
     reason: str | None = None,
     since: Annotated[str | None, Query(description="RFC 3339 instant: received at or after")] = None,
     until: Annotated[str | None, Query(description="RFC 3339 instant: received before")] = None,
     limit: Annotated[int, Query(ge=1, le=deadletters.MAX_LIST)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> dict:
-    filters = {"reason": reason, "since_ms": _ms(since, "since"), "until_ms": _ms(until, "until"),
-               "after_id": int(cursor) if cursor else None}
-    async with request.app.state.ledger.pool.acquire() as conn:
-        try:
-            return await deadletters.page(conn, who.member, limit=limit, **filters)
-        except InputError as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
+    return await deadletters.page(
+        ledger.store, who.member, limit=limit, reason=reason, since_ms=_ms(since, "since"),
+        until_ms=_ms(until, "until"), after_id=int(cursor) if cursor else None,
+    )
 
 
 @router.post(
@@ -88,33 +87,17 @@ async def list_dead_letters(
     response_model=ReplayAccepted,
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": ReplayRequest.model_json_schema()}}}},
-    responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
-               413: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses=responses(400, 403, 413, 503),
 )
-async def replay_dead_letters(who: Caller, request: Request) -> dict:
-    if who.role == "auditor":
-        raise ApiError(403, "read_only", "auditor tokens cannot write")
+async def replay_dead_letters(who: Caller, ledger: LedgerState, request: Request) -> dict:
+    require_writer(who)
     try:
-        body = ReplayRequest.model_validate_json(await _read_limited(request, MAX_REPLAY_BODY_BYTES))
+        body = ReplayRequest.model_validate_json(await read_limited(request, MAX_REPLAY_BODY_BYTES))
     except pydantic.ValidationError as exc:
-        raise ApiError(400, "bad_request", f"the body is not a replay request: {exc.errors()[0]['msg']}") from None
-    state = request.app.state.ledger
-    if state.producer is None:
-        raise ApiError(503, "no_kafka", "this API was started without Kafka")
-    topic = request.app.state.usage_topic  # set by ledger.api.create_app
-    async with state.pool.acquire() as conn:
-        try:
-            return await deadletters.replay(
-                conn, state.producer, topic, who, ids=body.ids, reason=body.reason,
-                since_ms=_ms(body.since, "since"), until_ms=_ms(body.until, "until"),
-            )
-        except deadletters.DeadLettersNotFound as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
-        except deadletters.ReplayForbidden as exc:
-            raise ApiError(403, "not_your_gpus", str(exc)) from None
-        except deadletters.TooManyDeadLetters as exc:
-            raise ApiError(413, "too_many_dead_letters", str(exc)) from None
-        except InputError as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        except ServiceUnavailable as exc:
-            raise ApiError(503, "no_kafka", str(exc)) from None
+        raise InputError(f"the body is not a replay request: {exc.errors()[0]['msg']}") from None
+    if ledger.publisher is None:
+        raise ServiceUnavailable("this API was started without Kafka", code="no_kafka")
+    return await deadletters.replay(
+        ledger.store, ledger.publisher, who, ids=body.ids, reason=body.reason,
+        since_ms=_ms(body.since, "since"), until_ms=_ms(body.until, "until"),
+    )

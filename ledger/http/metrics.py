@@ -21,7 +21,6 @@ import time
 
 import orjson
 from prometheus_client import Counter, Histogram
-from starlette.routing import Match
 
 UNMATCHED = "unmatched"
 EVENTS_ROUTE = ("POST", "/v1/events")
@@ -51,25 +50,18 @@ def count_accepted_events(count: int) -> None:
         EVENTS_ACCEPTED.inc(count)
 
 
-def route_template(app, scope) -> str:
-    """The path template of the route that answers `scope`, else `unmatched`.
+def route_template(scope) -> str:
+    """The path template of the route that answered `scope`, else `unmatched`.
 
-    A route that matches the path but not the method (405) still names the template.
+    Read after routing: the router leaves the route it chose in the scope, also for a
+    route that matches the path but not the method (405).
     """
-    partial = None
-    for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return getattr(route, "path", UNMATCHED)
-        if match == Match.PARTIAL and partial is None:
-            partial = getattr(route, "path", None)
-    return partial or UNMATCHED
+    return getattr(scope.get("route"), "path", None) or UNMATCHED
 
 
 class _MetricsMiddleware:
-    def __init__(self, app, routed) -> None:
+    def __init__(self, app) -> None:
         self.app = app
-        self.routed = routed  # the FastAPI app, whose routes name the templates
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -78,8 +70,6 @@ class _MetricsMiddleware:
         started = time.perf_counter()
         method = scope.get("method", "")
         method = method if method in _METHODS else "other"
-        route = route_template(self.routed, scope)
-        count_body = (method, route) == EVENTS_ROUTE
         status = 500  # what the client gets if the app raises before it starts a response
         body: list[bytes] = []
 
@@ -87,14 +77,15 @@ class _MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif count_body and message["type"] == "http.response.body" and status == 202:
-                if sum(map(len, body)) < _MAX_COUNTED_BODY:
+            elif message["type"] == "http.response.body" and status == 202:
+                if (method, route_template(scope)) == EVENTS_ROUTE and sum(map(len, body)) < _MAX_COUNTED_BODY:
                     body.append(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            route = route_template(scope)
             HTTP_REQUESTS.labels(route, method, str(status)).inc()
             HTTP_REQUEST_SECONDS.labels(route, method).observe(time.perf_counter() - started)
             if body:
@@ -112,4 +103,4 @@ def _count_from_body(body: bytes) -> None:
 
 def instrument(app) -> None:
     """Record the HTTP metrics of every request `app` answers (call once, in create_app)."""
-    app.add_middleware(_MetricsMiddleware, routed=app)
+    app.add_middleware(_MetricsMiddleware)

@@ -1,8 +1,8 @@
 """`gpuledger export`: the auditor bundle of a closed period (docs/auditor-bundle.md).
 
-Everything is read in one REPEATABLE READ transaction, so the files agree with each
-other, and streamed: evidence comes through a server-side cursor and is hashed as it is
-written, so memory does not grow with the number of GPU-hours.
+Everything is read from one snapshot of the store, so the files agree with each other,
+and streamed: evidence is hashed as it is written, so memory does not grow with the
+number of GPU-hours.
 """
 
 from __future__ import annotations
@@ -14,36 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import orjson
 
-from ledger import signing, store
 from ledger.domain import report
 from ledger.domain.catalog import Catalog, units_to_price
 from ledger.domain.errors import LedgerError
 from ledger.domain.instants import format_utc
+from ledger.domain.metering import HOUR_BITS_BYTES
+from ledger.domain.ports import Evidence, ExportReader, Store
+from ledger.service import books, signing
 
 BUNDLE_FORMAT = "gpuledger-audit-bundle/1"
-HOUR_BITS_BYTES = 450
-
-SELECT_EVIDENCE = """
-SELECT c.gpu_uuid, c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period,
-       c.seconds, c.bits,
-       (SELECT array_agg(o.bits) FROM claims o
-        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
-          AND o.booking_period <> c.booking_period) AS elsewhere
-FROM claims c
-WHERE c.booking_period = $1
-ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reseller COLLATE "C",
-         c.tenant COLLATE "C", c.sku COLLATE "C", c.service_period COLLATE "C"
-"""
-
-SELECT_DEAD_LETTERS = """
-SELECT reason, count(*) AS n FROM dead_letters
-WHERE received_ms >= $1 AND received_ms < $2
-GROUP BY reason ORDER BY reason
-"""
-
 
 LINE_DIGESTS = "line-digests.tsv"
 
@@ -130,8 +111,109 @@ def _json_file(data: dict) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
+def _evidence_line(evidence: Evidence) -> bytes:
+    key = evidence.key
+    provider, reseller, tenant, sku = key.attribution
+    return orjson.dumps(
+        {
+            "gpu_uuid": key.gpu_uuid,
+            "hour_start": format_utc(key.hour_start),
+            "provider": provider,
+            "reseller": reseller,
+            "tenant": tenant,
+            "sku": sku,
+            "service_period": key.service_period,
+            "seconds": evidence.bits.bit_count(),
+            "bits": evidence.bits.to_bytes(HOUR_BITS_BYTES, "little").hex(),
+            "elsewhere": evidence.elsewhere.to_bytes(HOUR_BITS_BYTES, "little").hex(),
+        }
+    ) + b"\n"
+
+
+def _journal_line(entry) -> bytes:
+    return orjson.dumps(
+        {
+            "seq": entry.seq,
+            "period": entry.period,
+            "kind": entry.kind,
+            "reference": entry.reference,
+            "postings": [{"account": a, "amount_yen": v} for a, v in entry.postings],
+            "prev_hash": entry.prev_hash.hex(),
+            "hash": entry.hash.hex(),
+        }
+    ) + b"\n"
+
+
+class _Bundle:
+    """The files of one bundle being written, each hashed, every line digested."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.files: dict[str, dict] = {}
+        self.line_digests = _HashingFile(out / LINE_DIGESTS)
+
+    def open(self, name: str) -> _HashingFile:
+        return _HashingFile(self.out / name, self.line_digests)
+
+    def close(self, name: str, file: _HashingFile) -> None:
+        self.files[name] = file.close()
+
+    def write(self, name: str, data: bytes) -> None:
+        file = self.open(name)
+        file.write(data)
+        self.close(name, file)
+
+    def finish(self) -> dict[str, dict]:
+        self.files[LINE_DIGESTS] = self.line_digests.close()
+        return dict(sorted(self.files.items()))
+
+
+async def _write_evidence(bundle: _Bundle, reader: ExportReader, period: str, on_progress) -> None:
+    file = bundle.open("evidence.ndjson")
+    written = 0
+    async for evidence in reader.evidence(period):
+        file.write(_evidence_line(evidence))
+        written += 1
+        if on_progress is not None and written % 10_000 == 0:
+            on_progress(written)
+    bundle.close("evidence.ndjson", file)
+
+
+async def _write_journal(bundle: _Bundle, reader: ExportReader, period: str) -> dict:
+    """The period's journal entries; returns the chain head (its last entry)."""
+    file = bundle.open("journal.ndjson")
+    head = {"seq": 0, "hash": bytes(32).hex()}
+    async for entry in reader.journal(period):
+        file.write(_journal_line(entry))
+        head = {"seq": entry.seq, "hash": entry.hash.hex()}
+    bundle.close("journal.ndjson", file)
+    return head
+
+
+async def _write_files(reader: ExportReader, period: str, out: Path, on_progress) -> tuple[dict, dict]:
+    """Every file but the manifest, from one snapshot; returns (files, chain head)."""
+    statement_bytes = await books.closed_statement(reader, period)
+    if statement_bytes is None:
+        raise LedgerError(f"{period} is not closed: close it with `gpuledger settle {period} --close` first")
+    catalog = await reader.catalog()
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = _Bundle(out)
+    bundle.write("statement.json", statement_bytes + b"\n")
+    bundle.write("statement.csv", report.as_csv(orjson.loads(statement_bytes)).encode("utf-8"))
+    bundle.write("catalog.json", _json_file(catalog_document(catalog)))
+    await _write_evidence(bundle, reader, period, on_progress)
+    head = await _write_journal(bundle, reader, period)
+    start, end = catalog.calendar.bounds(period)
+    by_reason = await reader.dead_letter_counts(start * 1000, end * 1000)
+    bundle.write(
+        "dead_letters.json",
+        _json_file({"period": period, "total": sum(by_reason.values()), "by_reason": by_reason}),
+    )
+    return bundle.finish(), head
+
+
 async def export_bundle(
-    conn: asyncpg.Connection,
+    store: Store,
     period: str,
     out: Path,
     private_key_path: Path,
@@ -141,88 +223,13 @@ async def export_bundle(
     key = signing.load_private_key(private_key_path)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LedgerError(f"{out} exists and is not an empty folder: choose a new one")
-    files: dict[str, dict] = {}
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        statement_bytes = await store.closed_statement(conn, period)
-        if statement_bytes is None:
-            raise LedgerError(f"{period} is not closed: close it with `gpuledger settle {period} --close` first")
-        catalog, _ = await store.load_catalog(conn)
-        out.mkdir(parents=True, exist_ok=True)
-        line_digests = _HashingFile(out / LINE_DIGESTS)
-
-        def write(name: str, data: bytes) -> None:
-            target = _HashingFile(out / name, line_digests)
-            target.write(data)
-            files[name] = target.close()
-
-        write("statement.json", statement_bytes + b"\n")
-        write("statement.csv", report.as_csv(orjson.loads(statement_bytes)).encode("utf-8"))
-        write("catalog.json", _json_file(catalog_document(catalog)))
-
-        evidence = _HashingFile(out / "evidence.ndjson", line_digests)
-        written = 0
-        async for row in conn.cursor(SELECT_EVIDENCE, period, prefetch=2000):
-            elsewhere = 0
-            for bits in row["elsewhere"] or ():
-                elsewhere |= int.from_bytes(bits, "little")
-            evidence.write(
-                orjson.dumps(
-                    {
-                        "gpu_uuid": row["gpu_uuid"],
-                        "hour_start": format_utc(row["hour_start"]),
-                        "provider": row["provider"],
-                        "reseller": row["reseller"],
-                        "tenant": row["tenant"],
-                        "sku": row["sku"],
-                        "service_period": row["service_period"],
-                        "seconds": row["seconds"],
-                        "bits": bytes(row["bits"]).hex(),
-                        "elsewhere": elsewhere.to_bytes(HOUR_BITS_BYTES, "little").hex(),
-                    }
-                )
-                + b"\n"
-            )
-            written += 1
-            if on_progress is not None and written % 10_000 == 0:
-                on_progress(written)
-        files["evidence.ndjson"] = evidence.close()
-
-        journal_file = _HashingFile(out / "journal.ndjson", line_digests)
-        head = {"seq": 0, "hash": bytes(32).hex()}
-        async for entry in store.journal_entries(conn, period):
-            journal_file.write(
-                orjson.dumps(
-                    {
-                        "seq": entry.seq,
-                        "period": entry.period,
-                        "kind": entry.kind,
-                        "reference": entry.reference,
-                        "postings": [{"account": a, "amount_yen": v} for a, v in entry.postings],
-                        "prev_hash": entry.prev_hash.hex(),
-                        "hash": entry.hash.hex(),
-                    }
-                )
-                + b"\n"
-            )
-            head = {"seq": entry.seq, "hash": entry.hash.hex()}
-        files["journal.ndjson"] = journal_file.close()
-
-        start, end = catalog.calendar.bounds(period)
-        by_reason = {
-            r["reason"]: r["n"]
-            for r in await conn.fetch(SELECT_DEAD_LETTERS, start * 1000, end * 1000)
-        }
-        write(
-            "dead_letters.json",
-            _json_file({"period": period, "total": sum(by_reason.values()), "by_reason": by_reason}),
-        )
-        files[LINE_DIGESTS] = line_digests.close()
-
+    async with store.snapshot() as reader:
+        files, head = await _write_files(reader, period, out, on_progress)
     manifest = {
         "format": BUNDLE_FORMAT,
         "period": period,
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "files": dict(sorted(files.items())),
+        "files": files,
         "chain_head": head,
         "key_id": signing.key_id(key.public_key()),
         "signature_algorithm": "Ed25519",

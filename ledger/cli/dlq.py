@@ -1,0 +1,92 @@
+"""`gpuledger dlq list|replay`: dead letters, and their replay through the workers."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli import wiring
+from ledger.cli.output import Progress, echo_json, notice
+from ledger.cli.wiring import Context, pass_context, run
+from ledger.domain.access import OPERATOR
+from ledger.domain.errors import InputError
+from ledger.domain.instants import parse_instant
+from ledger.service import deadletters
+from ledger.service.ingest import wait as wait_for
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: list rejected events; replay them (after a catalog fix, say).
+
+    A replayed event is processed from its dead letter, under the same rules, at its
+    original receipt time; each dead letter is replayed at most once.
+    """
+
+
+def _instant_ms(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    instant = parse_instant(text)
+    if instant is None:
+        raise InputError(f"{name} is not an RFC 3339 instant: {text!r}")
+    return instant * 1000
+
+
+@dlq.command("list")
+@click.option("--reason", help="Only this reason (malformed, schema, ..., no_price, conflict).")
+@click.option("--since", help="Received at or after this RFC 3339 instant.")
+@click.option("--until", help="Received before this RFC 3339 instant.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, deadletters.MAX_LIST))
+@click.option("--after", "after_id", type=click.IntRange(min=0), help="Start after this dead letter id (the next_cursor printed).")
+@pass_context
+def dlq_list(obj: Context, reason: str | None, since: str | None, until: str | None, limit: int, after_id: int | None) -> None:
+    """Print dead letters as JSON: {"items": [...], "next_cursor": ...}, oldest first."""
+    filters = {"reason": reason, "since_ms": _instant_ms(since, "--since"),
+               "until_ms": _instant_ms(until, "--until"), "after_id": after_id}
+
+    async def page() -> dict:
+        async with wiring.store(obj.settings) as store:
+            return await deadletters.page(store, None, limit=limit, **filters)
+
+    echo_json(run(page()))
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@click.option("--reason", help="Replay the dead letters of this reason...")
+@click.option("--since", help="...received at or after this RFC 3339 instant...")
+@click.option("--until", help="...and before this one (at most 10,000 per replay).")
+@click.option("--wait", is_flag=True, help="Wait until the workers have processed every replay and print the counts.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=0, help="With --wait: give up after this many seconds (0: never).")
+@pass_context
+def dlq_replay(obj: Context, ids: tuple[int, ...], reason: str | None, since: str | None, until: str | None, wait: bool, timeout: float) -> None:
+    """Replay dead letters by IDS, or by --reason/--since/--until, through the workers.
+
+    Prints {"ingest_id", "replayed", "skipped_already_replayed"}; with --wait also the
+    replay's counts, as `ingest --wait` prints them.
+    """
+    settings = obj.settings
+    settings.need_database(), settings.need_kafka()
+    filters = {"reason": reason, "since_ms": _instant_ms(since, "--since"),
+               "until_ms": _instant_ms(until, "--until")}
+    if ids:
+        filters["ids"] = list(ids)
+
+    async def replay() -> dict:
+        async with wiring.store(settings) as store, wiring.publisher(settings) as publisher:
+            result = await deadletters.replay(store, publisher, OPERATOR, **filters)
+            if not wait:
+                return result
+            progress = Progress()
+            tally = await wait_for(
+                store, result["ingest_id"], result["replayed"], timeout,
+                lambda done, final: progress.show("processed", done, total=result["replayed"], final=final),
+                notice,
+            )
+            return {**result, **tally}
+
+    echo_json(run(replay()))
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(dlq)

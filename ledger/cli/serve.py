@@ -1,0 +1,115 @@
+"""The long-running processes (`gpuledger api`, `gpuledger worker`) and the API's tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ledger.cli import wiring
+from ledger.cli.output import echo_json
+from ledger.cli.wiring import Context, pass_context, run
+from ledger.domain.access import ROLES
+from ledger.domain.errors import LedgerError
+from ledger.postgres.store import PostgresStore
+from ledger.service import tokens
+from ledger.settings import DEFAULT_PARTITIONS
+from streams.publish import KafkaPublisher
+
+API_CONNECTIONS = 8
+WORKER_CONNECTIONS = 2
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--ready-file", type=click.Path(dir_okay=False), help="File to create once serving.")
+@pass_context
+def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
+    """Run the usage API (OpenAPI at /openapi.json, docs at /docs)."""
+    # Imported here: FastAPI and uvicorn take a fifth of a second to import, which every
+    # other command would pay for nothing.
+    from ledger.http.app import create_app
+    from ledger.http.server import serve
+
+    settings = obj.settings
+    database_url = settings.need_database()
+    open_publisher = None
+    if settings.kafka_bootstrap:
+        def open_publisher():
+            return KafkaPublisher.start(settings.kafka_bootstrap, settings.usage_topic)
+    app = create_app(
+        settings,
+        open_store=lambda: PostgresStore.connect(database_url, API_CONNECTIONS),
+        open_publisher=open_publisher,
+        ready_file=Path(ready_file) if ready_file else None,
+    )
+    serve(app, host, port)
+
+
+@click.command()
+@click.option("--name", default="worker", show_default=True, help="Name of this worker (for logs and its data folder).")
+@click.option("--ready-file", type=click.Path(dir_okay=False), help="File to create once partitions are assigned.")
+@click.option("--partitions", default=DEFAULT_PARTITIONS, show_default=True, type=click.IntRange(1, 256), help="Partitions of the usage topic if the worker creates it.")
+@click.option("--loglevel", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port (/metrics).")
+@pass_context
+def worker(obj: Context, name: str, ready_file: str | None, partitions: int, loglevel: str, metrics_port: int | None) -> None:
+    """Run a stream worker: meter the usage topic into the ledger until stopped."""
+    # Imported here: the Faust app takes a third of a second to import.
+    from streams.app import Worker, run_worker
+    from streams.metrics import serve_metrics
+
+    settings = obj.settings
+    database_url = settings.need_database()
+    settings.need_kafka()
+    if metrics_port is not None:
+        try:
+            serve_metrics(metrics_port)
+        except OSError as exc:
+            raise LedgerError(f"cannot serve metrics on port {metrics_port}: {exc.strerror or exc}") from exc
+    run_worker(
+        settings,
+        Worker(name, settings.home / "faust" / name, partitions, Path(ready_file) if ready_file else None),
+        open_store=lambda: PostgresStore.connect(database_url, WORKER_CONNECTIONS),
+        loglevel=loglevel,
+    )
+
+
+@click.group()
+def token() -> None:
+    """Bearer tokens of the usage API."""
+
+
+@token.command("create")
+@click.option("--member", help="The member a member token is scoped to.")
+@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
+@click.option("--label", default="", help="A note on who holds it.")
+@pass_context
+def token_create(obj: Context, member: str | None, role: str, label: str) -> None:
+    """Create a token and print it once (only a salted hash is stored)."""
+
+    async def create() -> tuple[str, str]:
+        async with wiring.store(obj.settings) as store:
+            return await tokens.create(store, role, member, label)
+
+    token_id, secret = run(create())
+    echo_json({"id": token_id, "role": role, "member": member, "token": secret})
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@pass_context
+def token_revoke(obj: Context, token_id: str) -> None:
+    """Revoke a token by its id; it fails from the next request on."""
+
+    async def revoke() -> bool:
+        async with wiring.store(obj.settings) as store:
+            return await tokens.revoke(store, token_id)
+
+    echo_json({"id": token_id, "revoked": True, "newly": run(revoke())})
+
+
+def register(cli: click.Group) -> None:
+    for command in (api, worker, token):
+        cli.add_command(command)

@@ -1,0 +1,291 @@
+"""What the services need from the outside world, as interfaces (Protocols).
+
+The use cases in `ledger.service` are written against these and nothing else, so they run
+unchanged on PostgreSQL (`ledger.postgres.PostgresStore`) and in memory
+(`ledger.memory.MemoryStore`); `tests/postgres/test_store_contract.py` holds both to the
+same behaviour. A method's docstring is its contract: what it returns, what it locks,
+and what it refuses. Values crossing a port are the frozen records below or domain
+values (`Catalog`, `ClaimKey`, `HourUsage`, `ChainedEntry`).
+
+Transactions are async context managers: everything done through one commits together
+when its block ends without an exception, and none of it when the block raises. Store
+errors reach the services only as `ledger.domain.errors` (`StoreBusy` may be retried;
+`ServiceUnavailable` means the store went away).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.domain.catalog import Catalog
+from ledger.domain.journal import ChainedEntry
+from ledger.domain.metering import ClaimKey
+from ledger.domain.rating import HourUsage
+
+# -- records that cross the ports ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected event, kept whole: its reason, its original bytes and where it came from."""
+
+    reason: str
+    detail: str
+    raw: bytes
+    received_ms: int
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    position: int | None
+    ingest_id: str
+    provider: str | None  # as the event names them, when it does: who may see it
+    reseller: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Outcome counts of one ingest in one batch (or one replay, or one file's oversize lines)."""
+
+    ingest_id: str
+    topic: str | None
+    partition: int | None
+    counts: dict[str, int]  # accepted, duplicate, and reject reasons -> events
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    """A dead letter named by a replay: its bytes, its receipt time, whether it was replayed."""
+
+    raw: bytes
+    received_ms: int
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRef:
+    """Who a dead letter names, and whether it was replayed: enough to decide a replay request."""
+
+    provider: str | None
+    reseller: str | None
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    """Which dead letters: naming `member` (as provider, or as reseller too when listing),
+    of `reason`, received in [since_ms, until_ms). None: any."""
+
+    member: str | None = None
+    reason: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One bitmap of billed seconds of a booking period, with the bits of the same GPU-hour
+    billed in other booking periods (what an auditor needs to recompute the lines)."""
+
+    key: ClaimKey
+    bits: int
+    elsewhere: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token_id: str
+    role: str
+    member: str | None
+    salt: bytes
+    digest: bytes
+    revoked: bool
+
+
+# -- the ports ---------------------------------------------------------------------------
+
+
+class IntakeTransaction(Protocol):
+    """One batch of the usage topic, decided and written at once (ledger.service.intake)."""
+
+    async def closed_through(self) -> str | None:
+        """The last closed period; held (shared) until commit, so no close interleaves."""
+
+    async def positions(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """The next offset to apply per partition (absent: 0), locked until commit."""
+
+    async def catalog_revision(self) -> int:
+        """The newest catalog revision (0: none loaded)."""
+
+    async def catalog(self) -> tuple[Catalog, int]:
+        """The stored catalog and its revision."""
+
+    async def replay_targets(self, ids: list[int]) -> dict[int, ReplayTarget]:
+        """The named dead letters that exist, locked against concurrent replays of the same ids."""
+
+    async def lock_gpus(self, gpu_uuids: list[str]) -> None:
+        """Hold these GPUs until commit; every caller locks in sorted order (no deadlock)."""
+
+    async def claims(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
+        """Every stored bitmap of these (gpu_uuid, hour_start) pairs."""
+
+    async def write_claims(self, changed: list[tuple[ClaimKey, int]]) -> None:
+        """Store each bitmap's whole new value. Bits only grow; a closed booking period refuses."""
+
+    async def write_dead_letters(self, letters: list[DeadLetter]) -> None: ...
+
+    async def write_tallies(self, tallies: list[Tally]) -> None: ...
+
+    async def record_replays(self, outcomes: list[tuple[int, str]]) -> int:
+        """Mark dead letters replayed with their outcome; returns how many were new."""
+
+    async def advance_positions(self, topic: str, next_offsets: dict[int, int]) -> None:
+        """Store the next offset per partition; a position never moves back."""
+
+
+class BooksReader(Protocol):
+    """Reading statements and the journal (one consistent view for its lifetime)."""
+
+    async def closed_through(self) -> str | None: ...
+
+    async def catalog(self) -> Catalog: ...
+
+    async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
+        """Billed seconds of a booking period per attribution, service period and hour; with
+        `bits` for the hours in `split_hours` (where a version starts inside the hour)."""
+
+    async def closed_statement(self, period: str) -> bytes | None:
+        """The stored bytes of a closed period's statement (None: none stored)."""
+
+    async def members_at_close(self, period: str) -> list[str] | None:
+        """The members known at the close that covered `period` (None: not closed)."""
+
+    def journal(self, period: str | None = None) -> AsyncIterator[ChainedEntry]:
+        """Journal entries in sequence order (of one period, or all), streamed."""
+
+    async def closed_statements(self) -> dict[str, bytes]: ...
+
+
+class BooksWriter(BooksReader, Protocol):
+    """Closing periods: one transaction holding the books exclusively (`Store.books(close=True)`)."""
+
+    async def earliest_booking_period(self) -> str | None: ...
+
+    async def now(self) -> int:
+        """The store's clock, Unix seconds: whether a period has ended is decided by it."""
+
+    async def store_closed_statement(self, period: str, document: bytes) -> None: ...
+
+    async def journal_head(self) -> tuple[int, bytes]:
+        """(seq, hash) of the last entry; (0, 32 zero bytes) for an empty journal."""
+
+    async def append_journal(self, entries: list[ChainedEntry]) -> None:
+        """Append entries; each must balance (the store refuses an unbalanced one)."""
+
+    async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
+        """Move the books forward to `closed_through` (never back)."""
+
+
+class ExportReader(BooksReader, Protocol):
+    """A closed period's bundle: one read-only snapshot."""
+
+    def evidence(self, booking_period: str) -> AsyncIterator[Evidence]:
+        """The period's bitmaps, ordered by gpu_uuid, hour and attribution (code point order)."""
+
+    async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]: ...
+
+
+class CatalogWriter(Protocol):
+    """A catalog load: loads are serialized, and a concurrent close waits for this one."""
+
+    async def closed_through(self) -> str | None: ...
+
+    async def catalog(self) -> tuple[Catalog, int]: ...
+
+    async def add(self, before: Catalog, after: Catalog, source: str, sha256: str) -> int:
+        """Store what `after` has that `before` has not, as a new revision; returns it."""
+
+
+class Store(Protocol):
+    """Everything the ledger keeps."""
+
+    def intake(self) -> AbstractAsyncContextManager[IntakeTransaction]: ...
+
+    def books(self, *, close: bool = False) -> AbstractAsyncContextManager[BooksWriter]:
+        """A transaction over the books; `close=True` holds them exclusively (closing)."""
+
+    def snapshot(self) -> AbstractAsyncContextManager[ExportReader]: ...
+
+    def catalog_load(self) -> AbstractAsyncContextManager[CatalogWriter]: ...
+
+    async def catalog(self) -> tuple[Catalog, int]: ...
+
+    async def catalog_revision(self) -> int: ...
+
+    async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
+        """Dead letters and their tally, at once (events rejected before any worker saw them)."""
+
+    async def ingest_tally(self, ingest_id: str) -> dict[str, int]:
+        """Sums of every tally of an ingest: received, accepted, duplicate and each reason."""
+
+    async def dead_letter_page(
+        self, where: DeadLetterFilter, after_id: int, limit: int, preview_bytes: int
+    ) -> list[dict]:
+        """Dead letters after `after_id`, in id order, naming `where.member` as provider or
+        reseller; each with the first `preview_bytes` of its raw bytes as `raw_head`."""
+
+    async def dead_letter_refs(self, ids: list[int]) -> dict[int, DeadLetterRef]: ...
+
+    async def unreplayed_dead_letters(self, where: DeadLetterFilter, limit: int) -> list[int]:
+        """Ids of dead letters not yet replayed, `where.member` as provider, in id order."""
+
+    async def count_replayed(self, where: DeadLetterFilter) -> int: ...
+
+    def dead_letter_raws(self, ids: list[int]) -> AsyncIterator[tuple[int, bytes]]:
+        """(id, raw bytes) of the named dead letters, in id order, streamed."""
+
+    async def hour_usage(
+        self, start: int, end: int, member: str | None, provider: str | None,
+        reseller: str | None, sku: str | None, service_period: str | None,
+    ) -> list[HourUsage]:
+        """Billed seconds per attribution, service period and hour in [start, end), naming
+        `member` as provider or reseller (None: all), filtered; `bits` not set."""
+
+    async def member_exists(self, member: str) -> bool: ...
+
+    async def insert_token(self, token: TokenRecord, label: str) -> None: ...
+
+    async def token(self, token_id: str) -> TokenRecord | None: ...
+
+    async def revoke_token(self, token_id: str) -> bool | None:
+        """True if newly revoked, False if it was already, None if there is no such token."""
+
+    async def pseudonym_key(self, candidate: bytes) -> bytes:
+        """The ledger's pseudonym key: `candidate` if none was stored yet, else the stored one."""
+
+    async def forget_positions(self, topic: str) -> None:
+        """Drop the stored positions of a topic that was recreated (empty, from offset 0)."""
+
+    async def close(self) -> None:
+        """Release what the store holds (connections)."""
+
+
+class Publisher(Protocol):
+    """The usage topic, as the services write to it (`streams.publish.KafkaPublisher`)."""
+
+    async def publish(
+        self, lines: Iterable[bytes], ingest_id: str, *, batch_max_events: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Send a file's events (each at most 1 MiB) under one ingest id, one GPU's
+        consecutive events together; wait until the broker has them all; return records sent."""
+
+    async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
+        """Send events under one ingest id and wait until the broker has them all."""
+
+    async def send_replays(self, replays: list[tuple[int, bytes]], ingest_id: str) -> None:
+        """Send one replay record per (dead letter id, raw bytes) and wait for the broker."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,69 @@
+"""The usage API's application: routes, errors, metrics, and what they share.
+
+Every request carries `Authorization: Bearer <token>` (`gpuledger token create`). What
+lies outside a token's scope is answered exactly like what does not exist (404), so a
+member cannot even learn that another member's tenant or statement line exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from ledger.domain.ports import Publisher, Store
+from ledger.http import errors
+from ledger.http.auth import Ledger
+from ledger.http.metrics import instrument
+from ledger.http.routes import admin, dead_letters, events, statements, system, usage
+from ledger.service import tokens
+from ledger.settings import Settings
+
+# How the app gets its store and publisher, in its own event loop (the composition root
+# decides which); each returns an object with `close()`.
+StoreOpener = Callable[[], Awaitable[Store]]
+PublisherOpener = Callable[[], Awaitable[Publisher]]
+
+
+def _lifespan(settings: Settings, open_store: StoreOpener, open_publisher: PublisherOpener | None, ready_file: Path | None):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = await open_store()
+        publisher = await open_publisher() if open_publisher else None
+        try:
+            ledger = Ledger(settings, store, publisher)
+            ledger.pseudonym_key = await tokens.pseudonym_key(store)
+            app.state.ledger = ledger
+            if ready_file is not None:
+                ready_file.parent.mkdir(parents=True, exist_ok=True)
+                ready_file.write_text(str(os.getpid()))
+            yield
+        finally:
+            if publisher is not None:
+                await publisher.close()
+            await store.close()
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings,
+    open_store: StoreOpener,
+    open_publisher: PublisherOpener | None = None,
+    ready_file: Path | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="gpuledger usage API",
+        version="1",
+        description="GPU-second usage and its running cost, scoped per alliance member.",
+        lifespan=_lifespan(settings, open_store, open_publisher, ready_file),
+        responses=errors.responses(401, 404),
+    )
+    for module in (system, usage, statements, events, admin, dead_letters):
+        app.include_router(module.router)
+    errors.install(app)
+    instrument(app)  # gpuledger_http_* and gpuledger_api_events_accepted_total
+    return app

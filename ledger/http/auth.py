@@ -1,0 +1,64 @@
+"""Who is calling: the bearer token of every request, and the app's shared state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ledger.domain import access
+from ledger.domain.catalog import Catalog
+from ledger.domain.errors import Forbidden, Unauthorized
+from ledger.domain.ports import Publisher, Store
+from ledger.service import tokens
+from ledger.settings import Settings
+
+
+@dataclass
+class Ledger:
+    """What every route shares: the store, the publisher, a cached catalog, the pseudonym key."""
+
+    settings: Settings
+    store: Store
+    publisher: Publisher | None = None
+    pseudonym_key: bytes = b""
+    catalog: Catalog = field(default_factory=Catalog)
+    catalog_revision: int = -1
+
+    async def current_catalog(self) -> Catalog:
+        revision = await self.store.catalog_revision()
+        if revision != self.catalog_revision:
+            self.catalog, self.catalog_revision = await self.store.catalog()
+        return self.catalog
+
+
+def ledger_of(request: Request) -> Ledger:
+    return request.app.state.ledger
+
+
+async def current_caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> access.Caller:
+    """The caller a bearer token stands for; 401 for anything else."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    found = await tokens.authenticate(ledger_of(request).store, token.strip())
+    if found is None:
+        raise Unauthorized("unknown or revoked token")
+    return found
+
+
+Caller = Annotated[access.Caller, Depends(current_caller)]
+LedgerState = Annotated[Ledger, Depends(ledger_of)]
+
+
+def require_admin(who: access.Caller) -> None:
+    if who.role != "admin":
+        raise Forbidden("only admin tokens load catalogs and close periods", code="admin_only")
+
+
+def require_writer(who: access.Caller) -> None:
+    if who.role == "auditor":
+        raise Forbidden("auditor tokens cannot write", code="read_only")

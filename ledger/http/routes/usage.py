@@ -1,0 +1,64 @@
+"""GET /v1/usage: the caller's usage with its running cost (estimates)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from ledger.http.auth import Caller, LedgerState
+from ledger.http.errors import responses
+from ledger.service import usage
+
+router = APIRouter()
+
+
+class UsageItem(BaseModel):
+    bucket_start: str
+    tenant: str | None = None
+    provider: str | None = None
+    reseller: str | None = None
+    sku: str | None = None
+    service_period: str | None = None
+    gpu_seconds: int
+    retail_yen_estimate: int | None = Field(
+        description="Retail yen of the usage the caller resold (auditors: all); null when none"
+    )
+    wholesale_yen_estimate: int
+
+
+class UsagePage(BaseModel):
+    granularity: str
+    group_by: list[str]
+    start: str
+    end: str
+    items: list[UsageItem]
+    next_cursor: str | None
+
+
+GroupField = Literal["tenant", "provider", "reseller", "sku", "service_period"]
+
+
+@router.get("/v1/usage", response_model=UsagePage, response_model_exclude_unset=True, responses=responses(400))
+async def get_usage(
+    who: Caller,
+    ledger: LedgerState,
+    start: Annotated[str | None, Query(description="RFC 3339 instant (rounded down to the hour); default: start of the current period")] = None,
+    end: Annotated[str | None, Query(description="RFC 3339 instant, exclusive; default: now")] = None,
+    period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="service period YYYY-MM")] = None,
+    tenant: str | None = None,
+    provider: str | None = None,
+    reseller: str | None = None,
+    sku: str | None = None,
+    group_by: Annotated[list[GroupField], Query()] = [],  # noqa: B006
+    granularity: Literal["hour", "day", "month"] = "day",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
+) -> dict:
+    request = usage.UsageRequest(
+        start, end, period, tenant, provider, reseller, sku, tuple(group_by), granularity, limit,
+        int(cursor or 0),
+    )
+    catalog = await ledger.current_catalog()
+    return await usage.query(ledger.store, catalog, who, ledger.pseudonym_key, request)

@@ -1,0 +1,102 @@
+"""The books on a MemoryStore's state (`BooksWriter` and `ExportReader`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from ledger.domain.catalog import Catalog
+from ledger.domain.errors import LedgerError
+from ledger.domain.journal import GENESIS_HASH, ChainedEntry
+from ledger.domain.ports import Evidence
+from ledger.domain.rating import HourUsage
+
+
+class MemoryBooks:
+    def __init__(self, state, clock: Callable[[], float]) -> None:
+        self.state = state
+        self.clock = clock
+
+    async def closed_through(self) -> str | None:
+        return self.state.closed_through
+
+    async def catalog(self) -> Catalog:
+        return self.state.catalog
+
+    async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
+        split = set(split_hours)
+        totals: dict[tuple, int] = defaultdict(int)
+        usages = []
+        for key, bits in self.state.claims.items():
+            if key.booking_period != booking_period:
+                continue
+            provider, reseller, tenant, sku = key.attribution
+            group = (reseller, tenant, provider, sku, key.service_period, key.hour_start)
+            if key.hour_start in split:
+                usages.append(HourUsage(*group, bits.bit_count(), bits))
+            else:
+                totals[group] += bits.bit_count()
+        return [HourUsage(*group, seconds) for group, seconds in totals.items()] + usages
+
+    async def closed_statement(self, period: str) -> bytes | None:
+        return self.state.closed_statements.get(period)
+
+    async def closed_statements(self) -> dict[str, bytes]:
+        return dict(self.state.closed_statements)
+
+    async def members_at_close(self, period: str) -> list[str] | None:
+        covering = sorted((through, members) for through, members in self.state.period_closes if through >= period)
+        return covering[0][1] if covering else None
+
+    async def journal(self, period: str | None = None):
+        for entry in list(self.state.journal):
+            if period is None or entry.period == period:
+                yield entry
+
+    async def earliest_booking_period(self) -> str | None:
+        return min((key.booking_period for key in self.state.claims), default=None)
+
+    async def now(self) -> int:
+        return int(self.clock())
+
+    async def store_closed_statement(self, period: str, document: bytes) -> None:
+        if period in self.state.closed_statements:
+            raise LedgerError(f"closed_statements: {period} is stored already")
+        self.state.closed_statements[period] = document
+
+    async def journal_head(self) -> tuple[int, bytes]:
+        journal = self.state.journal
+        return (journal[-1].seq, journal[-1].hash) if journal else (0, GENESIS_HASH)
+
+    async def append_journal(self, entries: list[ChainedEntry]) -> None:
+        for entry in entries:
+            total = sum(amount for _, amount in entry.postings)
+            if len(entry.postings) < 2 or total != 0:
+                raise LedgerError(f"journal entry {entry.seq} does not balance: {total} yen")
+        self.state.journal.extend(entries)
+
+    async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
+        if self.state.closed_through is not None and closed_through <= self.state.closed_through:
+            raise LedgerError(f"books: closed through {self.state.closed_through}, they cannot move back")
+        self.state.period_closes.append((closed_through, list(member_ids)))
+        self.state.closed_through = closed_through
+
+    async def evidence(self, booking_period: str):
+        claims = self.state.claims
+        mine = sorted(
+            (key for key in claims if key.booking_period == booking_period),
+            key=lambda k: (k.gpu_uuid, k.hour_start, *k.attribution, k.service_period),
+        )
+        for key in mine:
+            elsewhere = 0
+            for other, bits in claims.items():
+                if (other.gpu_uuid, other.hour_start) == (key.gpu_uuid, key.hour_start) and other.booking_period != booking_period:
+                    elsewhere |= bits
+            yield Evidence(key, claims[key], elsewhere)
+
+    async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for letter in self.state.dead_letters:
+            if since_ms <= letter.received_ms < until_ms:
+                counts[letter.reason] += 1
+        return dict(sorted(counts.items()))

@@ -1,0 +1,73 @@
+"""One batch's transaction on a MemoryStore's working state (`IntakeTransaction`)."""
+
+from __future__ import annotations
+
+from ledger.domain.catalog import Catalog
+from ledger.domain.errors import LedgerError
+from ledger.domain.metering import ClaimKey
+from ledger.domain.ports import DeadLetter, ReplayTarget, Tally
+
+
+class MemoryIntake:
+    def __init__(self, state) -> None:
+        self.state = state
+
+    async def closed_through(self) -> str | None:
+        return self.state.closed_through
+
+    async def positions(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        found = {p: self.state.positions.get((topic, p)) for p in partitions}
+        return {p: offset for p, offset in found.items() if offset is not None}
+
+    async def catalog_revision(self) -> int:
+        return self.state.revision
+
+    async def catalog(self) -> tuple[Catalog, int]:
+        return self.state.catalog, self.state.revision
+
+    async def replay_targets(self, ids: list[int]) -> dict[int, ReplayTarget]:
+        letters = self.state.dead_letters
+        return {
+            i: ReplayTarget(letters[i - 1].raw, letters[i - 1].received_ms, i in self.state.replays)
+            for i in ids
+            if 1 <= i <= len(letters)
+        }
+
+    async def lock_gpus(self, gpu_uuids: list[str]) -> None:
+        """Nothing to lock: the store runs one transaction at a time."""
+
+    async def claims(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
+        wanted = set(pairs)
+        return [
+            (key, bits) for key, bits in self.state.claims.items()
+            if (key.gpu_uuid, key.hour_start) in wanted
+        ]
+
+    async def write_claims(self, changed: list[tuple[ClaimKey, int]]) -> None:
+        closed = self.state.closed_through
+        for key, bits in changed:
+            if closed is not None and key.booking_period <= closed:
+                raise LedgerError(f"claims: {key.booking_period} is closed; seconds cannot be booked into it")
+            old = self.state.claims.get(key, 0)
+            if old & ~bits:
+                raise LedgerError(f"claims: billed seconds cannot be removed (gpu {key.gpu_uuid}, hour {key.hour_start})")
+            self.state.claims[key] = bits
+
+    async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
+        self.state.dead_letters.extend(letters)
+
+    async def write_tallies(self, tallies: list[Tally]) -> None:
+        self.state.tallies.extend(tallies)
+
+    async def record_replays(self, outcomes: list[tuple[int, str]]) -> int:
+        new = 0
+        for dead_letter_id, outcome in outcomes:
+            if dead_letter_id not in self.state.replays:
+                self.state.replays[dead_letter_id] = outcome
+                new += 1
+        return new
+
+    async def advance_positions(self, topic: str, next_offsets: dict[int, int]) -> None:
+        for partition, offset in next_offsets.items():
+            key = (topic, partition)
+            self.state.positions[key] = max(self.state.positions.get(key, 0), offset)

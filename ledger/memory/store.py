@@ -1,0 +1,258 @@
+"""`MemoryStore`: the ledger's `Store` (ledger.domain.ports) in one process's memory.
+
+What it is for: running the services with no database (their tests, the model of the
+ledger), and pinning what the ports promise, since `tests/postgres/test_store_contract.py`
+runs the same cases against this store and PostgreSQL. It keeps the invariants the
+database enforces: billed seconds only grow and never in a closed period, the books only
+move forward, a closed statement and a replay are stored once, journal entries balance.
+
+Transactions are serialized by one lock and work on a copy of the state, which replaces
+the state only when the block ends without an exception: all or nothing, as in
+PostgreSQL. Nothing here is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+
+from ledger.domain.catalog import Catalog
+from ledger.domain.errors import InputError, LedgerError
+from ledger.domain.events import REASONS
+from ledger.domain.journal import ChainedEntry
+from ledger.domain.metering import ClaimKey
+from ledger.domain.ports import DeadLetter, DeadLetterFilter, DeadLetterRef, Tally, TokenRecord
+from ledger.domain.rating import HourUsage
+from ledger.memory.books import MemoryBooks
+from ledger.memory.intake import MemoryIntake
+
+
+@dataclass
+class State:
+    """Everything a MemoryStore holds. Values are immutable; `copy` copies the containers."""
+
+    catalog: Catalog = field(default_factory=Catalog)
+    revision: int = 0
+    loads: list[tuple[str, str]] = field(default_factory=list)  # (source, sha256) per revision
+    closed_through: str | None = None
+    closed_statements: dict[str, bytes] = field(default_factory=dict)
+    period_closes: list[tuple[str, list[str]]] = field(default_factory=list)
+    claims: dict[ClaimKey, int] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)  # id = index + 1
+    replays: dict[int, str] = field(default_factory=dict)
+    tallies: list[Tally] = field(default_factory=list)
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    journal: list[ChainedEntry] = field(default_factory=list)
+    tokens: dict[str, tuple[TokenRecord, str]] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
+    pseudonym_key: bytes | None = None
+
+    def copy(self) -> State:
+        return replace(
+            self,
+            loads=list(self.loads),
+            closed_statements=dict(self.closed_statements),
+            period_closes=list(self.period_closes),
+            claims=dict(self.claims),
+            dead_letters=list(self.dead_letters),
+            replays=dict(self.replays),
+            tallies=list(self.tallies),
+            positions=dict(self.positions),
+            journal=list(self.journal),
+            tokens=dict(self.tokens),
+            revoked=set(self.revoked),
+        )
+
+    def dead_letter_refs(self) -> list[tuple[int, DeadLetter]]:
+        return list(enumerate(self.dead_letters, start=1))
+
+
+class MemoryCatalogWriter:
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def closed_through(self) -> str | None:
+        return self.state.closed_through
+
+    async def catalog(self) -> tuple[Catalog, int]:
+        return self.state.catalog, self.state.revision
+
+    async def add(self, before: Catalog, after: Catalog, source: str, sha256: str) -> int:
+        if before != self.state.catalog:
+            raise LedgerError("the catalog changed during the load")
+        self.state.catalog = after
+        self.state.revision += 1
+        self.state.loads.append((source, sha256))
+        return self.state.revision
+
+
+def _matches(letter: DeadLetter, where: DeadLetterFilter, *, as_reseller: bool) -> bool:
+    if where.member is not None:
+        named = (letter.provider, letter.reseller) if as_reseller else (letter.provider,)
+        if where.member not in named:
+            return False
+    if where.reason is not None and letter.reason != where.reason:
+        return False
+    if where.since_ms is not None and letter.received_ms < where.since_ms:
+        return False
+    return where.until_ms is None or letter.received_ms < where.until_ms
+
+
+def _no_nul(*values: str | None) -> None:
+    # What PostgreSQL's text cannot hold, this store refuses too.
+    if any(value is not None and "\x00" in value for value in values):
+        raise InputError("PostgreSQL cannot store or compare this value: a NUL character", code="bad_value")
+
+
+class MemoryStore:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.state = State()
+        self.clock = clock
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _transaction(self):
+        async with self._lock:
+            working = self.state.copy()
+            yield working
+            self.state = working
+
+    @asynccontextmanager
+    async def intake(self):
+        async with self._transaction() as state:
+            yield MemoryIntake(state)
+
+    @asynccontextmanager
+    async def books(self, *, close: bool = False):
+        async with self._transaction() as state:
+            yield MemoryBooks(state, self.clock)
+
+    @asynccontextmanager
+    async def snapshot(self):
+        yield MemoryBooks(self.state.copy(), self.clock)
+
+    @asynccontextmanager
+    async def catalog_load(self):
+        async with self._transaction() as state:
+            yield MemoryCatalogWriter(state)
+
+    async def catalog(self) -> tuple[Catalog, int]:
+        return self.state.catalog, self.state.revision
+
+    async def catalog_revision(self) -> int:
+        return self.state.revision
+
+    async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
+        async with self._transaction() as state:
+            state.dead_letters.extend(letters)
+            state.tallies.append(tally)
+
+    async def ingest_tally(self, ingest_id: str) -> dict[str, int]:
+        _no_nul(ingest_id)
+        sums: dict[str, int] = {"received": 0}
+        for tally in self.state.tallies:
+            if tally.ingest_id == ingest_id:
+                for outcome, count in tally.counts.items():
+                    sums[outcome] = sums.get(outcome, 0) + count
+                    sums["received"] += count
+        return {name: sums.get(name, 0) for name in ("received", "accepted", "duplicate", *REASONS)}
+
+    async def dead_letter_page(self, where: DeadLetterFilter, after_id: int, limit: int, preview_bytes: int) -> list[dict]:
+        _no_nul(where.member, where.reason)
+        rows = []
+        for letter_id, letter in self.state.dead_letter_refs():
+            if letter_id <= after_id or not _matches(letter, where, as_reseller=True):
+                continue
+            rows.append({
+                "id": letter_id, "reason": letter.reason, "detail": letter.detail,
+                "received_ms": letter.received_ms, "provider": letter.provider,
+                "reseller": letter.reseller, "ingest_id": letter.ingest_id,
+                "raw_head": letter.raw[:preview_bytes], "raw_bytes": len(letter.raw),
+                "replayed": letter_id in self.state.replays,
+                "replay_outcome": self.state.replays.get(letter_id),
+            })
+            if len(rows) == limit:
+                break
+        return rows
+
+    async def dead_letter_refs(self, ids: list[int]) -> dict[int, DeadLetterRef]:
+        letters = self.state.dead_letters
+        return {
+            i: DeadLetterRef(letters[i - 1].provider, letters[i - 1].reseller, i in self.state.replays)
+            for i in ids
+            if 1 <= i <= len(letters)
+        }
+
+    async def unreplayed_dead_letters(self, where: DeadLetterFilter, limit: int) -> list[int]:
+        _no_nul(where.member, where.reason)
+        found = [
+            i for i, letter in self.state.dead_letter_refs()
+            if i not in self.state.replays and _matches(letter, where, as_reseller=False)
+        ]
+        return found[:limit]
+
+    async def count_replayed(self, where: DeadLetterFilter) -> int:
+        return sum(
+            1 for i, letter in self.state.dead_letter_refs()
+            if i in self.state.replays and _matches(letter, where, as_reseller=False)
+        )
+
+    async def dead_letter_raws(self, ids: list[int]):
+        letters = self.state.dead_letters
+        for i in sorted(set(ids)):
+            if 1 <= i <= len(letters):
+                yield i, letters[i - 1].raw
+
+    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period) -> list[HourUsage]:
+        _no_nul(member, provider, reseller, sku, service_period)
+        totals: dict[tuple, int] = {}
+        for key, bits in self.state.claims.items():
+            p, r, tenant, s = key.attribution
+            if not start <= key.hour_start < end or (member is not None and member not in (p, r)):
+                continue
+            if any(want is not None and got != want for want, got in
+                   ((provider, p), (reseller, r), (sku, s), (service_period, key.service_period))):
+                continue
+            group = (r, tenant, p, s, key.service_period, key.hour_start)
+            totals[group] = totals.get(group, 0) + bits.bit_count()
+        return [HourUsage(*group, seconds) for group, seconds in totals.items()]
+
+    async def member_exists(self, member: str) -> bool:
+        return member in self.state.catalog.members
+
+    async def insert_token(self, token: TokenRecord, label: str) -> None:
+        async with self._transaction() as state:
+            if token.token_id in state.tokens:
+                raise LedgerError(f"token {token.token_id} exists")
+            state.tokens[token.token_id] = (token, label)
+
+    async def token(self, token_id: str) -> TokenRecord | None:
+        found = self.state.tokens.get(token_id)
+        if found is None:
+            return None
+        return replace(found[0], revoked=token_id in self.state.revoked)
+
+    async def revoke_token(self, token_id: str) -> bool | None:
+        async with self._transaction() as state:
+            if token_id not in state.tokens:
+                return None
+            newly = token_id not in state.revoked
+            state.revoked.add(token_id)
+            return newly
+
+    async def pseudonym_key(self, candidate: bytes) -> bytes:
+        async with self._transaction() as state:
+            if state.pseudonym_key is None:
+                state.pseudonym_key = candidate
+            return state.pseudonym_key
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def forget_positions(self, topic: str) -> None:
+        async with self._transaction() as state:
+            for key in [k for k in state.positions if k[0] == topic]:
+                del state.positions[key]

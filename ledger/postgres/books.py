@@ -1,0 +1,189 @@
+"""The books' tables: billed seconds read for statements, closed statements, the journal.
+
+Journal entries are hash-chained by the application (`ledger.domain.journal`); the
+database refuses an entry whose postings do not sum to zero (a deferred constraint
+trigger) and any change to what was written (migration 0002).
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from ledger.domain import journal
+from ledger.domain.catalog import Catalog
+from ledger.domain.ports import Evidence
+from ledger.domain.rating import HourUsage
+from ledger.postgres.catalog import load_catalog
+from ledger.postgres.errors import translating, translating_iterator
+from ledger.postgres.intake import claim_key
+
+CURSOR_PREFETCH = 2000
+
+SELECT_HOUR_TOTALS = """
+SELECT reseller, tenant, provider, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
+FROM claims
+WHERE booking_period = $1 AND NOT (hour_start = ANY($2::bigint[]))
+GROUP BY reseller, tenant, provider, sku, service_period, hour_start
+"""
+
+SELECT_HOUR_BITS = """
+SELECT reseller, tenant, provider, sku, service_period, hour_start, seconds, bits
+FROM claims
+WHERE booking_period = $1 AND hour_start = ANY($2::bigint[])
+"""
+
+SELECT_CLOSED_STATEMENT = "SELECT document FROM closed_statements WHERE period = $1"
+SELECT_CLOSED_STATEMENTS = "SELECT period, document FROM closed_statements"
+SELECT_MEMBERS_AT_CLOSE = """
+SELECT member_ids FROM period_closes WHERE closed_through >= $1 ORDER BY closed_through LIMIT 1
+"""
+SELECT_EARLIEST_BOOKING = "SELECT min(booking_period) FROM claims"
+SELECT_NOW = "SELECT extract(epoch FROM now())::bigint"
+INSERT_CLOSED_STATEMENT = "INSERT INTO closed_statements (period, document) VALUES ($1, $2)"
+INSERT_CLOSE = "INSERT INTO period_closes (closed_through, member_ids) VALUES ($1, $2)"
+UPDATE_BOOKS = "UPDATE books SET closed_through = $1 WHERE id = 1"
+
+INSERT_JOURNAL_ENTRY = """
+INSERT INTO journal_entries (seq, period, kind, reference, prev_hash, hash)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+"""
+SELECT_JOURNAL_HEAD = "SELECT seq, hash FROM journal_entries ORDER BY seq DESC LIMIT 1"
+SELECT_JOURNAL = """
+SELECT e.seq, e.period, e.kind, e.reference::text AS reference, e.prev_hash, e.hash,
+       coalesce(array_agg(p.account ORDER BY p.idx) FILTER (WHERE p.idx IS NOT NULL), '{}') AS accounts,
+       coalesce(array_agg(p.amount_yen ORDER BY p.idx) FILTER (WHERE p.idx IS NOT NULL), '{}') AS amounts
+FROM journal_entries e LEFT JOIN postings p ON p.entry_seq = e.seq
+WHERE ($1::text IS NULL OR e.period = $1)
+GROUP BY e.seq
+ORDER BY e.seq
+"""
+
+SELECT_EVIDENCE = """
+SELECT c.gpu_uuid, c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period,
+       c.booking_period, c.bits,
+       (SELECT array_agg(o.bits) FROM claims o
+        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
+          AND o.booking_period <> c.booking_period) AS elsewhere
+FROM claims c
+WHERE c.booking_period = $1
+ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reseller COLLATE "C",
+         c.tenant COLLATE "C", c.sku COLLATE "C", c.service_period COLLATE "C"
+"""
+
+SELECT_DEAD_LETTER_COUNTS = """
+SELECT reason, count(*) AS n FROM dead_letters
+WHERE received_ms >= $1 AND received_ms < $2
+GROUP BY reason ORDER BY reason
+"""
+
+
+def _usage(row: asyncpg.Record, bits: int | None = None) -> HourUsage:
+    return HourUsage(
+        row["reseller"], row["tenant"], row["provider"], row["sku"], row["service_period"],
+        row["hour_start"], row["seconds"], bits,
+    )
+
+
+class PgBooks:
+    """The books on one connection inside one transaction: `BooksWriter` and `ExportReader`.
+
+    `books_lock` is how the books row is read: "" (a statement), "FOR UPDATE" (a close:
+    workers wait), taken by `closed_through`.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, books_lock: str = "") -> None:
+        assert books_lock in ("", "FOR UPDATE", "FOR SHARE"), books_lock
+        self.conn = conn
+        self._select_books = f"SELECT closed_through FROM books WHERE id = 1 {books_lock}"
+
+    @translating
+    async def closed_through(self) -> str | None:
+        return await self.conn.fetchval(self._select_books)
+
+    @translating
+    async def catalog(self) -> Catalog:
+        return (await load_catalog(self.conn))[0]
+
+    @translating
+    async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
+        usages = [_usage(r) for r in await self.conn.fetch(SELECT_HOUR_TOTALS, booking_period, split_hours)]
+        usages.extend(
+            _usage(r, int.from_bytes(r["bits"], "little"))
+            for r in await self.conn.fetch(SELECT_HOUR_BITS, booking_period, split_hours)
+        )
+        return usages
+
+    @translating
+    async def closed_statement(self, period: str) -> bytes | None:
+        return await self.conn.fetchval(SELECT_CLOSED_STATEMENT, period)
+
+    @translating
+    async def closed_statements(self) -> dict[str, bytes]:
+        return {r["period"]: r["document"] for r in await self.conn.fetch(SELECT_CLOSED_STATEMENTS)}
+
+    @translating
+    async def members_at_close(self, period: str) -> list[str] | None:
+        return await self.conn.fetchval(SELECT_MEMBERS_AT_CLOSE, period)
+
+    @translating_iterator
+    async def journal(self, period: str | None = None):
+        async for row in self.conn.cursor(SELECT_JOURNAL, period, prefetch=CURSOR_PREFETCH):
+            yield journal.ChainedEntry(
+                row["seq"], row["period"], row["kind"], json.loads(row["reference"]),
+                list(zip(row["accounts"], row["amounts"], strict=True)),
+                bytes(row["prev_hash"]), bytes(row["hash"]),
+            )
+
+    # -- closing
+
+    @translating
+    async def earliest_booking_period(self) -> str | None:
+        return await self.conn.fetchval(SELECT_EARLIEST_BOOKING)
+
+    @translating
+    async def now(self) -> int:
+        return await self.conn.fetchval(SELECT_NOW)
+
+    @translating
+    async def store_closed_statement(self, period: str, document: bytes) -> None:
+        await self.conn.execute(INSERT_CLOSED_STATEMENT, period, document)
+
+    @translating
+    async def journal_head(self) -> tuple[int, bytes]:
+        head = await self.conn.fetchrow(SELECT_JOURNAL_HEAD)
+        return (head["seq"], bytes(head["hash"])) if head else (0, journal.GENESIS_HASH)
+
+    @translating
+    async def append_journal(self, entries: list[journal.ChainedEntry]) -> None:
+        await self.conn.executemany(
+            INSERT_JOURNAL_ENTRY,
+            [(e.seq, e.period, e.kind, json.dumps(e.reference, sort_keys=True), e.prev_hash, e.hash)
+             for e in entries],
+        )
+        await self.conn.copy_records_to_table(
+            "postings",
+            records=[(e.seq, idx, account, amount) for e in entries for idx, (account, amount) in enumerate(e.postings)],
+            columns=("entry_seq", "idx", "account", "amount_yen"),
+        )
+
+    @translating
+    async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
+        await self.conn.execute(INSERT_CLOSE, closed_through, member_ids)
+        await self.conn.execute(UPDATE_BOOKS, closed_through)
+
+    # -- exporting
+
+    @translating_iterator
+    async def evidence(self, booking_period: str):
+        async for row in self.conn.cursor(SELECT_EVIDENCE, booking_period, prefetch=CURSOR_PREFETCH):
+            elsewhere = 0
+            for bits in row["elsewhere"] or ():
+                elsewhere |= int.from_bytes(bits, "little")
+            yield Evidence(claim_key(row), int.from_bytes(row["bits"], "little"), elsewhere)
+
+    @translating
+    async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]:
+        rows = await self.conn.fetch(SELECT_DEAD_LETTER_COUNTS, since_ms, until_ms)
+        return {r["reason"]: r["n"] for r in rows}

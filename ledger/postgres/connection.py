@@ -1,0 +1,64 @@
+"""Connections and transactions: how the adapter reaches PostgreSQL.
+
+A `transaction` translates driver errors at its start and at its commit, and leaves the
+caller's own exceptions alone: a service's error inside a transaction rolls it back and
+reaches the caller as it was raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from ledger.domain.errors import ServiceUnavailable
+from ledger.postgres.errors import describe, redact, translated
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+async def create_pool(database_url: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    """A pool, or ServiceUnavailable naming the server (without its password)."""
+    try:
+        return await asyncpg.create_pool(
+            database_url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_SECONDS
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise ServiceUnavailable(f"cannot reach PostgreSQL at {redact(database_url)}: {describe(exc)}") from exc
+
+
+@asynccontextmanager
+async def connection(database_url: str):
+    """One connection (the owner's, for migrations), with an unreachable server reported."""
+    try:
+        conn = await asyncpg.connect(database_url, timeout=CONNECT_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise ServiceUnavailable(f"cannot reach PostgreSQL at {redact(database_url)}: {describe(exc)}") from exc
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool, **options):
+    """A connection of `pool` inside one transaction (asyncpg's options: isolation, readonly)."""
+    async with translated():
+        conn = await pool.acquire()
+    try:
+        async with translated():
+            tx = conn.transaction(**options)
+            await tx.start()
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(Exception):  # the connection may be gone: the error that
+                await tx.rollback()  # brought us here is the one to report
+            raise
+        async with translated():
+            await tx.commit()
+    finally:
+        with contextlib.suppress(Exception):
+            await pool.release(conn)

@@ -1,0 +1,169 @@
+"""`PostgresStore`: the ledger's `Store` (ledger.domain.ports) on PostgreSQL.
+
+One pool per process; every operation takes a connection for its own duration, and the
+transactions of the ports (`intake`, `books`, `snapshot`, `catalog_load`) hold one for
+theirs. Errors reach callers translated (`ledger.postgres.errors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from ledger.domain.catalog import Catalog
+from ledger.domain.ports import DeadLetter, DeadLetterFilter, DeadLetterRef, Tally, TokenRecord
+from ledger.domain.rating import HourUsage
+from ledger.postgres import deadletters, tokens, usage
+from ledger.postgres.books import PgBooks
+from ledger.postgres.catalog import SELECT_REVISION, PgCatalogWriter, load_catalog
+from ledger.postgres.connection import create_pool, transaction
+from ledger.postgres.errors import translated, translating, translating_iterator
+from ledger.postgres.intake import (
+    PgIntakeTransaction,
+    copy_dead_letters,
+    copy_tallies,
+    forget_positions,
+    ingest_tally,
+)
+
+
+@asynccontextmanager
+async def open_store(database_url: str, max_connections: int = 2):
+    """A store on a new pool, closed when the block ends."""
+    store = await PostgresStore.connect(database_url, max_connections)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, database_url: str, max_connections: int = 2) -> PostgresStore:
+        """A store on a new pool, for a process's life (`close` ends it)."""
+        return cls(await create_pool(database_url, min_size=1, max_size=max_connections))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.pool.close()
+
+    @asynccontextmanager
+    async def _connection(self):
+        async with translated():
+            conn = await self.pool.acquire()
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
+
+    # -- transactions
+
+    @asynccontextmanager
+    async def intake(self):
+        async with transaction(self.pool) as conn:
+            yield PgIntakeTransaction(conn)
+
+    @asynccontextmanager
+    async def books(self, *, close: bool = False):
+        async with transaction(self.pool) as conn:
+            yield PgBooks(conn, "FOR UPDATE" if close else "")
+
+    @asynccontextmanager
+    async def snapshot(self):
+        async with transaction(self.pool, isolation="repeatable_read", readonly=True) as conn:
+            yield PgBooks(conn)
+
+    @asynccontextmanager
+    async def catalog_load(self):
+        async with transaction(self.pool) as conn:
+            writer = PgCatalogWriter(conn)
+            await writer.lock()
+            yield writer
+
+    # -- single operations
+
+    @translating
+    async def catalog(self) -> tuple[Catalog, int]:
+        async with self._connection() as conn:
+            return await load_catalog(conn)
+
+    @translating
+    async def catalog_revision(self) -> int:
+        async with self._connection() as conn:
+            return await conn.fetchval(SELECT_REVISION)
+
+    async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
+        async with transaction(self.pool) as conn, translated():
+            await copy_dead_letters(conn, letters)
+            await copy_tallies(conn, [tally])
+
+    @translating
+    async def ingest_tally(self, ingest_id: str) -> dict[str, int]:
+        async with self._connection() as conn:
+            return await ingest_tally(conn, ingest_id)
+
+    @translating
+    async def dead_letter_page(self, where: DeadLetterFilter, after_id: int, limit: int, preview_bytes: int) -> list[dict]:
+        async with self._connection() as conn:
+            return await deadletters.page(conn, where, after_id, limit, preview_bytes)
+
+    @translating
+    async def dead_letter_refs(self, ids: list[int]) -> dict[int, DeadLetterRef]:
+        async with self._connection() as conn:
+            return await deadletters.refs(conn, ids)
+
+    @translating
+    async def unreplayed_dead_letters(self, where: DeadLetterFilter, limit: int) -> list[int]:
+        async with self._connection() as conn:
+            return await deadletters.unreplayed(conn, where, limit)
+
+    @translating
+    async def count_replayed(self, where: DeadLetterFilter) -> int:
+        async with self._connection() as conn:
+            return await deadletters.count_replayed(conn, where)
+
+    @translating_iterator
+    async def dead_letter_raws(self, ids: list[int]):
+        async with self._connection() as conn:
+            async for found in deadletters.raws(conn, ids):
+                yield found
+
+    @translating
+    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period) -> list[HourUsage]:
+        async with self._connection() as conn:
+            return await usage.hour_usage(conn, start, end, member, provider, reseller, sku, service_period)
+
+    @translating
+    async def member_exists(self, member: str) -> bool:
+        async with self._connection() as conn:
+            return await tokens.member_exists(conn, member)
+
+    @translating
+    async def insert_token(self, token: TokenRecord, label: str) -> None:
+        async with self._connection() as conn:
+            await tokens.insert(conn, token, label)
+
+    @translating
+    async def token(self, token_id: str) -> TokenRecord | None:
+        async with self._connection() as conn:
+            return await tokens.find(conn, token_id)
+
+    @translating
+    async def revoke_token(self, token_id: str) -> bool | None:
+        async with self._connection() as conn:
+            return await tokens.revoke(conn, token_id)
+
+    @translating
+    async def pseudonym_key(self, candidate: bytes) -> bytes:
+        async with self._connection() as conn:
+            return await tokens.pseudonym_key(conn, candidate)
+
+    async def forget_positions(self, topic: str) -> None:
+        async with self._connection() as conn:
+            await forget_positions(conn, topic)

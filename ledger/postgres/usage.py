@@ -1,0 +1,28 @@
+"""Usage read for the usage API: billed seconds per attribution and hour."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from ledger.domain.rating import HourUsage
+
+SELECT_USAGE = """
+SELECT provider, reseller, tenant, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
+FROM claims
+WHERE hour_start >= $1 AND hour_start < $2
+  AND ($3::text IS NULL OR reseller = $3 OR provider = $3)
+  AND ($4::text IS NULL OR provider = $4)
+  AND ($5::text IS NULL OR reseller = $5)
+  AND ($6::text IS NULL OR sku = $6)
+  AND ($7::text IS NULL OR service_period = $7)
+GROUP BY provider, reseller, tenant, sku, service_period, hour_start
+"""
+
+
+async def hour_usage(conn: asyncpg.Connection, *args) -> list[HourUsage]:
+    """(start, end, member, provider, reseller, sku, service_period) -> rows as HourUsage."""
+    return [
+        HourUsage(r["reseller"], r["tenant"], r["provider"], r["sku"], r["service_period"],
+                  r["hour_start"], r["seconds"])
+        for r in await conn.fetch(SELECT_USAGE, *args)
+    ]

@@ -1,0 +1,49 @@
+"""Loading a catalog file: all or nothing, under SPEC.md's load rules.
+
+The file is parsed and checked on its own first (`ledger.domain.catalog.parse_catalog`),
+so a bad file is refused before anything is opened; then merged into the stored catalog
+while loads are serialized and a close waits, so "inside a closed period" stays true
+until the load commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ledger.domain.catalog import Catalog, CatalogFileContent
+from ledger.domain.catalog_file import parse_catalog
+from ledger.domain.ports import Store
+
+
+def summary_of(before: Catalog, after: Catalog) -> dict:
+    """How many of each kind of thing a load adds."""
+
+    def versions_added(old: dict, new: dict) -> int:
+        return sum(1 for key, versions in new.items() for v in versions if v not in old.get(key, ()))
+
+    return {
+        "members_added": len(set(after.members) - set(before.members)),
+        "skus_added": len(set(after.skus) - set(before.skus)),
+        "retail_prices_added": versions_added(before.prices, after.prices),
+        "agreements_added": versions_added(before.agreements, after.agreements),
+    }
+
+
+async def load(store: Store, data: bytes, source: str) -> dict:
+    """Load a catalog file's bytes; return what it added and the revision after it."""
+    return await load_parsed(store, parse_catalog(data, source), hashlib.sha256(data).hexdigest(), source)
+
+
+async def load_parsed(store: Store, content: CatalogFileContent, sha256: str, source: str) -> dict:
+    """Merge an already parsed file into the stored catalog (see `load`)."""
+    async with store.catalog_load() as tx:
+        closed_through = await tx.closed_through()
+        current, revision = await tx.catalog()
+        closed_before = None
+        if closed_through is not None:
+            closed_before = current.calendar.bounds(closed_through)[1]
+        merged = current.merge(content, closed_before)
+        summary = summary_of(current, merged)
+        if current.loaded and not any(summary.values()):
+            return {**summary, "revision": revision}
+        return {**summary, "revision": await tx.add(current, merged, source, sha256)}

@@ -1,0 +1,107 @@
+"""`gpuledger ingest`: a file's events onto the usage topic, and counting them back.
+
+Every line is a received event (SPEC.md, "How events arrive"). Lines over 1 MiB never
+reach Kafka (a broker would refuse them): they are dead-lettered here as `malformed`,
+counted under the ingest like any other event. `wait` counts an ingest's events by the
+id its records carry, from the tallies the workers write in the same transaction as
+what they decided: never by end offsets or lag, which the test broker reports wrongly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ledger.domain import events
+from ledger.domain.errors import LedgerError
+from ledger.domain.ports import DeadLetter, Publisher, Store, Tally
+from schemas.wire import MAX_EVENT_BYTES
+
+POLL_SECONDS = 0.2
+STALL_NOTICE_SECONDS = 30
+
+
+@dataclass
+class Published:
+    received: int = 0
+    records: int = 0
+    oversize: list[bytes] = field(default_factory=list)
+
+
+async def publish(
+    store: Store, publisher: Publisher, lines: Iterable[bytes], ingest_id: str, *,
+    batch_max_events: int, on_progress: Callable[[int], None] | None = None,
+) -> Published:
+    """Publish a file's lines under `ingest_id`; dead-letter those too large for Kafka."""
+    result = Published()
+
+    def sendable() -> Iterator[bytes]:
+        for line in lines:
+            result.received += 1
+            if len(line) > MAX_EVENT_BYTES:
+                result.oversize.append(line)
+            else:
+                yield line
+
+    result.records = await publisher.publish(
+        sendable(), ingest_id, batch_max_events=batch_max_events,
+        on_progress=(lambda _: on_progress(result.received)) if on_progress else None,
+    )
+    await record_oversize(store, ingest_id, result.oversize, int(time.time() * 1000))
+    return result
+
+
+async def record_oversize(store: Store, ingest_id: str, raws: list[bytes], received_ms: int) -> None:
+    """Dead-letter events too large for a Kafka record: `malformed` whatever they hold."""
+    if not raws:
+        return
+    detail = "{} bytes, more than " + str(MAX_EVENT_BYTES)
+    letters = [
+        DeadLetter(events.MALFORMED, detail.format(len(raw)), raw, received_ms,
+                   None, None, None, None, ingest_id, None, None)
+        for raw in raws
+    ]
+    await store.record_rejections(letters, Tally(ingest_id, None, None, {events.MALFORMED: len(raws)}))
+
+
+async def tally(store: Store, ingest_id: str) -> dict:
+    """SPEC.md's counts for the events of one ingest."""
+    sums = await store.ingest_tally(ingest_id)
+    return {
+        "received": sums["received"],
+        "accepted": sums["accepted"],
+        "duplicate": sums["duplicate"],
+        "rejected": {name: sums[name] for name in events.REASONS if sums[name]},
+    }
+
+
+async def wait(
+    store: Store, ingest_id: str, received: int, timeout: float,
+    on_progress: Callable[[int, bool], None], notice: Callable[[str], None],
+) -> dict:
+    """Poll the ingest's tally until every received event is decided; return the counts."""
+    started = last_change = time.monotonic()
+    last_seen = -1
+    while True:
+        counts = await tally(store, ingest_id)
+        done = counts["received"]
+        on_progress(done, done >= received)
+        if done >= received:
+            return counts
+        now = time.monotonic()
+        if done != last_seen:
+            last_seen, last_change = done, now
+        elif now - last_change > STALL_NOTICE_SECONDS:
+            notice(
+                f"no progress for {STALL_NOTICE_SECONDS} s ({done}/{received} processed): "
+                "are the workers running? (gpuledger dev status)"
+            )
+            last_change = now
+        if timeout and now - started > timeout:
+            raise LedgerError(
+                f"timed out after {timeout:.0f} s with {done} of {received} events processed "
+                f"(ingest {ingest_id}); they will still be processed when the workers catch up"
+            )
+        await asyncio.sleep(POLL_SECONDS)

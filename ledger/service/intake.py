@@ -1,0 +1,175 @@
+"""Intake: a batch of Kafka records -> billed seconds, dead letters, tallies, positions.
+
+`Intake.apply` is what a stream worker calls for every batch it takes. It decides and
+writes a whole batch in ONE store transaction, in these steps (each says what happens if
+it fails there: a failure anywhere rolls the transaction back, nothing of the batch is
+written, and the batch is retried whole):
+
+1. Hold the books (shared): a close cannot interleave with booking.
+2. Lock the consumer positions of the batch's partitions and drop every record below
+   them: those were applied by an earlier transaction (a redelivery after a crash or a
+   rebalance), so applying them again would count them twice.
+3. Reload the catalog if a load happened since the last batch: `no_price` and
+   `no_agreement` are decided with the catalog of the moment of processing.
+4. Decode and check every event (pure; `ledger.domain.events`).
+5. Lock the batch's GPUs in sorted order, so two workers never decide the same
+   GPU-seconds at once even when one GPU's events arrive on several partitions.
+6. Read the stored bitmaps of the (GPU, hour) pairs touched, and apply the events in
+   record order (pure; `ledger.domain.metering`).
+7. Write the changed bitmaps, the dead letters, one tally row per ingest, and the new
+   positions, then commit.
+
+Memory: a batch holds its own records and the bitmaps of the hours they touch, and
+nothing is kept between batches but the catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+
+from ledger.domain import events
+from ledger.domain.catalog import Catalog
+from ledger.domain.errors import ServiceUnavailable, StoreBusy
+from ledger.domain.metering import ACCEPTED, DUPLICATE, Meter, Pieces, hours_of
+from ledger.domain.ports import DeadLetter, IntakeTransaction, Store, Tally
+from ledger.domain.records import BatchResult, Received, Record, parties, unpack
+from ledger.service.replays import Replays
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST_DELAY_SECONDS = 0.05
+RETRY_MAX_DELAY_SECONDS = 5.0
+
+
+class Intake:
+    """Applies batches of records to the ledger; one per worker, used by one task."""
+
+    def __init__(self, store: Store, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.store = store
+        self.catalog = Catalog()
+        self.catalog_revision = -1
+        self._pieces: Pieces | None = None
+        self._sleep = sleep
+
+    async def apply(self, records: list[Record]) -> BatchResult:
+        """Apply a batch, retrying it whole on a deadlock or a lost connection."""
+        delay = RETRY_FIRST_DELAY_SECONDS
+        while True:
+            try:
+                async with self.store.intake() as tx:
+                    return await self._apply_once(tx, records)
+            except StoreBusy as exc:
+                log.warning("batch retried: %s", exc)
+            except ServiceUnavailable as exc:
+                log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
+            await self._sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_SECONDS)
+
+    async def _apply_once(self, tx: IntakeTransaction, records: list[Record]) -> BatchResult:
+        result = BatchResult()
+        closed_through = await tx.closed_through()  # 1. books
+        fresh, next_offsets = await _unapplied(tx, records, result)  # 2. positions
+        if not fresh:
+            return result
+        await self._refresh_catalog(tx)  # 3. catalog
+        received, replays = await self._decide(tx, fresh)  # 4. decode and check
+        meter = Meter(self._pieces, closed_through)
+        usages = [r for r in received if isinstance(r.verdict, events.Usage)]
+        if usages:
+            await _meter(tx, meter, usages)  # 5 and 6
+        # 7. writes
+        if replays is not None:
+            await replays.record(tx)
+        await tx.write_claims(meter.changed())
+        await tx.write_dead_letters(dead_letters(received))
+        tallies, result.outcomes = tally(received)
+        await tx.write_tallies(tallies)
+        result.received = len(received)
+        for topic, offsets in next_offsets.items():
+            await tx.advance_positions(topic, offsets)
+        return result
+
+    async def _refresh_catalog(self, tx: IntakeTransaction) -> None:
+        revision = await tx.catalog_revision()
+        if revision != self.catalog_revision:
+            self.catalog, self.catalog_revision = await tx.catalog()
+            self._pieces = Pieces(self.catalog.calendar)
+
+    async def _decide(self, tx: IntakeTransaction, fresh: list[Record]) -> tuple[list[Received], Replays | None]:
+        """Every received event with its verdict so far (replay records take Replays' path)."""
+        received: list[Received] = []
+        replays = None
+        if any(Replays.is_replay(record) for record in fresh):
+            replays = await Replays.load(tx, fresh)
+        for record in fresh:
+            if replays is not None and Replays.is_replay(record):
+                received.extend(replays.unpack(record, self.catalog))
+                continue
+            for item in unpack(record):
+                if isinstance(item.verdict, dict):
+                    item.verdict = events.check(item.verdict, record.timestamp_ms, self.catalog)
+                received.append(item)
+        return received, replays
+
+
+async def _unapplied(
+    tx: IntakeTransaction, records: list[Record], result: BatchResult
+) -> tuple[list[Record], dict[str, dict[int, int]]]:
+    """The records not applied yet, and the next offset of each partition after them."""
+    by_topic: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_topic[record.topic].append(record)
+    fresh: list[Record] = []
+    next_offsets: dict[str, dict[int, int]] = {}
+    for topic, topic_records in by_topic.items():
+        stored = await tx.positions(topic, sorted({r.partition for r in topic_records}))
+        offsets = next_offsets.setdefault(topic, {})
+        for record in topic_records:
+            if record.offset < stored.get(record.partition, 0):
+                result.skipped_records += 1
+                continue
+            fresh.append(record)
+            offsets[record.partition] = max(offsets.get(record.partition, 0), record.offset + 1)
+    return fresh, {topic: offsets for topic, offsets in next_offsets.items() if offsets}
+
+
+async def _meter(tx: IntakeTransaction, meter: Meter, usages: list[Received]) -> None:
+    """Steps 5 and 6: lock the GPUs, load their bitmaps, apply the events in record order."""
+    await tx.lock_gpus(sorted({r.verdict.gpu_uuid for r in usages}))
+    pairs = sorted({(r.verdict.gpu_uuid, hour) for r in usages for hour in hours_of(r.verdict)})
+    for key, bits in await tx.claims(pairs):
+        meter.load(key, bits)
+    for item in usages:
+        item.verdict = meter.apply(item.verdict)
+
+
+def dead_letters(received: list[Received]) -> list[DeadLetter]:
+    return [
+        DeadLetter(
+            item.verdict.reason, item.verdict.detail, item.raw, item.record.timestamp_ms,
+            item.record.topic, item.record.partition, item.record.offset, item.position,
+            item.record.ingest_id, *parties(item.raw),
+        )
+        for item in received
+        if isinstance(item.verdict, events.Rejection)
+    ]
+
+
+def tally(received: list[Received]) -> tuple[list[Tally], Counter]:
+    """One tally per (ingest, topic, partition), and the batch's total per outcome."""
+    counts: dict[tuple[str, str, int], Counter] = defaultdict(Counter)
+    total: Counter = Counter()
+    keys: dict[int, tuple[str, str, int]] = {}  # per record, not per event
+    for item in received:
+        outcome = item.outcome
+        assert outcome in (ACCEPTED, DUPLICATE) or outcome in events.REASONS, outcome
+        record = item.record
+        key = keys.get(id(record))
+        if key is None:
+            key = keys[id(record)] = (record.ingest_id, record.topic, record.partition)
+        counts[key][outcome] += 1
+        total[outcome] += 1
+    return [Tally(*key, dict(found)) for key, found in counts.items()], total

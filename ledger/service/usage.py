@@ -1,0 +1,95 @@
+"""Usage as it happens: the caller's view of billed GPU-seconds and estimated yen.
+
+The pure rules (scope, pseudonyms, estimates, grouping) are `ledger.domain.usage`'s; this
+module resolves the time range, reads the store and pages the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.domain import usage
+from ledger.domain.access import Caller
+from ledger.domain.catalog import Catalog
+from ledger.domain.errors import InputError
+from ledger.domain.instants import format_utc, parse_instant
+from ledger.domain.periods import PERIOD_PATTERN
+from ledger.domain.ports import Store
+
+# Instants and periods the API prints must exist as datetimes (years 0001-9999 UTC).
+FIRST_INSTANT = -62135596800  # 0001-01-01T00:00:00Z
+LAST_INSTANT = 253402300799  # 9999-12-31T23:59:59Z
+
+
+@dataclass(frozen=True)
+class UsageRequest:
+    start: str | None = None
+    end: str | None = None
+    period: str | None = None
+    tenant: str | None = None
+    provider: str | None = None
+    reseller: str | None = None
+    sku: str | None = None
+    group_by: tuple[str, ...] = ()
+    granularity: str = "day"
+    limit: int = 1000
+    offset: int = 0
+
+
+def instant(text: str, name: str) -> int:
+    """Unix seconds of an RFC 3339 instant in years 0001-9999, or an InputError naming `name`."""
+    value = parse_instant(text)
+    if value is None or not FIRST_INSTANT <= value <= LAST_INSTANT:
+        raise InputError(f"{name} is not an RFC 3339 instant in years 0001-9999", code="bad_instant")
+    return value
+
+
+def known_period(period: str) -> bool:
+    """YYYY-MM whose bounds exist as datetimes (9999-12 would end in year 10000)."""
+    return bool(PERIOD_PATTERN.fullmatch(period)) and "0001-01" <= period <= "9999-11"
+
+
+def period_bounds(catalog: Catalog, period: str) -> tuple[int, int]:
+    if not known_period(period):
+        raise InputError("a period is YYYY-MM, 0001-01 to 9999-11", code="bad_period")
+    return catalog.calendar.bounds(period)
+
+
+def _range(request: UsageRequest, catalog: Catalog) -> tuple[int, int]:
+    now = usage.now_utc()
+    if request.period is not None:
+        start, end = period_bounds(catalog, request.period)
+    else:
+        start = catalog.calendar.bounds(catalog.calendar.period_of(now))[0]
+        end = now + 3600
+    if request.start is not None:
+        start = instant(request.start, "start")
+    if request.end is not None:
+        end = instant(request.end, "end")
+    start -= start % 3600
+    if end <= start or end - start > usage.MAX_RANGE_SECONDS:
+        raise InputError("end must be after start, at most 400 days later", code="bad_range")
+    return start, end
+
+
+async def query(store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest) -> dict:
+    """One page of the caller's usage: {"granularity", "group_by", "start", "end", "items", "next_cursor"}."""
+    start, end = _range(request, catalog)
+    wanted = usage.UsageQuery(
+        start, end, request.granularity, tuple(dict.fromkeys(request.group_by)),
+        request.tenant, request.provider, request.reseller, request.sku, request.period,
+    )
+    rows = await store.hour_usage(
+        start, end, caller.member, request.provider, request.reseller, request.sku, request.period
+    )
+    items = usage.summarize(rows, wanted, caller, catalog, key)
+    page = items[request.offset : request.offset + request.limit]
+    more = request.offset + request.limit < len(items)
+    return {
+        "granularity": request.granularity,
+        "group_by": list(wanted.group_by),
+        "start": format_utc(start),
+        "end": format_utc(end),
+        "items": page,
+        "next_cursor": str(request.offset + request.limit) if more else None,
+    }

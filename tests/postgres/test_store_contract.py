@@ -1,0 +1,291 @@
+"""What every `Store` promises (ledger.domain.ports), held against both stores.
+
+Each case runs twice: on `MemoryStore` (what the service tests use) and on
+`PostgresStore` over a fresh migrated database, as the application's role. A case that
+passes on one and fails on the other is a store that lies to the services.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.domain import journal
+from ledger.domain.catalog import Catalog
+from ledger.domain.catalog_file import parse_catalog
+from ledger.domain.errors import InputError, LedgerError
+from ledger.domain.metering import ClaimKey
+from ledger.domain.ports import DeadLetter, DeadLetterFilter, Tally, TokenRecord
+from ledger.memory.store import MemoryStore
+from ledger.postgres.store import PostgresStore
+from tests.factories import DEFAULT_CATALOG as SPEC_CATALOG
+
+pytestmark = pytest.mark.infra
+
+HOUR = 1_790_000_000 - 1_790_000_000 % 3600  # an hour in 2026-09 (JST)
+KDDI_ACME = ("sakura", "kddi", "acme", "H200")  # (provider, reseller, tenant, sku)
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def store(request):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    url = request.getfixturevalue("fresh_database")
+    opened = await PostgresStore.connect(url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def load_catalog(store, text: str = SPEC_CATALOG) -> Catalog:
+    async with store.catalog_load() as tx:
+        current, _ = await tx.catalog()
+        merged = current.merge(parse_catalog(text.encode()), None)
+        await tx.add(current, merged, "test", "0" * 64)
+    return merged
+
+
+def key(hour: int = HOUR, booking: str = "2026-09", attribution=KDDI_ACME, gpu: str = "GPU-1") -> ClaimKey:
+    return ClaimKey(gpu, hour, attribution, "2026-09", booking)
+
+
+def letter(reason: str = "schema", provider: str | None = "sakura", reseller: str | None = "kddi",
+           received_ms: int = 1_000, raw: bytes = b'{"x": 1}') -> DeadLetter:
+    return DeadLetter(reason, "detail", raw, received_ms, "gpu.usage", 0, 7, 0, "ingest-1", provider, reseller)
+
+
+# -- the catalog ------------------------------------------------------------------------
+
+
+async def test_given_nothing_loaded_then_the_catalog_is_empty_at_revision_0(store):
+    catalog, revision = await store.catalog()
+    assert (catalog, revision) == (Catalog(), 0)
+    assert await store.catalog_revision() == 0
+
+
+async def test_given_a_load_then_the_same_catalog_comes_back_at_a_new_revision(store):
+    merged = await load_catalog(store)
+    catalog, revision = await store.catalog()
+    assert catalog == merged and revision >= 1
+    assert await store.catalog_revision() == revision
+    assert await store.member_exists("kddi") and not await store.member_exists("nobody")
+
+
+# -- intake -----------------------------------------------------------------------------
+
+
+async def test_positions_start_absent_and_never_move_back(store):
+    async with store.intake() as tx:
+        assert await tx.positions("gpu.usage", [0, 1]) == {}
+        await tx.advance_positions("gpu.usage", {0: 10, 1: 3})
+    async with store.intake() as tx:
+        await tx.advance_positions("gpu.usage", {0: 5})
+    async with store.intake() as tx:
+        assert await tx.positions("gpu.usage", [0, 1, 2]) == {0: 10, 1: 3}
+    await store.forget_positions("gpu.usage")
+    async with store.intake() as tx:
+        assert await tx.positions("gpu.usage", [0, 1]) == {}
+
+
+async def test_claims_come_back_by_gpu_and_hour_and_only_grow(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1011), (key(gpu="GPU-2"), 1)])
+    async with store.intake() as tx:
+        assert await tx.claims([("GPU-1", HOUR)]) == [(key(), 0b1011)]
+        assert await tx.claims([("GPU-1", HOUR + 3600)]) == []
+        await tx.write_claims([(key(), 0b1111)])
+    with pytest.raises(LedgerError):
+        async with store.intake() as tx:
+            await tx.write_claims([(key(), 0b0001)])
+    async with store.intake() as tx:
+        assert await tx.claims([("GPU-1", HOUR)]) == [(key(), 0b1111)]
+
+
+async def test_a_transaction_that_raises_leaves_nothing_behind(store):
+    with pytest.raises(RuntimeError):
+        async with store.intake() as tx:
+            await tx.write_claims([(key(), 1)])
+            await tx.write_dead_letters([letter()])
+            await tx.write_tallies([Tally("ingest-1", "gpu.usage", 0, {"accepted": 1})])
+            await tx.advance_positions("gpu.usage", {0: 1})
+            raise RuntimeError("the worker stopped")
+    async with store.intake() as tx:
+        assert await tx.claims([("GPU-1", HOUR)]) == []
+        assert await tx.positions("gpu.usage", [0]) == {}
+    assert (await store.ingest_tally("ingest-1"))["received"] == 0
+    assert await store.dead_letter_page(DeadLetterFilter(), 0, 10, 100) == []
+
+
+async def test_tallies_sum_per_ingest(store):
+    async with store.intake() as tx:
+        await tx.write_tallies([
+            Tally("a", "gpu.usage", 0, {"accepted": 2, "schema": 1}),
+            Tally("a", "gpu.usage", 1, {"duplicate": 3}),
+            Tally("b", "gpu.usage", 0, {"accepted": 5}),
+        ])
+    await store.record_rejections([letter("malformed", None, None)], Tally("a", None, None, {"malformed": 1}))
+    sums = await store.ingest_tally("a")
+    assert (sums["received"], sums["accepted"], sums["duplicate"], sums["schema"], sums["malformed"]) == (7, 2, 3, 1, 1)
+    assert (await store.ingest_tally("none"))["received"] == 0
+
+
+# -- the books --------------------------------------------------------------------------
+
+
+async def test_a_closed_booking_period_takes_no_more_seconds(store):
+    await load_catalog(store)
+    async with store.books(close=True) as books:
+        await books.record_close("2026-09", ["kddi"])
+    with pytest.raises(LedgerError):
+        async with store.intake() as tx:
+            await tx.write_claims([(key(booking="2026-09"), 1)])
+    async with store.intake() as tx:
+        assert await tx.closed_through() == "2026-09"
+        await tx.write_claims([(key(booking="2026-10"), 1)])
+
+
+async def test_the_books_only_move_forward_and_remember_who_was_a_member(store):
+    async with store.books(close=True) as books:
+        assert await books.closed_through() is None
+        await books.record_close("2026-09", ["highreso", "kddi"])
+    with pytest.raises(LedgerError):
+        async with store.books(close=True) as books:
+            await books.record_close("2026-08", ["kddi"])
+    async with store.books() as books:
+        assert await books.closed_through() == "2026-09"
+        assert await books.members_at_close("2026-07") == ["highreso", "kddi"]
+        assert await books.members_at_close("2026-10") is None
+
+
+async def test_a_closed_statement_is_stored_once(store):
+    async with store.books(close=True) as books:
+        await books.store_closed_statement("2026-09", b'{"period":"2026-09"}')
+    with pytest.raises(LedgerError):
+        async with store.books(close=True) as books:
+            await books.store_closed_statement("2026-09", b"{}")
+    async with store.snapshot() as books:
+        assert await books.closed_statement("2026-09") == b'{"period":"2026-09"}'
+        assert await books.closed_statements() == {"2026-09": b'{"period":"2026-09"}'}
+        assert await books.closed_statement("2026-10") is None
+
+
+async def test_the_journal_appends_balanced_entries_after_its_head(store):
+    entries = [journal.Entry("transfer", {"transfer": 0}, [("kddi/cash", -5), ("sakura/cash", 5)])]
+    async with store.books(close=True) as books:
+        assert await books.journal_head() == (0, journal.GENESIS_HASH)
+        await books.append_journal(journal.chain("2026-09", entries, 0, journal.GENESIS_HASH))
+    async with store.books(close=True) as books:
+        seq, head = await books.journal_head()
+        assert seq == 1
+        chained = journal.chain("2026-10", entries, seq, head)
+        await books.append_journal(chained)
+    async with store.snapshot() as books:
+        stored = [entry async for entry in books.journal()]
+        assert [e.seq for e in stored] == [1, 2]
+        assert [e.period async for e in books.journal("2026-10")] == ["2026-10"]
+    assert journal.check_chain(stored)[0] == 2
+    unbalanced = [journal.Entry("transfer", {"transfer": 0}, [("kddi/cash", -5), ("sakura/cash", 4)])]
+    with pytest.raises(LedgerError):
+        async with store.books(close=True) as books:
+            seq, head = await books.journal_head()
+            await books.append_journal(journal.chain("2026-11", unbalanced, seq, head))
+
+
+async def test_hour_usages_sum_an_hour_and_keep_bits_where_asked(store):
+    await load_catalog(store)
+    other = ("sakura", "kddi", "beta", "H200")
+    async with store.intake() as tx:
+        await tx.write_claims([
+            (key(), 0b11), (key(gpu="GPU-2"), 0b100), (key(attribution=other), 1 << 9),
+            (key(hour=HOUR + 3600), 0b1),
+        ])
+    async with store.books() as books:
+        assert await books.earliest_booking_period() == "2026-09"
+        usages = sorted(await books.hour_usages("2026-09", [HOUR + 3600]), key=lambda u: (u.tenant, u.hour_start))
+    assert [(u.tenant, u.hour_start, u.seconds, u.bits) for u in usages] == [
+        ("acme", HOUR, 3, None), ("acme", HOUR + 3600, 1, 1), ("beta", HOUR, 1, None),
+    ]
+
+
+async def test_evidence_lists_a_periods_bitmaps_in_order_with_the_other_periods_bits(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(gpu="GPU-b"), 0b01), (key(gpu="GPU-a"), 0b1), (key(gpu="GPU-b", booking="2026-10"), 0b10)])
+    async with store.snapshot() as reader:
+        found = [(e.key.gpu_uuid, e.bits, e.elsewhere) async for e in reader.evidence("2026-09")]
+    assert found == [("GPU-a", 1, 0), ("GPU-b", 1, 2)]
+
+
+# -- dead letters -----------------------------------------------------------------------
+
+
+async def test_dead_letters_are_listed_by_id_for_the_members_they_name(store):
+    async with store.intake() as tx:
+        await tx.write_dead_letters([letter(), letter("malformed", None, None), letter(provider="kddi", reseller="kddi")])
+    everything = await store.dead_letter_page(DeadLetterFilter(), 0, 10, 4)
+    assert [row["id"] for row in everything] == sorted(row["id"] for row in everything)
+    assert bytes(everything[0]["raw_head"]) == b'{"x"' and everything[0]["raw_bytes"] == 8
+    sakura = await store.dead_letter_page(DeadLetterFilter(member="sakura"), 0, 10, 4)
+    assert [row["provider"] for row in sakura] == ["sakura"]
+    kddi = await store.dead_letter_page(DeadLetterFilter(member="kddi"), 0, 10, 4)
+    assert len(kddi) == 2
+    after = await store.dead_letter_page(DeadLetterFilter(), everything[0]["id"], 1, 4)
+    assert [row["id"] for row in after] == [everything[1]["id"]]
+    assert await store.dead_letter_page(DeadLetterFilter(reason="malformed"), 0, 10, 4) == [everything[1]]
+
+
+async def test_a_replay_is_recorded_once(store):
+    async with store.intake() as tx:
+        await tx.write_dead_letters([letter(), letter(raw=b"two")])
+    ids = [row["id"] for row in await store.dead_letter_page(DeadLetterFilter(), 0, 10, 4)]
+    async with store.intake() as tx:
+        targets = await tx.replay_targets(ids + [ids[-1] + 1000])
+        assert sorted(targets) == ids and targets[ids[1]].raw == b"two" and not targets[ids[0]].replayed
+        assert await tx.record_replays([(ids[0], "accepted")]) == 1
+    async with store.intake() as tx:
+        assert await tx.record_replays([(ids[0], "duplicate"), (ids[1], "schema")]) == 1
+        assert (await tx.replay_targets(ids))[ids[0]].replayed
+    refs = await store.dead_letter_refs(ids)
+    assert refs[ids[0]].replayed and refs[ids[0]].provider == "sakura"
+    assert await store.unreplayed_dead_letters(DeadLetterFilter(member="sakura"), 10) == []
+    assert await store.count_replayed(DeadLetterFilter(member="sakura")) == 2
+    assert [found async for found in store.dead_letter_raws(ids)] == [(ids[0], b'{"x": 1}'), (ids[1], b"two")]
+
+
+async def test_a_nul_in_a_filter_is_the_callers_input_error(store):
+    with pytest.raises(InputError):
+        await store.dead_letter_page(DeadLetterFilter(member="k\x00ddi"), 0, 10, 4)
+    with pytest.raises(InputError):
+        await store.hour_usage(0, 3600, None, "s\x00", None, None, None)
+
+
+# -- usage and tokens --------------------------------------------------------------------
+
+
+async def test_hour_usage_is_scoped_to_a_member_and_filtered(store):
+    await load_catalog(store)
+    own = ("kddi", "kddi", "kdd-1", "H100")
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b11), (key(attribution=own, gpu="GPU-9"), 0b1)])
+    everything = await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)
+    assert sorted((u.tenant, u.seconds) for u in everything) == [("acme", 2), ("kdd-1", 1)]
+    sakura = await store.hour_usage(HOUR, HOUR + 3600, "sakura", None, None, None, None)
+    assert [(u.provider, u.tenant) for u in sakura] == [("sakura", "acme")]
+    assert await store.hour_usage(HOUR, HOUR + 3600, None, None, None, "B200", None) == []
+    assert await store.hour_usage(HOUR + 3600, HOUR + 7200, None, None, None, None, None) == []
+
+
+async def test_tokens_are_found_revoked_once_and_keyed_by_one_pseudonym_key(store):
+    await load_catalog(store)
+    token = TokenRecord("0123456789abcdef", "member", "kddi", b"s" * 16, b"h" * 32, False)
+    await store.insert_token(token, "ops")
+    assert await store.token("0123456789abcdef") == token
+    assert await store.token("fedcba9876543210") is None
+    assert await store.revoke_token("0123456789abcdef") is True
+    assert await store.revoke_token("0123456789abcdef") is False
+    assert await store.revoke_token("fedcba9876543210") is None
+    assert (await store.token("0123456789abcdef")).revoked
+    first = await store.pseudonym_key(b"k" * 32)
+    assert first == b"k" * 32 and await store.pseudonym_key(b"z" * 32) == first

@@ -1,0 +1,124 @@
+"""The intake service on the in-memory store: redeliveries, retries, replays, counting.
+
+Given records as a worker takes them, when `Intake.apply` decides them, then every
+received event is accepted, duplicate or rejected, exactly once, whatever is redelivered.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from ledger.domain.access import OPERATOR
+from ledger.domain.errors import ServiceUnavailable, StoreBusy
+from ledger.domain.ports import DeadLetterFilter
+from ledger.domain.records import Record
+from ledger.service import deadletters
+from ledger.service import ingest as ingest_service
+from ledger.service.intake import Intake
+from schemas.wire import CONTENT_TYPE_HEADER, INGEST_HEADER, REPLAY_HEADER, SINGLE_CONTENT_TYPE
+from tests.factories import DEFAULT_CATALOG, encode, ms, usage_event
+from tests.service.conftest import TOPIC, LoopbackPublisher, deliver, load_catalog
+
+RECEIVED_MS = ms("2026-10-03T13:00:00Z")
+
+
+def record(offset: int, event: dict | bytes, partition: int = 0, ingest: str = "one", headers=None) -> Record:
+    value = event if isinstance(event, bytes) else encode(event)
+    found = {CONTENT_TYPE_HEADER: SINGLE_CONTENT_TYPE, INGEST_HEADER: ingest.encode()}
+    return Record(TOPIC, partition, offset, RECEIVED_MS, value, {**found, **(headers or {})})
+
+
+async def test_a_redelivered_batch_is_skipped_and_counted_once(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    intake = Intake(store)
+    batch = [record(i, usage_event(time=f"2026-10-03T12:00:0{i}Z")) for i in range(3)]
+    first = await intake.apply(batch)
+    again = await intake.apply(batch)
+    assert (first.received, first.outcomes["accepted"]) == (3, 3)
+    assert (again.received, again.skipped_records) == (0, 3)
+    assert (await ingest_service.tally(store, "one"))["accepted"] == 3
+
+
+async def test_records_past_the_stored_position_are_applied_even_in_a_mixed_batch(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    intake = Intake(store)
+    await intake.apply([record(0, usage_event())])
+    result = await intake.apply([record(0, usage_event()), record(1, usage_event(gpu_uuid="GPU-2"))])
+    assert (result.skipped_records, result.received, result.outcomes["accepted"]) == (1, 1, 1)
+
+
+async def test_every_event_gets_a_verdict_and_rejections_keep_their_bytes(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    bad = b'{"specversion": "1.0", "id": 1}'
+    result = await Intake(store).apply([record(0, usage_event()), record(1, bad), record(2, b"\xff\xfe")])
+    assert dict(result.outcomes) == {"accepted": 1, "schema": 1, "malformed": 1}
+    page = await deadletters.page(store, None)
+    assert [item["raw"].encode() for item in page["items"]][:1] == [bad]
+    tally = await ingest_service.tally(store, "one")
+    assert tally == {"received": 3, "accepted": 1, "duplicate": 0, "rejected": {"malformed": 1, "schema": 1}}
+
+
+async def test_a_busy_or_unavailable_store_is_retried_until_the_batch_is_written(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    failures = [StoreBusy("deadlock"), ServiceUnavailable("restarting")]
+    real = store.intake
+
+    def flaky():
+        if failures:
+            raise failures.pop(0)
+        return real()
+
+    store.intake = flaky
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    result = await Intake(store, sleep=sleep).apply([record(0, usage_event())])
+    assert result.outcomes["accepted"] == 1 and slept == [0.05, 0.1]
+
+
+async def test_a_catalog_loaded_between_batches_decides_the_next_one(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    intake = Intake(store)
+    h100 = usage_event(sku="B200", time="2026-10-03T12:00:00Z")
+    assert (await intake.apply([record(0, h100)])).outcomes == {"no_price": 1}
+    await load_catalog(store, DEFAULT_CATALOG.replace(
+        '"2026-12-01T00:00:00+09:00"', '"2026-12-01T00:00:00+09:00"'
+    ) + '[[retail_prices]]\nreseller = "kddi"\nsku = "B200"\nyen_per_gpu_hour = "1"\neffective_from = "2026-01-01T00:00:00+09:00"\n')
+    assert (await intake.apply([record(1, usage_event(sku="B200", gpu_uuid="GPU-9"))])).outcomes == {"accepted": 1}
+
+
+async def test_a_replay_is_judged_from_the_stored_bytes_once(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    publisher = LoopbackPublisher(clock_ms=lambda: RECEIVED_MS)
+    intake = Intake(store)
+    await publisher.send_events([encode(usage_event(sku="B200"))], "one")
+    await deliver(publisher, intake)
+    dead = (await deadletters.page(store, None))["items"][0]
+    assert dead["reason"] == "no_price"
+    await load_catalog(store, DEFAULT_CATALOG + '[[retail_prices]]\nreseller = "kddi"\nsku = "B200"\nyen_per_gpu_hour = "1"\neffective_from = "2026-01-01T00:00:00+09:00"\n')
+    first = await deadletters.replay(store, publisher, OPERATOR, ids=[dead["id"]])
+    second = await deadletters.replay(store, publisher, OPERATOR, ids=[dead["id"]])
+    await deliver(publisher, intake)
+    assert (await ingest_service.tally(store, first["ingest_id"]))["accepted"] == 1
+    assert (await ingest_service.tally(store, second["ingest_id"]))["received"] == 0  # skipped, uncounted
+    assert await store.count_replayed(DeadLetterFilter()) == 1
+
+
+async def test_a_replay_naming_no_dead_letter_is_malformed_not_fatal(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    result = await Intake(store).apply([record(0, b"{}", headers={REPLAY_HEADER: b"999"}),
+                                       record(1, b"{}", headers={REPLAY_HEADER: b"x"})])
+    assert dict(result.outcomes) == {"malformed": 2}
+
+
+async def test_a_batch_record_counts_each_element(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    publisher = LoopbackPublisher(clock_ms=lambda: RECEIVED_MS)
+    lines = [orjson.dumps(usage_event(time=f"2026-10-03T12:00:{s:02d}Z")) for s in range(10)] + [b"[]", b"7"]
+    published = await ingest_service.publish(store, publisher, lines, "batch", batch_max_events=4)
+    await deliver(publisher, Intake(store))
+    tally = await ingest_service.tally(store, "batch")
+    assert published.received == tally["received"] == 12
+    assert tally["accepted"] == 10 and tally["rejected"] == {"malformed": 2}
