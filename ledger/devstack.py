@@ -223,50 +223,6 @@ def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     return outcome["value"]
 
 
-async def _kafka_metadata_ok(bootstrap: str, timeout: float) -> bool:
-    from aiokafka import AIOKafkaClient
-    from aiokafka.errors import KafkaError
-
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=max(int(timeout * 1000), 1000)
-    )
-    try:
-        await asyncio.wait_for(client.bootstrap(), timeout)
-        return bool(client.cluster.brokers())
-    except (TimeoutError, KafkaError, OSError):
-        return False
-    finally:
-        await client.close()
-
-
-async def _ensure_database(port: int, timeout: float) -> None:
-    import asyncpg
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            connection = await asyncpg.connect(
-                host=LOCAL_HOST, port=port, user=DATABASE_USER, database="postgres", timeout=5
-            )
-            break
-        except (TimeoutError, OSError, asyncpg.CannotConnectNowError):
-            # pg_ctl -w returned, but a server finishing crash recovery can still refuse.
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-    try:
-        exists = await connection.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE_NAME
-        )
-        if not exists:
-            try:
-                await connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass  # another `dev up` created it in the meantime
-    finally:
-        await connection.close()
-
-
 # --------------------------------------------------------------------------- the stack
 
 
@@ -366,6 +322,10 @@ class Stack:
         self, process: subprocess.Popen[bytes], port: int, log_path: Path, offset: int,
         timeout: float,
     ) -> None:
+        # Imported here: `dev status` and `dev down` import this module but never talk to
+        # Kafka, and aiokafka would add about 50 ms to their start-up.
+        from streams.topics import broker_ready
+
         deadline = time.monotonic() + timeout
         bootstrap = f"{LOCAL_HOST}:{port}"
         while True:
@@ -377,7 +337,7 @@ class Stack:
                     _log_tail(log_path, offset),
                 )
             # Connect first: aiokafka logs an ERROR for every refused bootstrap attempt.
-            if _accepts_connections(port) and _run_coroutine(_kafka_metadata_ok(bootstrap, 3.0)):
+            if _accepts_connections(port) and _run_coroutine(broker_ready(bootstrap, 3.0)):
                 # Another broker could hold the port if ours lost a race to bind it.
                 if process.poll() is None:
                     return
@@ -455,8 +415,17 @@ class Stack:
             POSTGRES, POSTGRES, postmaster_pid, chosen_port, log_path,
             [str(bin_dir / "postgres"), "-D", str(self.data_dir), *server_options],
         )
+        # Imported here: `dev status` and `dev down` import this module but never open a
+        # connection, and asyncpg would add about 50 ms to their start-up.
+        from ledger.postgres.admin import ensure_database
+
         try:
-            _run_coroutine(_ensure_database(chosen_port, timeout=min(timeout, 30.0)))
+            _run_coroutine(
+                ensure_database(
+                    LOCAL_HOST, chosen_port, DATABASE_USER, DATABASE_NAME,
+                    timeout=min(timeout, 30.0),
+                )
+            )
         except Exception as error:
             self._stop_postgres(record)
             self._forget(POSTGRES)
