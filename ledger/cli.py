@@ -109,7 +109,8 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool, api: bool
 
     Starts only what is not running, so a component that died comes back.
     """
-    from ledger import devstack, store
+    from ledger import dev as devstack
+    from ledger import store
     from streams.topics import ensure_topic
 
     settings = obj.settings
@@ -144,7 +145,7 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool, api: bool
             timeout=120,
         )
     if api and not stack.is_running("api"):
-        from ledger.devstack import free_port
+        from ledger.dev import free_port
 
         previous = stack.component("api")
         port = (previous or {}).get("port") or free_port()
@@ -183,7 +184,7 @@ def _worker_argv(settings: config.Settings, name: str, ready: Path, partitions: 
 @click.pass_obj
 def dev_down(obj: Context) -> None:
     """Stop exactly what `dev up` started (PostgreSQL's data is kept)."""
-    from ledger import devstack
+    from ledger import dev as devstack
 
     devstack.Stack(obj.settings.home, log=_notice).down()
 
@@ -192,7 +193,7 @@ def dev_down(obj: Context) -> None:
 @click.pass_obj
 def dev_status(obj: Context) -> None:
     """Print the stack's components as JSON."""
-    from ledger import devstack
+    from ledger import dev as devstack
 
     components = devstack.Stack(obj.settings.home).status()
     _echo_json(
