@@ -26,7 +26,7 @@ test-fast: $(STAMP)
 
 ## demo: start the local stack, run the public scenario, leave the stack running
 demo: $(STAMP)
-	$(BIN)/python -m ledger.demo
+	$(BIN)/python -m ledger.dev.demo
 
 ## bench: end-to-end throughput and memory figures
 bench: $(STAMP)

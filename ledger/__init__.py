@@ -2,5 +2,5 @@
 
 The pure domain lives in this package's modules `periods`, `catalog`, `events`,
 `metering` and `rating`: they import no database, Kafka or web code. `store` is the
-PostgreSQL adapter, `cli` the command line, `devstack` the embedded local stack.
+PostgreSQL adapter, `cli` the command line, `dev` the embedded local stack.
 """

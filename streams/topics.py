@@ -1,4 +1,4 @@
-"""The consumer group of the workers, and topic administration.
+"""The consumer group of the workers, topic administration, and whether a broker answers.
 
 The usage topic's default name is a wire contract (`schemas.wire.USAGE_TOPIC`); which
 topic a deployment uses is a setting (`ledger.settings`).
@@ -6,6 +6,9 @@ topic a deployment uses is a setting (`ledger.settings`).
 
 from __future__ import annotations
 
+import asyncio
+
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -32,3 +35,17 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
                 pass
     finally:
         await admin.close()
+
+
+async def broker_ready(bootstrap: str, timeout: float) -> bool:
+    """Whether a broker at bootstrap answers a metadata request within timeout seconds."""
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=max(int(timeout * 1000), 1000)
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        return bool(client.cluster.brokers())
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    finally:
+        await client.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.devstack import free_port
+from ledger.dev import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

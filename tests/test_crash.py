@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ledger.devstack import Stack
+from ledger.dev import Stack
 from tests.db import fetch
 from tests.scenario import batch_bytes, expected, normalized, scenario_dirs
 

@@ -23,8 +23,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ledger import devstack
-from ledger.devstack import DevStackError, Stack, free_port, postgres_bin_dir, tansu_binary
+from ledger.dev import DevStackError, Stack, free_port, postgres_bin_dir, tansu_binary
+from ledger.dev import stack as devstack
 
 
 def _make_world_enterable_folder() -> Path:

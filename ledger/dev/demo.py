@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCENARIO = Path(__file__).resolve().parent.parent / "tests" / "scenarios" / "alliance-2026-q3"
+# The repository root is three levels up: ledger/dev/demo.py.
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "tests" / "scenarios" / "alliance-2026-q3"
 
 
 def gpuledger(*args: str, stdin: bytes | None = None, capture: bool = False) -> bytes:
