@@ -34,14 +34,14 @@ def ingest(obj: Context, file: str, wait: bool, timeout: float, batch_events: in
     progress = Progress()
 
     async def publish_and_count() -> dict:
-        async with wiring.store(settings) as store:
-            async with wiring.publisher(settings) as publisher:
-                with stream:
-                    published = await ingest_service.publish(
-                        store, publisher, split_lines(read_chunks(stream)), ingest_id,
-                        batch_max_events=batch_events,
-                        on_progress=lambda n: progress.show("published", n),
-                    )
+        # The broker first: a file is only read once something can take its events.
+        async with wiring.publisher(settings) as publisher, wiring.store(settings) as store:
+            with stream:
+                published = await ingest_service.publish(
+                    store, publisher, split_lines(read_chunks(stream)), ingest_id,
+                    batch_max_events=batch_events,
+                    on_progress=lambda n: progress.show("published", n),
+                )
             progress.show("published", published.received, final=True)
             if not wait:
                 return {"ingest_id": ingest_id, "received": published.received, "records": published.records}

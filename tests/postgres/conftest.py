@@ -3,7 +3,6 @@ fresh database per test cloned from that template (a clone takes milliseconds)."
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import shutil
@@ -11,12 +10,13 @@ import sys
 
 import asyncpg
 import pytest
-from ledger.dev import Stack
 
+from ledger.dev import Stack
+from ledger.dev.processes import run_coroutine
 from ledger.postgres.connection import connection
 from ledger.postgres.schema import migrate
 from ledger.settings import APP_ROLE, with_user
-from tests.conftest import world_enterable_tmp
+from tests.conftest import _world_enterable_tmp as world_enterable_tmp
 
 TEMPLATE = "contract_template"
 _names = itertools.count(1)
@@ -37,7 +37,7 @@ def postgres_server():
             async with connection(_database(owner_url, TEMPLATE)) as conn:
                 await migrate(conn)
 
-        asyncio.run(prepare())
+        run_coroutine(prepare())  # a thread of its own if an event loop runs here
         yield owner_url
     finally:
         stack.down()
@@ -52,12 +52,16 @@ def _database(url: str, name: str) -> str:
 
 
 @pytest.fixture
-async def fresh_database(postgres_server) -> str:
+def fresh_database(postgres_server) -> str:
     """The application role's URL of a new, migrated, empty ledger database."""
     name = f"contract_{os.getpid()}_{next(_names)}"
-    conn = await asyncpg.connect(postgres_server)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    finally:
-        await conn.close()
+
+    async def create() -> None:
+        conn = await asyncpg.connect(postgres_server)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        finally:
+            await conn.close()
+
+    run_coroutine(create())
     return with_user(_database(postgres_server, name), APP_ROLE)
