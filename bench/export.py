@@ -21,9 +21,9 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.pipeline import CATALOG, ROOT, BenchStack, notice, run_benchmark
+from bench.harness import CATALOG, RESULTS_DIR, ROOT, LocalStack, notice, run_benchmark
 
-RESULTS_FILE = ROOT / "bench-results" / "export.json"
+RESULTS_FILE = RESULTS_DIR / "export.json"
 PERIOD = "2026-09"
 PERIOD_START = 1788188400  # 2026-09-01T00:00:00+09:00
 HOURS_IN_PERIOD = 720
@@ -85,14 +85,14 @@ def run_measured(argv: list[str], env: dict) -> dict:
             "vm_hwm_mib": hwm / 1024}
 
 
-def run(args: argparse.Namespace, folder: Path, stack: BenchStack) -> dict:
+def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
     notice("starting a stack")
     stack.up(1)
     (folder / "catalog.toml").write_text(CATALOG)
     stack.run("catalog", "load", str(folder / "catalog.toml"))
     stack.run("keys", "init")
     notice(f"writing {args.gpu_hours:,} GPU-hours of billed seconds")
-    fill_seconds = asyncio.run(fill(stack.state()["database_url"], args.gpu_hours))
+    fill_seconds = asyncio.run(fill(stack.database_url, args.gpu_hours))
     notice("closing the period")
     started = time.perf_counter()
     stack.run("settle", PERIOD, "--close", timeout=1800)
