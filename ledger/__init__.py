@@ -1,6 +1,7 @@
 """gpuledger: usage metering and cross-billing ledger for an alliance of GPU clouds.
 
-The pure domain lives in this package's modules `periods`, `catalog`, `events`,
-`metering` and `rating`: they import no database, Kafka or web code. `store` is the
-PostgreSQL adapter, `cli` the command line, `dev` the embedded local stack.
+One package per room (docs/architecture.md): `domain` (the rules, pure), `service` (the
+use cases, over the ports of `domain.ports`), `postgres` and `memory` (the stores),
+`http` (the usage API), `cli` (the command line, the composition root), `dev` (the local
+stack), and `settings` (where the services are).
 """

@@ -2,7 +2,7 @@
 
 A contract model: it documents SPEC.md's check 2 (`schema`) and is the source of
 `json/usage-event.schema.json`. The product does not use it; `ledger.events` checks
-events with hand-written code, for speed. `tests/test_schemas.py` holds the two to
+events with hand-written code, for speed. `tests/schemas/test_schemas.py` holds the two to
 the same verdict.
 
 JSON types are strict (nothing is coerced: `"60"`, `60.0` and `true` are not integers).

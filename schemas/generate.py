@@ -4,7 +4,7 @@
 `model_json_schema(by_alias=True)`, then given `$schema`, `$id` and a title, and printed
 with sorted keys, two-space indents and a trailing newline, so the output depends on the
 models only. With `--check` nothing is written: it lists the files that differ from what
-it would write and exits 1 if there are any (tests/test_schemas.py does the same).
+it would write and exits 1 if there are any (tests/schemas/test_schemas.py does the same).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ they cancel the current task, which would be the fetcher).
 
 `LedgerApp` is a `faust.App` whose consumer transport is `Transport` below; producers
 are Faust's own. pyproject.toml keeps Faust below 0.16 because the call to `wait_first`
-is internal to its consumer: `tests/test_faust_ext.py` checks that call is still there.
+is internal to its consumer: `tests/streams/test_faust_ext.py` checks that call is still there.
 """
 
 from __future__ import annotations

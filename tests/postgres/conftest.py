@@ -11,12 +11,12 @@ import sys
 import asyncpg
 import pytest
 
+from bench.harness import world_enterable_folder as world_enterable_tmp
 from ledger.dev import Stack
 from ledger.dev.processes import run_coroutine
 from ledger.postgres.connection import connection
 from ledger.postgres.schema import migrate
 from ledger.settings import APP_ROLE, with_user
-from tests.conftest import _world_enterable_tmp as world_enterable_tmp
 
 TEMPLATE = "contract_template"
 _names = itertools.count(1)

@@ -11,7 +11,7 @@ import pytest
 
 from ledger.dev import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gpuledger(*args: str, home: Path, input: bytes | None = None, **env):

@@ -1,4 +1,4 @@
-"""A test-only writer of auditor bundles (docs/auditor-bundle.md), for tests/test_auditor_verify.py.
+"""A test-only writer of auditor bundles (docs/auditor-bundle.md), for tests/auditor/test_auditor_verify.py.
 
 It is deliberately naive and shares nothing with `auditor/` (nor with `ledger/`): it walks
 every billed second, looks up its price and agreement by scanning the catalog, groups

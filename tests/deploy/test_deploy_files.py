@@ -17,7 +17,7 @@ from prometheus_client.metrics import MetricWrapperBase
 import ledger.http.metrics
 import streams.metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "gpuledger-dashboard.json"
 COMPOSE = ROOT / "docker-compose.yml"

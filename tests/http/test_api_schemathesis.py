@@ -38,10 +38,11 @@ from schemathesis.specs.openapi.checks import (
 from ledger.http.app import create_app
 from ledger.memory.store import MemoryStore
 from ledger.settings import Settings
+from tests.scenario import SCENARIOS
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(600)]
 
-CATALOG = Path(__file__).parent / "scenarios" / "alliance-2026-q3" / "catalog.toml"
+CATALOG = SCENARIOS / "alliance-2026-q3" / "catalog.toml"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

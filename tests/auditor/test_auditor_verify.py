@@ -1,4 +1,4 @@
-"""The auditor's independent verifier (auditor/), on bundles written by tests/auditor_bundles.py.
+"""The auditor's independent verifier (auditor/), on bundles written by tests/auditor/auditor_bundles.py.
 
 A valid bundle verifies; every kind of tampering is caught at the first discrepancy,
 with a message naming the file and, where there is one, the line. Deeper checks are
@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auditor.verify import VerificationError, verify_bundle
-from tests.auditor_bundles import (
+from tests.auditor.auditor_bundles import (
     FILES,
     Usage,
     chain,
@@ -32,7 +32,7 @@ from tests.auditor_bundles import (
     write_ndjson,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from schemas.event import UsageEvent
 from schemas.manifest import Manifest
 from schemas.statement import Statement
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "tests" / "scenarios" / "alliance-2026-q3"
 SPEC = ROOT.parent / "shared" / "SPEC.md"
 

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_pipeline_benchmark_runs_every_phase(tmp_path):
