@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.errors import VerificationError
-from auditor.statement import Invoice, Statement
+from auditor.settlement import Invoice
+from auditor.statement import Statement
 from auditor.strictjson import JSONProblem, canonical, is_int, parse, same, show
 
 FILE = "journal.ndjson"
