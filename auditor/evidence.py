@@ -109,7 +109,7 @@ class _Reader:
         self.catalog = catalog
         self.members = set(catalog.members)
         self.hours: dict[str, int] = {}  # a bounded cache of parsed hour_start values
-        self.good_periods: set[str] = set()
+        self.good_periods: set[str] = set()  # service periods already found well-formed
 
     def read(self, raw: bytes, where: str) -> _Line:
         line = _decode(raw, where)
