@@ -115,6 +115,28 @@ def parse_catalog(data: bytes) -> Catalog:
         {"currency", "timezone", "tax_rate_percent", "acceptance_horizon_days", "members", "skus",
          "retail_prices", "agreements"},
     )
+    zone_name, zone, tax, horizon = _settings(document)
+    members = _members(document)
+    skus = _skus(document)
+    retail = _retail_prices(document, set(members), skus)
+    agreements = _agreements(document, set(members), skus)
+    for versions in (*retail.values(), *agreements.values()):
+        versions.seal()
+    return Catalog(
+        currency=document["currency"],
+        timezone=zone_name,
+        tax_rate_percent=tax,
+        acceptance_horizon_days=horizon,
+        periods=Periods(zone),
+        members=members,
+        skus=skus,
+        retail=retail,
+        agreements=agreements,
+    )
+
+
+def _settings(document: dict) -> tuple[str, ZoneInfo, int, int]:
+    """The top-level settings: (time zone name, time zone, tax rate, acceptance horizon)."""
     if document["currency"] != "JPY":
         raise _fail("", f"currency is {document['currency']!r}; JPY is the only currency")
     zone_name = document["timezone"]
@@ -130,7 +152,10 @@ def parse_catalog(data: bytes) -> Catalog:
     horizon = document["acceptance_horizon_days"]
     if not is_int(horizon) or horizon < 0:
         raise _fail("", "acceptance_horizon_days is not a whole number >= 0")
+    return zone_name, zone, tax, horizon
 
+
+def _members(document: dict) -> list[str]:
     members: list[str] = []
     for index, member in enumerate(_list(document, "members")):
         where = f"members[{index}]: "
@@ -148,8 +173,10 @@ def parse_catalog(data: bytes) -> Catalog:
         ):
             raise _fail(where, "invoice_registration is neither null nor T and 13 digits")
         members.append(member_id)
-    member_set = set(members)
+    return members
 
+
+def _skus(document: dict) -> set[str]:
     skus: set[str] = set()
     for index, sku in enumerate(_list(document, "skus")):
         where = f"skus[{index}]: "
@@ -161,32 +188,40 @@ def parse_catalog(data: bytes) -> Catalog:
         if "description" in sku and not isinstance(sku["description"], str | None):
             raise _fail(where, "description is not a string")
         skus.add(sku["id"])
+    return skus
 
-    def party(obj: dict, name: str, where: str) -> str:
-        value = obj[name]
-        if not isinstance(value, str) or value not in member_set:
-            raise _fail(where, f"{name} {value!r} is not a member of the catalog")
-        return value
 
-    def sku_of(obj: dict, where: str) -> str:
-        value = obj["sku"]
-        if not isinstance(value, str) or value not in skus:
-            raise _fail(where, f"sku {value!r} is not a SKU of the catalog")
-        return value
+def _party(obj: dict, name: str, where: str, members: set[str]) -> str:
+    value = obj[name]
+    if not isinstance(value, str) or value not in members:
+        raise _fail(where, f"{name} {value!r} is not a member of the catalog")
+    return value
 
-    def effective(obj: dict, where: str) -> tuple[int, str]:
-        text = obj["effective_from"]
-        epoch = parse_instant(text)
-        if epoch is None:
-            raise _fail(where, f"effective_from {text!r} is not a UTC instant YYYY-MM-DDTHH:MM:SSZ")
-        return epoch, text
 
+def _sku(obj: dict, where: str, skus: set[str]) -> str:
+    value = obj["sku"]
+    if not isinstance(value, str) or value not in skus:
+        raise _fail(where, f"sku {value!r} is not a SKU of the catalog")
+    return value
+
+
+def _effective(obj: dict, where: str) -> tuple[int, str]:
+    text = obj["effective_from"]
+    epoch = parse_instant(text)
+    if epoch is None:
+        raise _fail(where, f"effective_from {text!r} is not a UTC instant YYYY-MM-DDTHH:MM:SSZ")
+    return epoch, text
+
+
+def _retail_prices(
+    document: dict, members: set[str], skus: set[str]
+) -> dict[tuple[str, str], Versions]:
     retail: dict[tuple[str, str], Versions] = {}
     for index, price in enumerate(_list(document, "retail_prices")):
         where = f"retail_prices[{index}]: "
         _keys(price, where, {"reseller", "sku", "effective_from", "yen_per_gpu_hour"})
-        key = (party(price, "reseller", where), sku_of(price, where))
-        epoch, text = effective(price, where)
+        key = (_party(price, "reseller", where, members), _sku(price, where, skus))
+        epoch, text = _effective(price, where)
         amount = parse_decimal(price["yen_per_gpu_hour"])
         if amount is None or amount <= 0:
             raise _fail(
@@ -196,7 +231,12 @@ def parse_catalog(data: bytes) -> Catalog:
             )
         if not retail.setdefault(key, Versions()).add(RetailVersion(epoch, text, amount)):
             raise _fail(where, f"a second version of ({key[0]}, {key[1]}) from {text}")
+    return retail
 
+
+def _agreements(
+    document: dict, members: set[str], skus: set[str]
+) -> dict[tuple[str, str, str], Versions]:
     agreements: dict[tuple[str, str, str], Versions] = {}
     for index, agreement in enumerate(_list(document, "agreements")):
         where = f"agreements[{index}]: "
@@ -206,39 +246,32 @@ def parse_catalog(data: bytes) -> Catalog:
             {"reseller", "provider", "sku", "effective_from", "wholesale_yen_per_gpu_hour",
              "provider_share_bps"},
         )
-        key = (party(agreement, "reseller", where), party(agreement, "provider", where),
-               sku_of(agreement, where))
-        epoch, text = effective(agreement, where)
-        wholesale_text, share = agreement["wholesale_yen_per_gpu_hour"], agreement["provider_share_bps"]
-        if (wholesale_text is None) == (share is None):
-            raise _fail(
-                where, "exactly one of wholesale_yen_per_gpu_hour and provider_share_bps must be set"
-            )
-        wholesale = None
-        if wholesale_text is not None:
-            wholesale = parse_decimal(wholesale_text)
-            if wholesale is None:
-                raise _fail(
-                    where,
-                    f"wholesale_yen_per_gpu_hour {wholesale_text!r} is not a decimal string "
-                    "with at most 4 fractional digits",
-                )
-        elif not is_int(share) or not 0 <= share <= 10000:
-            raise _fail(where, f"provider_share_bps {share!r} is not an integer 0..10000")
+        key = (_party(agreement, "reseller", where, members),
+               _party(agreement, "provider", where, members), _sku(agreement, where, skus))
+        epoch, text = _effective(agreement, where)
+        wholesale, share = _terms(agreement, where)
         version = AgreementVersion(epoch, text, wholesale, share)
         if not agreements.setdefault(key, Versions()).add(version):
             raise _fail(where, f"a second version of ({key[0]}, {key[1]}, {key[2]}) from {text}")
+    return agreements
 
-    for versions in (*retail.values(), *agreements.values()):
-        versions.seal()
-    return Catalog(
-        currency=document["currency"],
-        timezone=zone_name,
-        tax_rate_percent=tax,
-        acceptance_horizon_days=horizon,
-        periods=Periods(zone),
-        members=members,
-        skus=skus,
-        retail=retail,
-        agreements=agreements,
-    )
+
+def _terms(agreement: dict, where: str) -> tuple[Fraction | None, int | None]:
+    """An agreement's (wholesale rate, provider share): a fixed rate or a share, never both."""
+    wholesale_text, share = agreement["wholesale_yen_per_gpu_hour"], agreement["provider_share_bps"]
+    if (wholesale_text is None) == (share is None):
+        raise _fail(
+            where, "exactly one of wholesale_yen_per_gpu_hour and provider_share_bps must be set"
+        )
+    wholesale = None
+    if wholesale_text is not None:
+        wholesale = parse_decimal(wholesale_text)
+        if wholesale is None:
+            raise _fail(
+                where,
+                f"wholesale_yen_per_gpu_hour {wholesale_text!r} is not a decimal string "
+                "with at most 4 fractional digits",
+            )
+    elif not is_int(share) or not 0 <= share <= 10000:
+        raise _fail(where, f"provider_share_bps {share!r} is not an integer 0..10000")
+    return wholesale, share

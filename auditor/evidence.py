@@ -57,148 +57,200 @@ def _bitmap(value: object, name: str, where: str) -> int:
     return int.from_bytes(data, "little")
 
 
+@dataclass(slots=True)
+class _Line:
+    """One line's fields, each checked."""
+
+    gpu: str
+    hour: int
+    provider: str
+    reseller: str
+    tenant: str
+    sku: str
+    service_period: str
+    seconds: int
+    bits: int
+    elsewhere_text: str
+    elsewhere: int
+
+    @property
+    def key(self) -> tuple:
+        """The fields the file is sorted by."""
+        return (self.gpu, self.hour, self.provider, self.reseller, self.tenant, self.sku,
+                self.service_period)
+
+
 def check_evidence(lines: Iterable[bytes], period: str, catalog: Catalog) -> EvidenceResult:
     """Check every line in order, raising at the first problem; sum the GPU-seconds."""
-    members = set(catalog.members)
-    periods = catalog.periods
+    reader = _Reader(catalog)
     result = EvidenceResult()
-    usage = result.usage
     previous: tuple | None = None
-    group: tuple[str, int] | None = None
-    group_lines: list[tuple[int, int]] = []  # (line number, bits) of the current GPU and hour
-    group_union = 0
-    group_elsewhere = ""
-    hours: dict[str, int] = {}  # a bounded cache of parsed hour_start values
-    good_periods: set[str] = set()
+    gpu_hour = _GpuHour()
     number = 0
     for raw in lines:
         number += 1
         where = f"{FILE} line {number}: "
-        if not raw.endswith(b"\n"):
-            if len(raw) >= LINE_LIMIT:
-                raise VerificationError(f"{where}longer than {LINE_LIMIT} bytes")
-            raise VerificationError(f"{where}does not end with a newline")
-        try:
-            line = parse(raw[:-1])
-        except JSONProblem as exc:
-            raise VerificationError(f"{where}{exc}") from None
-        if not isinstance(line, dict):
-            raise VerificationError(f"{where}is not a JSON object")
-        if line.keys() != KEYS:
-            missing, extra = sorted(KEYS - line.keys()), sorted(line.keys() - KEYS)
-            raise VerificationError(
-                f"{where}" + (f"the key {missing[0]!r} is missing" if missing else f"unexpected key {extra[0]!r}")
-            )
+        line = reader.read(raw, where)
+        _check_order(line.key, previous, where, number)
+        previous = line.key
+        _check_bits(line, where)
+        gpu_hour.add(line, number, where)
+        _check_service_period(line, where, period, catalog)
+        if result.deferred is None:
+            result.deferred = _rate(catalog, result.usage, where, line)
+    result.lines = number
+    return result
 
+
+class _Reader:
+    """Decodes lines and checks each field; remembers what it has seen, to check it once."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.members = set(catalog.members)
+        self.hours: dict[str, int] = {}  # a bounded cache of parsed hour_start values
+        self.good_periods: set[str] = set()  # service periods already found well-formed
+
+    def read(self, raw: bytes, where: str) -> _Line:
+        line = _decode(raw, where)
         gpu = line["gpu_uuid"]
         if not isinstance(gpu, str) or _GPU_UUID.fullmatch(gpu) is None:
             raise VerificationError(f"{where}gpu_uuid is not 1-128 characters 0x21-0x7E")
-        hour_text = line["hour_start"]
-        hour = hours.get(hour_text) if isinstance(hour_text, str) else None
-        if hour is None:
-            hour = parse_instant(hour_text)
-            if hour is not None and len(hours) < 8192:
-                hours[hour_text] = hour
-        if hour is None or hour % _HOUR:
-            raise VerificationError(f"{where}hour_start {hour_text!r} is not a UTC hour YYYY-MM-DDTHH:00:00Z")
+        hour = self._hour(line["hour_start"], where)
         provider, reseller = line["provider"], line["reseller"]
         for name, value in (("provider", provider), ("reseller", reseller)):
-            if not isinstance(value, str) or value not in members:
+            if not isinstance(value, str) or value not in self.members:
                 raise VerificationError(f"{where}{name} {value!r} is not a member of the catalog")
         tenant = line["tenant"]
         if not isinstance(tenant, str) or _TENANT.fullmatch(tenant) is None:
             raise VerificationError(f"{where}tenant is not 1-64 characters 0x20-0x7E")
         sku = line["sku"]
-        if not isinstance(sku, str) or sku not in catalog.skus:
+        if not isinstance(sku, str) or sku not in self.catalog.skus:
             raise VerificationError(f"{where}sku {sku!r} is not a SKU of the catalog")
-        service_period = line["service_period"]
-        if not (isinstance(service_period, str) and service_period in good_periods) and not is_period(
-            service_period
-        ):
-            raise VerificationError(f"{where}service_period {service_period!r} is not a period YYYY-MM")
-        good_periods.add(service_period)
+        service_period = self._service_period(line["service_period"], where)
         seconds = line["seconds"]
         if not is_int(seconds) or not 1 <= seconds <= _HOUR:
             raise VerificationError(f"{where}seconds {seconds!r} is not an integer 1..3600")
         bits = _bitmap(line["bits"], "bits", where)
         elsewhere_text = line["elsewhere"]
         elsewhere = _bitmap(elsewhere_text, "elsewhere", where)
+        return _Line(gpu, hour, provider, reseller, tenant, sku, service_period, seconds, bits,
+                     elsewhere_text, elsewhere)
 
-        key = (gpu, hour, provider, reseller, tenant, sku, service_period)
-        if previous is not None and key <= previous:
-            if key == previous:
-                raise VerificationError(
-                    f"{where}repeats line {number - 1}'s GPU, hour, attribution and service period"
-                )
-            raise VerificationError(
-                f"{where}out of order: lines must be sorted by gpu_uuid, hour_start, provider, "
-                f"reseller, tenant, sku, service_period, and it sorts before line {number - 1}"
-            )
-        previous = key
+    def _hour(self, text: object, where: str) -> int:
+        hour = self.hours.get(text) if isinstance(text, str) else None
+        if hour is None:
+            hour = parse_instant(text)
+            if hour is not None and len(self.hours) < 8192:
+                self.hours[text] = hour
+        if hour is None or hour % _HOUR:
+            raise VerificationError(f"{where}hour_start {text!r} is not a UTC hour YYYY-MM-DDTHH:00:00Z")
+        return hour
 
-        counted = bits.bit_count()
-        if counted != seconds:
-            raise VerificationError(f"{where}bits has {counted} seconds set, the line says {seconds}")
-        both = bits & elsewhere
-        if both:
-            raise VerificationError(
-                f"{where}second {format_instant(hour + _lowest(both))} is set in both bits and "
-                "elsewhere (billed in this bundle and outside it)"
-            )
-        if (gpu, hour) == group:
-            if elsewhere_text != group_elsewhere:
-                raise VerificationError(
-                    f"{where}elsewhere differs from line {group_lines[0][0]}'s, of the same GPU and hour"
-                )
-            if bits & group_union:
-                for other, other_bits in group_lines:
-                    if bits & other_bits:
-                        second = format_instant(hour + _lowest(bits & other_bits))
-                        raise VerificationError(
-                            f"{where}second {second} is also billed on line {other} "
-                            "(same GPU and hour): a GPU-second is billed twice"
-                        )
-            group_lines.append((number, bits))
-            group_union |= bits
-        else:
-            group = (gpu, hour)
-            group_lines = [(number, bits)]
-            group_union = bits
-            group_elsewhere = elsewhere_text
+    def _service_period(self, value: object, where: str) -> str:
+        if not (isinstance(value, str) and value in self.good_periods) and not is_period(value):
+            raise VerificationError(f"{where}service_period {value!r} is not a period YYYY-MM")
+        self.good_periods.add(value)
+        return value
 
-        start, end = periods.bounds(service_period)
-        first, last = hour + _lowest(bits), hour + bits.bit_length() - 1
-        if first < start or last >= end:
-            outside = first if first < start else last
-            raise VerificationError(
-                f"{where}second {format_instant(outside)} is outside its service period "
-                f"{service_period} (in {catalog.timezone})"
-            )
-        if service_period > period:
-            raise VerificationError(
-                f"{where}service_period {service_period} is after the bundle's period {period}"
-            )
 
-        if result.deferred is None:
-            result.deferred = _rate(catalog, usage, where, hour, bits, provider, reseller, tenant,
-                                    sku, service_period)
-    result.lines = number
-    return result
+def _decode(raw: bytes, where: str) -> dict:
+    """A line as a JSON object of exactly the evidence keys."""
+    if not raw.endswith(b"\n"):
+        if len(raw) >= LINE_LIMIT:
+            raise VerificationError(f"{where}longer than {LINE_LIMIT} bytes")
+        raise VerificationError(f"{where}does not end with a newline")
+    try:
+        line = parse(raw[:-1])
+    except JSONProblem as exc:
+        raise VerificationError(f"{where}{exc}") from None
+    if not isinstance(line, dict):
+        raise VerificationError(f"{where}is not a JSON object")
+    if line.keys() != KEYS:
+        missing, extra = sorted(KEYS - line.keys()), sorted(line.keys() - KEYS)
+        raise VerificationError(
+            f"{where}" + (f"the key {missing[0]!r} is missing" if missing else f"unexpected key {extra[0]!r}")
+        )
+    return line
+
+
+def _check_order(key: tuple, previous: tuple | None, where: str, number: int) -> None:
+    if previous is not None and key <= previous:
+        if key == previous:
+            raise VerificationError(
+                f"{where}repeats line {number - 1}'s GPU, hour, attribution and service period"
+            )
+        raise VerificationError(
+            f"{where}out of order: lines must be sorted by gpu_uuid, hour_start, provider, "
+            f"reseller, tenant, sku, service_period, and it sorts before line {number - 1}"
+        )
+
+
+def _check_bits(line: _Line, where: str) -> None:
+    counted = line.bits.bit_count()
+    if counted != line.seconds:
+        raise VerificationError(f"{where}bits has {counted} seconds set, the line says {line.seconds}")
+    both = line.bits & line.elsewhere
+    if both:
+        raise VerificationError(
+            f"{where}second {format_instant(line.hour + _lowest(both))} is set in both bits and "
+            "elsewhere (billed in this bundle and outside it)"
+        )
+
+
+@dataclass
+class _GpuHour:
+    """The lines of the current (gpu_uuid, hour_start): the file's order brings them together."""
+
+    key: tuple[str, int] | None = None
+    lines: list[tuple[int, int]] = field(default_factory=list)  # (line number, bits)
+    union: int = 0
+    elsewhere: str = ""
+
+    def add(self, line: _Line, number: int, where: str) -> None:
+        """Refuse a line that disagrees with, or bills a second of, an earlier line of its hour."""
+        if (line.gpu, line.hour) != self.key:
+            self.key = (line.gpu, line.hour)
+            self.lines = [(number, line.bits)]
+            self.union = line.bits
+            self.elsewhere = line.elsewhere_text
+            return
+        if line.elsewhere_text != self.elsewhere:
+            raise VerificationError(
+                f"{where}elsewhere differs from line {self.lines[0][0]}'s, of the same GPU and hour"
+            )
+        if line.bits & self.union:
+            for other, other_bits in self.lines:
+                if line.bits & other_bits:
+                    second = format_instant(line.hour + _lowest(line.bits & other_bits))
+                    raise VerificationError(
+                        f"{where}second {second} is also billed on line {other} "
+                        "(same GPU and hour): a GPU-second is billed twice"
+                    )
+        self.lines.append((number, line.bits))
+        self.union |= line.bits
+
+
+def _check_service_period(line: _Line, where: str, period: str, catalog: Catalog) -> None:
+    start, end = catalog.periods.bounds(line.service_period)
+    first, last = line.hour + _lowest(line.bits), line.hour + line.bits.bit_length() - 1
+    if first < start or last >= end:
+        outside = first if first < start else last
+        raise VerificationError(
+            f"{where}second {format_instant(outside)} is outside its service period "
+            f"{line.service_period} (in {catalog.timezone})"
+        )
+    if line.service_period > period:
+        raise VerificationError(
+            f"{where}service_period {line.service_period} is after the bundle's period {period}"
+        )
 
 
 def _rate(
-    catalog: Catalog,
-    usage: dict[UsageKey, int],
-    where: str,
-    hour: int,
-    bits: int,
-    provider: str,
-    reseller: str,
-    tenant: str,
-    sku: str,
-    service_period: str,
+    catalog: Catalog, usage: dict[UsageKey, int], where: str, line: _Line
 ) -> VerificationError | None:
     """Add the line's seconds to the statement lines they fall in, split at version changes."""
+    hour, bits, provider, reseller, sku = line.hour, line.bits, line.provider, line.reseller, line.sku
     prices = catalog.retail.get((reseller, sku))
     own = provider == reseller
     agreements = None if own else catalog.agreements.get((reseller, provider, sku))
@@ -229,6 +281,7 @@ def _rate(
                     f"({reseller}, {provider}, {sku}) in effect"
                 )
             agreement_from = agreement.effective_from
-        key = (reseller, tenant, provider, sku, service_period, price.effective_from, agreement_from)
+        key = (reseller, line.tenant, provider, sku, line.service_period, price.effective_from,
+               agreement_from)
         usage[key] = usage.get(key, 0) + part.bit_count()
     return None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.errors import VerificationError
+from auditor.settlement import Invoice
 from auditor.statement import Statement
 from auditor.strictjson import JSONProblem, canonical, is_int, parse, same, show
 
@@ -50,125 +51,157 @@ def _read(data: bytes) -> list[Entry]:
     entries: list[Entry] = []
     previous: Entry | None = None
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
-        try:
-            document = parse(raw)
-        except JSONProblem as exc:
-            raise _fail(number, str(exc)) from None
-        if not isinstance(document, dict):
-            raise _fail(number, "is not a JSON object")
-        if document.keys() != KEYS:
-            missing, extra = sorted(KEYS - document.keys()), sorted(document.keys() - KEYS)
-            raise _fail(number, f"the key {missing[0]!r} is missing" if missing else f"unexpected key {extra[0]!r}")
-        seq = document["seq"]
-        if not is_int(seq) or seq < 0:
-            raise _fail(number, "seq is not an integer >= 0")
-        for name in ("period", "kind"):
-            if not isinstance(document[name], str):
-                raise _fail(number, f"{name} is not a string")
-        for name in ("prev_hash", "hash"):
-            if not isinstance(document[name], str) or _HASH.fullmatch(document[name]) is None:
-                raise _fail(number, f"{name} is not 64 lowercase hex digits")
-        postings = document["postings"]
-        if not isinstance(postings, list):
-            raise _fail(number, "postings is not a list")
-        pairs = []
-        for index, posting in enumerate(postings, start=1):
-            if (
-                not isinstance(posting, dict)
-                or posting.keys() != {"account", "amount_yen"}
-                or not isinstance(posting["account"], str)
-                or not posting["account"]
-                or not is_int(posting["amount_yen"])
-            ):
-                raise _fail(number, f"posting {index} is not {{\"account\": text, \"amount_yen\": integer}}")
-            pairs.append((posting["account"], posting["amount_yen"]))
-        entry = Entry(number, seq, document["period"], document["kind"], document["reference"], pairs,
-                      document["prev_hash"], document["hash"])
-
-        # The chain: no gap in seq, each prev_hash the previous line's hash, each hash its own.
-        if previous is not None:
-            if seq != previous.seq + 1:
-                raise _fail(
-                    number,
-                    f"seq is {seq} after line {previous.number}'s {previous.seq}: the sequence must "
-                    "go up by 1 (an entry is missing, added or moved)",
-                )
-            if entry.prev_hash != previous.hash:
-                raise _fail(number, f"prev_hash does not match line {previous.number}'s hash")
-        try:
-            body = canonical({name: document[name] for name in ("seq", "period", "kind", "reference", "postings")})
-        except JSONProblem as exc:
-            raise _fail(number, str(exc)) from None
-        recomputed = hashlib.sha256(bytes.fromhex(entry.prev_hash) + body).hexdigest()
-        if recomputed != entry.hash:
-            raise _fail(number, f"hash does not match the entry's content (recomputed {recomputed})")
+        document = _document(number, raw)
+        entry = _entry(number, document)
+        _check_link(entry, previous, document)
         entries.append(entry)
         previous = entry
     return entries
 
 
+def _document(number: int, raw: bytes) -> dict:
+    """A line as a JSON object of exactly the entry keys."""
+    try:
+        document = parse(raw)
+    except JSONProblem as exc:
+        raise _fail(number, str(exc)) from None
+    if not isinstance(document, dict):
+        raise _fail(number, "is not a JSON object")
+    if document.keys() != KEYS:
+        missing, extra = sorted(KEYS - document.keys()), sorted(document.keys() - KEYS)
+        raise _fail(number, f"the key {missing[0]!r} is missing" if missing else f"unexpected key {extra[0]!r}")
+    return document
+
+
+def _entry(number: int, document: dict) -> Entry:
+    seq = document["seq"]
+    if not is_int(seq) or seq < 0:
+        raise _fail(number, "seq is not an integer >= 0")
+    for name in ("period", "kind"):
+        if not isinstance(document[name], str):
+            raise _fail(number, f"{name} is not a string")
+    for name in ("prev_hash", "hash"):
+        if not isinstance(document[name], str) or _HASH.fullmatch(document[name]) is None:
+            raise _fail(number, f"{name} is not 64 lowercase hex digits")
+    postings = document["postings"]
+    if not isinstance(postings, list):
+        raise _fail(number, "postings is not a list")
+    pairs = []
+    for index, posting in enumerate(postings, start=1):
+        if (
+            not isinstance(posting, dict)
+            or posting.keys() != {"account", "amount_yen"}
+            or not isinstance(posting["account"], str)
+            or not posting["account"]
+            or not is_int(posting["amount_yen"])
+        ):
+            raise _fail(number, f"posting {index} is not {{\"account\": text, \"amount_yen\": integer}}")
+        pairs.append((posting["account"], posting["amount_yen"]))
+    return Entry(number, seq, document["period"], document["kind"], document["reference"], pairs,
+                 document["prev_hash"], document["hash"])
+
+
+def _check_link(entry: Entry, previous: Entry | None, document: dict) -> None:
+    """The chain: no gap in seq, each prev_hash the previous line's hash, each hash its own."""
+    number = entry.number
+    if previous is not None:
+        if entry.seq != previous.seq + 1:
+            raise _fail(
+                number,
+                f"seq is {entry.seq} after line {previous.number}'s {previous.seq}: the sequence must "
+                "go up by 1 (an entry is missing, added or moved)",
+            )
+        if entry.prev_hash != previous.hash:
+            raise _fail(number, f"prev_hash does not match line {previous.number}'s hash")
+    try:
+        body = canonical({name: document[name] for name in ("seq", "period", "kind", "reference", "postings")})
+    except JSONProblem as exc:
+        raise _fail(number, str(exc)) from None
+    recomputed = hashlib.sha256(bytes.fromhex(entry.prev_hash) + body).hexdigest()
+    if recomputed != entry.hash:
+        raise _fail(number, f"hash does not match the entry's content (recomputed {recomputed})")
+
+
 def implied_entries(statement: Statement) -> list[Implied]:
     """The entries of a closed period, in order, as docs/auditor-bundle.md lists them."""
-    implied: list[Implied] = []
     # The statement's line indexes (0-based, ascending) behind each invoice.
     tenant_lines: dict[tuple[str, str], list[int]] = {}
     member_lines: dict[tuple[str, str], list[int]] = {}
     for index, line in enumerate(statement.lines):
         tenant_lines.setdefault((line.reseller, line.tenant), []).append(index)
         member_lines.setdefault((line.provider, line.reseller), []).append(index)
-    for invoice in statement.tenant_invoices:
-        reseller, tenant = invoice.issuer, invoice.recipient
-        lines = tenant_lines.get(invoice.pair, [])
-        implied.append(Implied(
-            "tenant_invoice",
-            {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": lines},
-            [(f"{reseller}/receivable/tenant/{tenant}", invoice.total_yen),
-             (f"{reseller}/revenue/retail", -invoice.subtotal_yen),
-             (f"{reseller}/tax/output", -invoice.tax_yen)],
-            f"the tenant invoice ({reseller} {tenant})",
-        ))
+    implied = [
+        _tenant_invoice_entry(invoice, tenant_lines.get(invoice.pair, []))
+        for invoice in statement.tenant_invoices
+    ]
     for invoice in statement.member_invoices:
-        provider, reseller = invoice.issuer, invoice.recipient
-        lines = member_lines.get(invoice.pair, [])
-        reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": lines}
-        about = f"the member invoice ({provider} {reseller})"
-        subtotal, tax, total = invoice.subtotal_yen, invoice.tax_yen, invoice.total_yen
-        implied.append(Implied(
+        implied.extend(_member_invoice_entries(invoice, member_lines.get(invoice.pair, [])))
+    if statement.member_invoices:
+        implied.append(_netting_entry(statement))
+    for index, transfer in enumerate(statement.transfers):
+        implied.append(_transfer_entry(index, *transfer))
+    return implied
+
+
+def _tenant_invoice_entry(invoice: Invoice, lines: list[int]) -> Implied:
+    reseller, tenant = invoice.issuer, invoice.recipient
+    return Implied(
+        "tenant_invoice",
+        {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": lines},
+        [(f"{reseller}/receivable/tenant/{tenant}", invoice.total_yen),
+         (f"{reseller}/revenue/retail", -invoice.subtotal_yen),
+         (f"{reseller}/tax/output", -invoice.tax_yen)],
+        f"the tenant invoice ({reseller} {tenant})",
+    )
+
+
+def _member_invoice_entries(invoice: Invoice, lines: list[int]) -> list[Implied]:
+    """A member invoice is booked twice: once by the reseller, once by the provider."""
+    provider, reseller = invoice.issuer, invoice.recipient
+    reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": lines}
+    about = f"the member invoice ({provider} {reseller})"
+    subtotal, tax, total = invoice.subtotal_yen, invoice.tax_yen, invoice.total_yen
+    return [
+        Implied(
             "member_invoice_reseller", reference,
             [(f"{reseller}/cost/wholesale", subtotal), (f"{reseller}/tax/input", tax),
              (f"{reseller}/payable/member/{provider}", -total)],
             about,
-        ))
-        implied.append(Implied(
+        ),
+        Implied(
             "member_invoice_provider", reference,
             [(f"{provider}/receivable/member/{reseller}", total),
              (f"{provider}/revenue/wholesale", -subtotal), (f"{provider}/tax/output", -tax)],
             about,
-        ))
-    if statement.member_invoices:
-        postings = []
-        for invoice in statement.member_invoices:
-            provider, reseller = invoice.issuer, invoice.recipient
-            postings.append((f"{reseller}/payable/member/{provider}", invoice.total_yen))
-            postings.append((f"{provider}/receivable/member/{reseller}", -invoice.total_yen))
-        for member, net in statement.net_yen.items():
-            if net:
-                postings.append((f"{member}/settlement/clearing", net))
-        implied.append(Implied(
-            "netting",
-            {"member_invoices": [[invoice.issuer, invoice.recipient] for invoice in statement.member_invoices]},
-            postings,
-            "the netting",
-        ))
-    for index, (payer, payee, amount) in enumerate(statement.transfers):
-        implied.append(Implied(
-            "transfer",
-            {"transfer": index},
-            [(f"{payer}/settlement/clearing", amount), (f"{payer}/cash", -amount),
-             (f"{payee}/cash", amount), (f"{payee}/settlement/clearing", -amount)],
-            f"transfer {index + 1} ({payer} -> {payee} {amount} yen)",
-        ))
-    return implied
+        ),
+    ]
+
+
+def _netting_entry(statement: Statement) -> Implied:
+    postings = []
+    for invoice in statement.member_invoices:
+        provider, reseller = invoice.issuer, invoice.recipient
+        postings.append((f"{reseller}/payable/member/{provider}", invoice.total_yen))
+        postings.append((f"{provider}/receivable/member/{reseller}", -invoice.total_yen))
+    for member, net in statement.net_yen.items():
+        if net:
+            postings.append((f"{member}/settlement/clearing", net))
+    return Implied(
+        "netting",
+        {"member_invoices": [[invoice.issuer, invoice.recipient] for invoice in statement.member_invoices]},
+        postings,
+        "the netting",
+    )
+
+
+def _transfer_entry(index: int, payer: str, payee: str, amount: int) -> Implied:
+    return Implied(
+        "transfer",
+        {"transfer": index},
+        [(f"{payer}/settlement/clearing", amount), (f"{payer}/cash", -amount),
+         (f"{payee}/cash", amount), (f"{payee}/settlement/clearing", -amount)],
+        f"transfer {index + 1} ({payer} -> {payee} {amount} yen)",
+    )
 
 
 def _posting(posting: tuple[str, int]) -> str:
@@ -177,52 +210,38 @@ def _posting(posting: tuple[str, int]) -> str:
 
 def check_journal(data: bytes, statement: Statement, chain_head: dict | None) -> None:
     entries = _read(data)
-
-    # The last entry is the manifest's (signed) chain head.
-    if not entries:
-        if chain_head is not None:
-            raise _fail(None, f"is empty, but the manifest's chain_head is seq {chain_head['seq']}")
-    else:
-        last = entries[-1]
-        if chain_head is None:
-            raise _fail(last.number, "the manifest's chain_head is null, but the journal has entries")
-        if (last.seq, last.hash) != (chain_head["seq"], chain_head["hash"]):
-            raise _fail(
-                last.number,
-                f"the last entry (seq {last.seq}, hash {last.hash}) is not the manifest's chain_head "
-                f"(seq {chain_head['seq']}, hash {chain_head['hash']})",
-            )
-
+    _check_chain_head(entries, chain_head)
     for entry in entries:
         total = sum(amount for _, amount in entry.postings)
         if total:
             raise _fail(entry.number, f"the postings sum to {total}, not 0")
+    _check_implied(entries, statement)
+    _check_balances(entries)
+    _check_member_invoice_sides(entries, statement)
 
+
+def _check_chain_head(entries: list[Entry], chain_head: dict | None) -> None:
+    """The last entry is the manifest's (signed) chain head."""
+    if not entries:
+        if chain_head is not None:
+            raise _fail(None, f"is empty, but the manifest's chain_head is seq {chain_head['seq']}")
+        return
+    last = entries[-1]
+    if chain_head is None:
+        raise _fail(last.number, "the manifest's chain_head is null, but the journal has entries")
+    if (last.seq, last.hash) != (chain_head["seq"], chain_head["hash"]):
+        raise _fail(
+            last.number,
+            f"the last entry (seq {last.seq}, hash {last.hash}) is not the manifest's chain_head "
+            f"(seq {chain_head['seq']}, hash {chain_head['hash']})",
+        )
+
+
+def _check_implied(entries: list[Entry], statement: Statement) -> None:
+    """Exactly the entries the statement implies, in order."""
     implied = implied_entries(statement)
     for entry, expected in zip(entries, implied, strict=False):
-        number = entry.number
-        if entry.period != statement.period:
-            raise _fail(number, f"period is {entry.period!r}, the bundle's is {statement.period}")
-        if entry.kind != expected.kind:
-            raise _fail(number, f"kind is {entry.kind!r}, the statement implies {expected.kind} for {expected.about}")
-        if not same(entry.reference, expected.reference):
-            raise _fail(
-                number,
-                f"reference is {show(entry.reference)}, the statement implies {show(expected.reference)}",
-            )
-        for index, (mine, theirs) in enumerate(zip(entry.postings, expected.postings, strict=False), start=1):
-            if mine != theirs:
-                raise _fail(
-                    number,
-                    f"posting {index} is {_posting(mine)}, the statement implies {_posting(theirs)} "
-                    f"({expected.about})",
-                )
-        if len(entry.postings) != len(expected.postings):
-            raise _fail(
-                number,
-                f"has {len(entry.postings)} postings, the statement implies {len(expected.postings)} "
-                f"({expected.about})",
-            )
+        _compare_entry(entry, expected, statement.period)
     if len(entries) > len(implied):
         raise _fail(entries[len(implied)].number, "is an entry the statement does not imply")
     if len(entries) < len(implied):
@@ -233,7 +252,35 @@ def check_journal(data: bytes, statement: Statement, chain_head: dict | None) ->
             f"(next: {missing.kind} for {missing.about})",
         )
 
-    # Balances derived from the postings.
+
+def _compare_entry(entry: Entry, expected: Implied, period: str) -> None:
+    number = entry.number
+    if entry.period != period:
+        raise _fail(number, f"period is {entry.period!r}, the bundle's is {period}")
+    if entry.kind != expected.kind:
+        raise _fail(number, f"kind is {entry.kind!r}, the statement implies {expected.kind} for {expected.about}")
+    if not same(entry.reference, expected.reference):
+        raise _fail(
+            number,
+            f"reference is {show(entry.reference)}, the statement implies {show(expected.reference)}",
+        )
+    for index, (mine, theirs) in enumerate(zip(entry.postings, expected.postings, strict=False), start=1):
+        if mine != theirs:
+            raise _fail(
+                number,
+                f"posting {index} is {_posting(mine)}, the statement implies {_posting(theirs)} "
+                f"({expected.about})",
+            )
+    if len(entry.postings) != len(expected.postings):
+        raise _fail(
+            number,
+            f"has {len(entry.postings)} postings, the statement implies {len(expected.postings)} "
+            f"({expected.about})",
+        )
+
+
+def _check_balances(entries: list[Entry]) -> None:
+    """The trial balance, and every clearing account settled, from the postings."""
     balances: dict[str, int] = {}
     for entry in entries:
         for account, amount in entry.postings:
@@ -243,7 +290,10 @@ def check_journal(data: bytes, statement: Statement, chain_head: dict | None) ->
     for account, balance in sorted(balances.items()):
         if account.endswith("/settlement/clearing") and balance:
             raise _fail(None, f"{account} is {balance} after the transfers, not 0")
-    # Both sides of every member invoice, from the two entries that book it.
+
+
+def _check_member_invoice_sides(entries: list[Entry], statement: Statement) -> None:
+    """Both sides of every member invoice, from the two entries that book it."""
     sides: dict[str, tuple[str, tuple[str, str]]] = {}
     for invoice in statement.member_invoices:
         provider, reseller = invoice.issuer, invoice.recipient

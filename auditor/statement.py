@@ -1,7 +1,8 @@
 """statement.json: parsed, then every number recomputed from the evidence and the catalog.
 
-SPEC.md, "Rating", "Invoices", "Settlement between members" and "Settlement statement".
-Amounts use exact integer arithmetic on the prices' fractions, with one floor at the end.
+SPEC.md, "Rating" and "Settlement statement": the lines are recomputed here; what they
+imply (invoices, nets, transfers) is auditor.settlement's. Amounts use exact integer
+arithmetic on the prices' fractions, with one floor at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from auditor.catalog import Catalog
 from auditor.errors import VerificationError
 from auditor.evidence import UsageKey
 from auditor.instants import format_instant, parse_decimal, parse_instant
+from auditor.settlement import (
+    Invoice,
+    check_nets,
+    check_transfers,
+    compare_invoices,
+    invoices_of,
+)
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
 FILE = "statement.json"
@@ -60,21 +68,6 @@ class Line:
     def versions(self) -> str:
         agreement = "none" if self.agreement_from is None else format_instant(self.agreement_from)
         return f"retail price from {format_instant(self.retail_price_from)}, agreement from {agreement}"
-
-
-@dataclass(frozen=True)
-class Invoice:
-    issuer: str  # the reseller of a tenant invoice, the provider of a member invoice
-    recipient: str  # the tenant, or the reseller
-    subtotal_yen: int
-    tax_yen: int
-    total_yen: int
-    retail_yen: int | None = None  # tenant invoices of statements with credits
-    credit_yen: int | None = None
-
-    @property
-    def pair(self) -> tuple[str, str]:
-        return (self.issuer, self.recipient)
 
 
 @dataclass
@@ -130,6 +123,20 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
     except JSONProblem as exc:
         raise _fail(str(exc)) from None
     with_credits = isinstance(document, dict) and _CREDITS in document
+    _check_top(document, period, catalog, with_credits)
+    lines = _lines(document["lines"])
+    tenant_invoices = _invoices(
+        document, "tenant_invoices", "reseller", "tenant", "tenant invoice", with_credits
+    )
+    member_invoices = _invoices(document, "member_invoices", "provider", "reseller", "member invoice")
+    grant_draws = _grant_draws(document[_CREDITS]) if with_credits else None
+    net_yen = _net_yen(document["net_yen"], catalog)
+    transfers = _transfers(document["transfers"])
+    return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers, grant_draws)
+
+
+def _check_top(document: Any, period: str, catalog: Catalog, with_credits: bool) -> None:
+    """The statement's keys, its period, currency and closing, and the type of each section."""
     _shape(document, _TOP | ({_CREDITS} if with_credits else set()), "the statement")
     if document["period"] != period:
         raise _fail(f"period is {document['period']!r}, the manifest says {period}")
@@ -143,29 +150,12 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
     if not isinstance(document["net_yen"], dict):
         raise _fail("net_yen is not an object")
 
-    lines = []
-    for index, raw in enumerate(document["lines"]):
+
+def _lines(raws: list) -> list[Line]:
+    lines: list[Line] = []
+    for index, raw in enumerate(raws):
         where = f"line {index + 1}"
-        _shape(raw, _LINE, where)
-        agreement_from = None if raw["agreement_from"] is None else _instant(raw, "agreement_from", where)
-        price_text = raw["retail_yen_per_gpu_hour"]
-        price = parse_decimal(price_text)
-        if price is None:
-            raise _fail(f"{where}: retail_yen_per_gpu_hour {price_text!r} is not a decimal string")
-        line = Line(
-            reseller=_text(raw, "reseller", where),
-            tenant=_text(raw, "tenant", where),
-            provider=_text(raw, "provider", where),
-            sku=_text(raw, "sku", where),
-            service_period=_text(raw, "service_period", where),
-            retail_price_from=_instant(raw, "retail_price_from", where),
-            agreement_from=agreement_from,
-            gpu_seconds=_yen(raw, "gpu_seconds", where, minimum=1),
-            price_text=price_text,
-            price=price,
-            retail_yen=_yen(raw, "retail_yen", where),
-            wholesale_yen=_yen(raw, "wholesale_yen", where),
-        )
+        line = _line(raw, where)
         if lines and line.key <= lines[-1].key:
             raise _fail(
                 f"{where} {line.label}: "
@@ -174,16 +164,36 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
                    "retail_price_from, agreement_from")
             )
         lines.append(line)
+    return lines
 
-    tenant_invoices = _invoices(
-        document, "tenant_invoices", "reseller", "tenant", "tenant invoice", with_credits
+
+def _line(raw: Any, where: str) -> Line:
+    _shape(raw, _LINE, where)
+    agreement_from = None if raw["agreement_from"] is None else _instant(raw, "agreement_from", where)
+    price_text = raw["retail_yen_per_gpu_hour"]
+    price = parse_decimal(price_text)
+    if price is None:
+        raise _fail(f"{where}: retail_yen_per_gpu_hour {price_text!r} is not a decimal string")
+    return Line(
+        reseller=_text(raw, "reseller", where),
+        tenant=_text(raw, "tenant", where),
+        provider=_text(raw, "provider", where),
+        sku=_text(raw, "sku", where),
+        service_period=_text(raw, "service_period", where),
+        retail_price_from=_instant(raw, "retail_price_from", where),
+        agreement_from=agreement_from,
+        gpu_seconds=_yen(raw, "gpu_seconds", where, minimum=1),
+        price_text=price_text,
+        price=price,
+        retail_yen=_yen(raw, "retail_yen", where),
+        wholesale_yen=_yen(raw, "wholesale_yen", where),
     )
-    member_invoices = _invoices(document, "member_invoices", "provider", "reseller", "member invoice")
-    grant_draws = _grant_draws(document[_CREDITS]) if with_credits else None
 
+
+def _net_yen(raw: dict, catalog: Catalog) -> dict[str, int]:
     net_yen: dict[str, int] = {}
     last = ""
-    for member, amount in document["net_yen"].items():
+    for member, amount in raw.items():
         if not is_int(amount):
             raise _fail(f"net_yen[{member!r}] is not an integer")
         if member not in catalog.members:
@@ -192,15 +202,18 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
             raise _fail(f"net_yen: {member} is out of order: members are listed by id, ascending")
         net_yen[member] = amount
         last = member
+    return net_yen
 
+
+def _transfers(raws: list) -> list[tuple[str, str, int]]:
     transfers = []
-    for index, raw in enumerate(document["transfers"]):
+    for index, raw in enumerate(raws):
         where = f"transfer {index + 1}"
         _shape(raw, _TRANSFER, where)
         transfers.append(
             (_text(raw, "from", where), _text(raw, "to", where), _yen(raw, "amount_yen", where, 1))
         )
-    return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers, grant_draws)
+    return transfers
 
 
 def _grant_draws(raws: list) -> list[tuple[str, str, str, str, int]]:
@@ -247,10 +260,6 @@ def _invoices(
 
 
 # -- recomputation ---------------------------------------------------------------------
-
-
-def _tax(subtotal: int, rate_percent: int) -> int:
-    return subtotal * rate_percent // 100
 
 
 def recompute_lines(usage: dict[UsageKey, int], catalog: Catalog) -> list[Line]:
@@ -317,115 +326,46 @@ def _compare_lines(stated: list[Line], recomputed: list[Line]) -> None:
         j += 1
 
 
-def _compare_invoices(
-    stated: list[Invoice], recomputed: list[Invoice], label: str, section: str
-) -> None:
-    i = j = 0
-    while i < len(stated) or j < len(recomputed):
-        mine = stated[i] if i < len(stated) else None
-        theirs = recomputed[j] if j < len(recomputed) else None
-        if theirs is None or (mine is not None and mine.pair < theirs.pair):
-            raise _fail(
-                f"{label} {i + 1} ({mine.issuer} {mine.recipient}): no line of the statement is "
-                "behind it"
-            )
-        if mine is None or theirs.pair < mine.pair:
-            raise _fail(
-                f"{section} lacks the invoice ({theirs.issuer} {theirs.recipient}) of "
-                f"total_yen {theirs.total_yen} recomputed from the lines"
-            )
-        where = f"{label} {i + 1} ({mine.issuer} {mine.recipient})"
-        for name in ("retail_yen", "credit_yen", "subtotal_yen", "tax_yen", "total_yen"):
-            if getattr(mine, name) is None and getattr(theirs, name) is None:
-                continue
-            if getattr(mine, name) != getattr(theirs, name):
-                raise _fail(f"{where}: {name} is {getattr(mine, name)}, recomputed {getattr(theirs, name)}")
-        i += 1
-        j += 1
-
-
-def transfers_of(nets: dict[str, int]) -> list[tuple[str, str, int]]:
-    """SPEC.md's netting: the largest debtor pays the largest creditor; ties by member id."""
-    open_nets = {member: net for member, net in nets.items() if net}
-    transfers = []
-    while open_nets:
-        debtor = min(open_nets, key=lambda m: (open_nets[m], m))
-        creditor = min(open_nets, key=lambda m: (-open_nets[m], m))
-        if open_nets[debtor] >= 0 or open_nets[creditor] <= 0:
-            raise AssertionError("nets that do not sum to zero")  # cannot happen: invoices balance
-        amount = min(-open_nets[debtor], open_nets[creditor])
-        transfers.append((debtor, creditor, amount))
-        for member, change in ((debtor, amount), (creditor, -amount)):
-            open_nets[member] += change
-            if not open_nets[member]:
-                del open_nets[member]
-    return transfers
-
-
 def check_statement(statement: Statement, usage: dict[UsageKey, int], catalog: Catalog) -> None:
     """Every line, invoice, tax, net and transfer of `statement`, recomputed; raise at the first difference."""
     _compare_lines(statement.lines, recompute_lines(usage, catalog))
-    rate = catalog.tax_rate_percent
+    tenant_subtotals, member_subtotals = _subtotals(statement.lines)
+    tenant_invoices = invoices_of(tenant_subtotals, catalog.tax_rate_percent)
+    if statement.grant_draws is not None:
+        tenant_invoices = _without_credits(statement.grant_draws, tenant_invoices)
+    compare_invoices(statement.tenant_invoices, tenant_invoices, "tenant invoice", "tenant_invoices")
+    member_invoices = invoices_of(member_subtotals, catalog.tax_rate_percent)
+    compare_invoices(statement.member_invoices, member_invoices, "member invoice", "member_invoices")
+    parties = (member for line in statement.lines for member in (line.provider, line.reseller))
+    check_nets(statement.net_yen, parties, member_invoices)
+    check_transfers(statement.transfers, statement.net_yen)
 
-    def invoices_of(pairs: dict[tuple[str, str], int]) -> list[Invoice]:
-        return [
-            Invoice(issuer, recipient, subtotal, _tax(subtotal, rate), subtotal + _tax(subtotal, rate))
-            for (issuer, recipient), subtotal in sorted(pairs.items())
-        ]
 
-    tenant_totals: dict[tuple[str, str], int] = {}
-    member_totals: dict[tuple[str, str], int] = {}
-    for line in statement.lines:
+def _subtotals(
+    lines: list[Line],
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """The subtotals of the tenant invoices and of the member invoices the lines add up to."""
+    tenant: dict[tuple[str, str], int] = {}
+    member: dict[tuple[str, str], int] = {}
+    for line in lines:
         pair = (line.reseller, line.tenant)
-        tenant_totals[pair] = tenant_totals.get(pair, 0) + line.retail_yen
+        tenant[pair] = tenant.get(pair, 0) + line.retail_yen
+        # A member reselling its own GPU does not invoice itself.
         if line.provider != line.reseller:
             pair = (line.provider, line.reseller)
-            member_totals[pair] = member_totals.get(pair, 0) + line.wholesale_yen
-    tenant_invoices = invoices_of(tenant_totals)
-    if statement.grant_draws is not None:
-        # A bundle without grants: nothing may have drawn.
-        if statement.grant_draws:
-            grant = statement.grant_draws[0][0]
-            raise _fail(f"grant_draws lists {grant!r}, but the bundle carries no grants")
-        tenant_invoices = [
-            Invoice(i.issuer, i.recipient, i.subtotal_yen, i.tax_yen, i.total_yen, i.subtotal_yen, 0)
-            for i in tenant_invoices
-        ]
-    _compare_invoices(statement.tenant_invoices, tenant_invoices, "tenant invoice", "tenant_invoices")
-    member_invoices = invoices_of(member_totals)
-    _compare_invoices(statement.member_invoices, member_invoices, "member invoice", "member_invoices")
+            member[pair] = member.get(pair, 0) + line.wholesale_yen
+    return tenant, member
 
-    nets: dict[str, int] = {}
-    for invoice in member_invoices:
-        nets[invoice.issuer] = nets.get(invoice.issuer, 0) + invoice.total_yen
-        nets[invoice.recipient] = nets.get(invoice.recipient, 0) - invoice.total_yen
-    for line in statement.lines:
-        for member in (line.provider, line.reseller):
-            if member not in statement.net_yen:
-                raise _fail(
-                    f"net_yen omits {member}, a party to the statement's lines "
-                    f"(recomputed net {nets.get(member, 0)})"
-                )
-    for member, amount in statement.net_yen.items():
-        if amount != nets.get(member, 0):
-            raise _fail(f"net_yen[{member!r}] is {amount}, recomputed {nets.get(member, 0)}")
 
-    expected = transfers_of({m: statement.net_yen[m] for m in sorted(statement.net_yen)})
-    for index, (mine, theirs) in enumerate(zip(statement.transfers, expected, strict=False)):
-        if mine != theirs:
-            raise _fail(
-                f"transfer {index + 1} is {mine[0]} -> {mine[1]} {mine[2]} yen, recomputed "
-                f"{theirs[0]} -> {theirs[1]} {theirs[2]} yen"
-            )
-    if len(statement.transfers) > len(expected):
-        extra = statement.transfers[len(expected)]
-        raise _fail(
-            f"transfer {len(expected) + 1} ({extra[0]} -> {extra[1]} {extra[2]} yen) is one too "
-            f"many: the netting recomputes {len(expected)}"
-        )
-    if len(statement.transfers) < len(expected):
-        missing = expected[len(statement.transfers)]
-        raise _fail(
-            f"transfers end after {len(statement.transfers)}; the netting recomputes "
-            f"{len(expected)} (next: {missing[0]} -> {missing[1]} {missing[2]} yen)"
-        )
+def _without_credits(
+    grant_draws: list[tuple[str, str, str, str, int]], invoices: list[Invoice]
+) -> list[Invoice]:
+    """Tenant invoices of a statement with credits, in a bundle that carries no grants."""
+    # Without grants nothing may have drawn, so each invoice's retail is its subtotal.
+    if grant_draws:
+        grant = grant_draws[0][0]
+        raise _fail(f"grant_draws lists {grant!r}, but the bundle carries no grants")
+    return [
+        Invoice(i.issuer, i.recipient, i.subtotal_yen, i.tax_yen, i.total_yen, i.subtotal_yen, 0)
+        for i in invoices
+    ]

@@ -19,6 +19,11 @@ and, where there is one, the 1-based line):
    every member invoice;
 6. dead_letters.json is well-formed, of the bundle's period, and adds up.
 
+This module reads the files and runs the checks in that order. The rules of check 1
+are auditor.manifest's; of check 3, auditor.catalog's and auditor.evidence's; of check
+4, auditor.statement's and auditor.settlement's; of check 5, auditor.journal's. Checks
+2 and 6 are here.
+
 Nothing here is shared with the code that produced the numbers (no `ledger`, `streams`
 or `schemas` import): only the standard library and `cryptography`.
 """
@@ -26,55 +31,30 @@ or `schemas` import): only the standard library and `cryptography`.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import hashlib
 import os
-import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from auditor.catalog import Catalog, parse_catalog
 from auditor.errors import VerificationError
 from auditor.evidence import LINE_LIMIT, EvidenceResult, check_evidence
-from auditor.instants import is_period, parse_instant
 from auditor.journal import check_journal
+from auditor.manifest import FILES, MANIFEST, SIGNATURE, Manifest, public_key, signed_manifest
 from auditor.statement import check_statement, parse_statement
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
 __all__ = ["VerificationError", "main", "verify_bundle"]
 
-FORMAT = "gpuledger-audit-bundle/1"
-MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
-# The files of a bundle besides the manifest and its signature, in the order checked.
-FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", "evidence.ndjson",
-         "journal.ndjson", "dead_letters.json")
 LINE_DIGESTS = "line-digests.tsv"
 REJECTION_REASONS = frozenset(
     {"malformed", "schema", "unknown_member", "unknown_sku", "future", "too_late", "no_price",
      "no_agreement", "conflict"}
 )
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_MANIFEST_KEYS = {"format", "period", "created_at", "files", "chain_head", "key_id",
-                  "signature_algorithm"}
 _MANIFEST_LIMIT = 1 << 20
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Manifest:
-    period: str
-    files: dict[str, tuple[str, int]]  # name -> (sha256 hex, size in bytes)
-    chain_head: dict | None  # {"seq": int, "hash": hex} or None for an empty journal
-    key_id: str
 
 
 def verify_bundle(directory: Path, public_key_pem: bytes) -> None:
@@ -103,91 +83,6 @@ def _read(folder: Path, name: str, limit: int | None = None) -> bytes:
     if limit is not None and len(data) > limit:
         raise VerificationError(f"{name}: larger than {limit} bytes")
     return data
-
-
-def _public_key(pem: bytes) -> Ed25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise VerificationError("public key: not a PEM SubjectPublicKeyInfo public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise VerificationError(f"public key: a {type(key).__name__}, not an Ed25519 public key")
-    return key
-
-
-def _signature(data: bytes) -> bytes:
-    if not data.endswith(b"\n") or data.count(b"\n") != 1:
-        raise VerificationError(f"{SIGNATURE}: not one line of base64 followed by a newline")
-    text = data[:-1]
-    if _BASE64.fullmatch(text.decode("ascii", errors="replace")) is None or len(text) % 4:
-        raise VerificationError(f"{SIGNATURE}: not base64 (standard alphabet, padded)")
-    try:
-        signature = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationError(f"{SIGNATURE}: not base64 (standard alphabet, padded)") from None
-    if len(signature) != 64:
-        raise VerificationError(f"{SIGNATURE}: {len(signature)} bytes, an Ed25519 signature has 64")
-    return signature
-
-
-def _manifest(data: bytes) -> Manifest:
-    def fail(what: str) -> VerificationError:
-        return VerificationError(f"{MANIFEST}: {what}")
-
-    try:
-        document = parse_document(data)
-    except JSONProblem as exc:
-        raise fail(str(exc)) from None
-    if not isinstance(document, dict):
-        raise fail("is not a JSON object")
-    for name in sorted(_MANIFEST_KEYS - document.keys()):
-        raise fail(f"the key {name!r} is missing")
-    for name in sorted(document.keys() - _MANIFEST_KEYS):
-        raise fail(f"unexpected key {name!r}")
-    if document["format"] != FORMAT:
-        raise fail(f"format is {document['format']!r}; this verifier reads {FORMAT}")
-    if document["signature_algorithm"] != "Ed25519":
-        raise fail(f"signature_algorithm is {document['signature_algorithm']!r}, not Ed25519")
-    if not is_period(document["period"]):
-        raise fail(f"period {document['period']!r} is not a period YYYY-MM")
-    if parse_instant(document["created_at"]) is None:
-        raise fail(f"created_at {document['created_at']!r} is not a UTC instant YYYY-MM-DDTHH:MM:SSZ")
-    key_id = document["key_id"]
-    if not isinstance(key_id, str) or _HEX64.fullmatch(key_id) is None:
-        raise fail("key_id is not 64 lowercase hex digits")
-
-    listed = document["files"]
-    if not isinstance(listed, dict):
-        raise fail("files is not an object")
-    files: dict[str, tuple[str, int]] = {}
-    for name, entry in listed.items():
-        if name not in FILES:
-            raise fail(f"files lists {name!r}, which is not a file of a {FORMAT} bundle")
-        if (
-            not isinstance(entry, dict)
-            or entry.keys() != {"sha256", "bytes"}
-            or not isinstance(entry["sha256"], str)
-            or _HEX64.fullmatch(entry["sha256"]) is None
-            or not is_int(entry["bytes"])
-            or entry["bytes"] < 0
-        ):
-            raise fail(f"files[{name!r}] is not {{\"sha256\": 64 lowercase hex, \"bytes\": integer}}")
-        files[name] = (entry["sha256"], entry["bytes"])
-    for name in FILES:
-        if name not in files:
-            raise fail(f"files does not list {name}")
-
-    head = document["chain_head"]
-    if head is not None and (
-        not isinstance(head, dict)
-        or head.keys() != {"seq", "hash"}
-        or not is_int(head["seq"])
-        or head["seq"] < 0
-        or not isinstance(head["hash"], str)
-        or _HEX64.fullmatch(head["hash"]) is None
-    ):
-        raise fail("chain_head is neither null nor {\"seq\": integer, \"hash\": 64 lowercase hex}")
-    return Manifest(document["period"], files, head, key_id)
 
 
 def _check_listed(folder: Path, name: str, expected: tuple[str, int]) -> bytes:
@@ -344,62 +239,15 @@ def _verify(folder: Path, public_key_pem: bytes) -> str:
     """All the checks; returns the bundle's period."""
     if not folder.is_dir():
         raise VerificationError(f"{folder}: not a directory")
-    key = _public_key(public_key_pem)
+    key = public_key(public_key_pem)
 
     # 1. The signature, then the manifest it covers and its key_id.
     manifest_bytes = _read(folder, MANIFEST, _MANIFEST_LIMIT)
-    signature = _signature(_read(folder, SIGNATURE, 4096))
-    try:
-        key.verify(signature, manifest_bytes)
-    except InvalidSignature:
-        raise VerificationError(
-            f"{SIGNATURE}: the signature does not verify with the given public key "
-            f"(over the bytes of {MANIFEST})"
-        ) from None
-    manifest = _manifest(manifest_bytes)
-    raw_key = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    key_id = hashlib.sha256(raw_key).hexdigest()
-    if manifest.key_id != key_id:
-        raise VerificationError(
-            f"{MANIFEST}: key_id is {manifest.key_id}, but the given public key's is {key_id}"
-        )
+    manifest = signed_manifest(key, manifest_bytes, _read(folder, SIGNATURE, 4096))
     period = manifest.period
 
-    # 2. Every listed file, in the order of FILES; then no unlisted file. The evidence
-    #    is hashed in the same read as check 3 runs over it; that check's (and the
-    #    catalog's) first problem is held until check 2 is complete.
-    contents: dict[str, bytes] = {}
-    held: VerificationError | None = None
-    catalog: Catalog | None = None
-    evidence: EvidenceResult | None = None
-    for name in FILES:
-        try:
-            if name == LINE_DIGESTS:
-                _check_streamed(folder, name, manifest.files[name])
-            elif name != "evidence.ndjson":
-                contents[name] = _check_listed(folder, name, manifest.files[name])
-            else:
-                try:
-                    catalog = parse_catalog(contents["catalog.json"])
-                except VerificationError as exc:
-                    held = exc
-                evidence, evidence_problem = _evidence_pass(
-                    folder, manifest.files[name], period, catalog
-                )
-                held = held or evidence_problem
-        except VerificationError as problem:
-            if name == LINE_DIGESTS or not (folder / name).is_file():
-                raise
-            raise _locate(folder, name) or problem from None
-    allowed = {MANIFEST, SIGNATURE, *FILES}
-    for name in sorted(os.listdir(folder)):
-        if name not in allowed:
-            raise VerificationError(f"{name}: in the bundle but not listed in {MANIFEST}")
-
-    # 3. The catalog and the evidence (checked above).
-    if held is not None:
-        raise held
-    assert catalog is not None and evidence is not None
+    # 2. and 3. Every listed file, then the catalog and the evidence.
+    contents, catalog, evidence = _check_files(folder, manifest)
 
     # 4. The statement, recomputed. A second with no price or agreement in effect is the
     #    first thing rating finds.
@@ -414,6 +262,59 @@ def _verify(folder: Path, public_key_pem: bytes) -> str:
     # 6. The dead-letter summary.
     _check_dead_letters(contents["dead_letters.json"], period)
     return period
+
+
+def _check_files(
+    folder: Path, manifest: Manifest
+) -> tuple[dict[str, bytes], Catalog, EvidenceResult]:
+    """Checks 2 and 3; returns the contents of the files read whole, the catalog, the evidence.
+
+    Every listed file, in the order of FILES; then no unlisted file. The evidence is
+    hashed in the same read as check 3 runs over it; that check's (and the catalog's)
+    first problem is held until check 2 is complete.
+    """
+    contents: dict[str, bytes] = {}
+    held: VerificationError | None = None
+    catalog: Catalog | None = None
+    evidence: EvidenceResult | None = None
+    for name in FILES:
+        try:
+            if name == LINE_DIGESTS:
+                _check_streamed(folder, name, manifest.files[name])
+            elif name != "evidence.ndjson":
+                contents[name] = _check_listed(folder, name, manifest.files[name])
+            else:
+                catalog, evidence, held = _catalog_and_evidence(
+                    folder, manifest, contents["catalog.json"]
+                )
+        except VerificationError as problem:
+            if name == LINE_DIGESTS or not (folder / name).is_file():
+                raise
+            raise _locate(folder, name) or problem from None
+    allowed = {MANIFEST, SIGNATURE, *FILES}
+    for name in sorted(os.listdir(folder)):
+        if name not in allowed:
+            raise VerificationError(f"{name}: in the bundle but not listed in {MANIFEST}")
+    if held is not None:
+        raise held
+    assert catalog is not None and evidence is not None
+    return contents, catalog, evidence
+
+
+def _catalog_and_evidence(
+    folder: Path, manifest: Manifest, catalog_bytes: bytes
+) -> tuple[Catalog | None, EvidenceResult | None, VerificationError | None]:
+    """The catalog, then the evidence pass; the first problem of check 3 is returned, held."""
+    catalog: Catalog | None = None
+    held: VerificationError | None = None
+    try:
+        catalog = parse_catalog(catalog_bytes)
+    except VerificationError as exc:
+        held = exc
+    evidence, evidence_problem = _evidence_pass(
+        folder, manifest.files["evidence.ndjson"], manifest.period, catalog
+    )
+    return catalog, evidence, held or evidence_problem
 
 
 # -- command line ------------------------------------------------------------------------
