@@ -50,8 +50,8 @@ __all__ = ["VerificationError", "main", "verify_bundle"]
 
 LINE_DIGESTS = "line-digests.tsv"
 REJECTION_REASONS = frozenset(
-    {"malformed", "schema", "unknown_member", "unknown_sku", "future", "too_late", "no_price",
-     "no_agreement", "conflict"}
+    {"malformed", "schema", "unknown_member", "unknown_sku", "future", "too_late", "unregistered_gpu",
+     "no_price", "no_agreement", "conflict"}
 )
 _MANIFEST_LIMIT = 1 << 20
 _CHUNK = 1 << 20

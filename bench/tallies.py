@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # The reject reasons, one column each, in the order in which the checks run (SPEC.md).
 REASONS = (
-    "malformed", "schema", "unknown_member", "unknown_sku", "future", "too_late", "no_price",
-    "no_agreement", "conflict",
+    "malformed", "schema", "unknown_member", "unknown_sku", "future", "too_late", "unregistered_gpu",
+    "no_price", "no_agreement", "conflict",
 )
 
 TOTAL_RECEIVED = "SELECT coalesce(sum(received), 0)::bigint FROM intake_tallies"

@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.common import Period, Tenant
+
 MemberId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # At most four fractional digits; positivity is checked by ledger.domain.catalog.
@@ -35,7 +37,12 @@ class Member(_Strict):
 
     id: MemberId
     name: NonEmpty
-    invoice_registration: Annotated[str, StringConstraints(pattern=r"^T[0-9]{13}$")] | None = None
+    invoice_registration: Annotated[
+        str,
+        StringConstraints(pattern=r"^T[0-9]{13}$"),
+        Field(description="T and a 13-digit corporate number whose first digit is the check digit "
+                          "of the other twelve (SPEC.md; checked by ledger.domain.catalog)."),
+    ] | None = None
 
 
 class Sku(_Strict):
@@ -69,6 +76,36 @@ class Agreement(_Strict):
     provider_share_bps: Annotated[int, Field(ge=0, le=10000)] | None = None
 
 
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
+GpuUuid = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7E]{1,128}$")]
+
+
+class Gpu(_Strict):
+    """A provider's physical GPU (SPEC.md, "GPU registry"); a uuid is registered once."""
+
+    uuid: GpuUuid
+    provider: MemberId
+    sku: NonEmpty
+    region: Region
+    registered_from: Instant
+    retired_from: Instant | None = Field(None, description="Exclusive; later than registered_from.")
+
+
+class Grant(_Strict):
+    """Credit a member funds for a reseller's tenant (SPEC.md, "Credits (grants)")."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    funder: MemberId
+    reseller: MemberId
+    tenant: Tenant
+    amount_yen: Annotated[int, Field(gt=0, le=10**15)]
+    skus: Annotated[list[NonEmpty], Field(min_length=1)] | None = Field(
+        None, description="The SKUs it covers; omitted: every SKU."
+    )
+    first_period: Period
+    last_period: Period
+
+
 class CatalogFile(_Strict):
     """A catalog file (SPEC.md, "Catalog (TOML)"); omitted settings take their defaults."""
 
@@ -76,7 +113,10 @@ class CatalogFile(_Strict):
     timezone: str | None = None
     tax_rate_percent: Annotated[int, Field(ge=0, le=100)] | None = None
     acceptance_horizon_days: Annotated[int, Field(ge=0, le=36500)] | None = None
+    require_registered_gpus: bool | None = None
     members: list[Member] = []
     skus: list[Sku] = []
     retail_prices: list[RetailPrice] = []
     agreements: list[Agreement] = []
+    gpus: list[Gpu] = []
+    grants: list[Grant] = []

@@ -12,9 +12,11 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field, replace
 
+from ledger.domain import catalog_rules as rules
 from ledger.domain.errors import CatalogError, PeriodError
 from ledger.domain.instants import format_utc
 from ledger.domain.periods import calendar
+from ledger.domain.registry import Grant, Registration
 
 PRICE_SCALE = 10_000  # prices are stored in 1/10,000 yen per GPU-hour
 
@@ -23,6 +25,7 @@ DEFAULT_SETTINGS = {
     "timezone": "Asia/Tokyo",
     "tax_rate_percent": 10,
     "acceptance_horizon_days": 35,
+    "require_registered_gpus": False,
 }
 
 
@@ -85,11 +88,14 @@ class Catalog:
     timezone: str = "Asia/Tokyo"
     tax_rate_percent: int = 10
     acceptance_horizon_days: int = 35
+    require_registered_gpus: bool = False
     loaded: bool = False  # False until a first file has set the top-level settings
     members: dict[str, Member] = field(default_factory=dict)
     skus: dict[str, Sku] = field(default_factory=dict)
     prices: dict[PriceKey, tuple[PriceVersion, ...]] = field(default_factory=dict)
     agreements: dict[AgreementKey, tuple[AgreementVersion, ...]] = field(default_factory=dict)
+    gpus: dict[str, Registration] = field(default_factory=dict)
+    grants: dict[str, Grant] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Start instants per key, for bisect; derived, so kept out of equality.
@@ -147,14 +153,27 @@ class Catalog:
         """
         settings = _merged_settings(self, incoming)
         members = _merged_entities(self.members, incoming.members, "member", "other details")
+        rules.check_new_members(self.members, members)
         skus = _merged_entities(self.skus, incoming.skus, "SKU", "another description")
         prices = _merged_versions(self.prices, incoming.prices, closed_before, _price_rules(members, skus))
         agreements = _merged_versions(
             self.agreements, incoming.agreements, closed_before, _agreement_rules(members, skus)
         )
-        return replace(
-            self, **settings, loaded=True, members=members, skus=skus, prices=prices, agreements=agreements
+        gpus = rules.merged_gpus(self.gpus, incoming.gpus, members, skus)
+        grants = rules.merged_grants(
+            self.grants, incoming.grants, members, skus, calendar(settings["timezone"]), closed_before
         )
+        return replace(
+            self, **settings, loaded=True, members=members, skus=skus, prices=prices,
+            agreements=agreements, gpus=gpus, grants=grants,
+        )
+
+    def region_of(self, gpu_uuid: str, provider: str, sku: str) -> str | None:
+        """The region of a GPU's registration when it has this provider and SKU, else None."""
+        registration = self.gpus.get(gpu_uuid)
+        if registration is None or (registration.provider, registration.sku) != (provider, sku):
+            return None
+        return registration.region
 
 
 @dataclass(frozen=True)
@@ -166,6 +185,8 @@ class CatalogFileContent:
     skus: list[Sku]
     prices: list[tuple[PriceKey, PriceVersion]]
     agreements: list[tuple[AgreementKey, AgreementVersion]]
+    gpus: list[Registration] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
 
 
 # -- the load rules (SPEC.md, "Catalog (TOML)") ------------------------------------------

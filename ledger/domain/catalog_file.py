@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -27,20 +28,21 @@ from ledger.domain.catalog import (
 )
 from ledger.domain.errors import CatalogError
 from ledger.domain.instants import parse_instant
+from ledger.domain.registry import Grant, Registration
 from schemas import catalog as wire
 
 
-def _instant(value: str | datetime, where: str) -> int:
+def _instant(value: str | datetime, where: str, name: str = "effective_from") -> int:
     if isinstance(value, datetime):
         # A fraction was refused on the file's text already (parse_catalog): TOML's
         # parser drops digits past microseconds, so the value alone cannot show it.
         if value.tzinfo is None or value.microsecond:
-            raise CatalogError(f"{where}: effective_from needs an offset and whole seconds")
+            raise CatalogError(f"{where}: {name} needs an offset and whole seconds")
         return int(value.timestamp())
     instant = parse_instant(value, allow_fraction=False)
     if instant is None:
         raise CatalogError(
-            f"{where}: effective_from {value!r} is not an RFC 3339 instant with an offset in whole seconds"
+            f"{where}: {name} {value!r} is not an RFC 3339 instant with an offset in whole seconds"
         )
     return instant
 
@@ -69,9 +71,25 @@ def _agreement(agreement: wire.Agreement, where: str) -> tuple[AgreementKey, Agr
     return (agreement.reseller, agreement.provider, agreement.sku), version
 
 
+def gpu(entry: wire.Gpu, where: str) -> Registration:
+    retired = entry.retired_from
+    return Registration(
+        entry.uuid, entry.provider, entry.sku, entry.region,
+        _instant(entry.registered_from, where, "registered_from"),
+        None if retired is None else _instant(retired, where, "retired_from"),
+    )
+
+
+def _grant(entry: wire.Grant) -> Grant:
+    return Grant(
+        entry.id, entry.funder, entry.reseller, entry.tenant, entry.amount_yen,
+        None if entry.skus is None else frozenset(entry.skus), entry.first_period, entry.last_period,
+    )
+
+
 # An unquoted TOML date-time with a fractional second (quoted strings are checked exactly).
 _UNQUOTED_FRACTION = re.compile(
-    rb"effective_from\s*=\s*([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]+)"
+    rb"(effective_from|registered_from|retired_from)\s*=\s*([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]+)"
 )
 
 
@@ -86,7 +104,7 @@ def parse_catalog(data: bytes, source: str = "catalog") -> CatalogFileContent:
     fraction = _UNQUOTED_FRACTION.search(data)
     if fraction:
         raise CatalogError(
-            f"{source}: effective_from {fraction.group(1).decode(errors='replace')!r} has a "
+            f"{source}: {fraction.group(1).decode()} {fraction.group(2).decode(errors='replace')!r} has a "
             "fraction of a second; instants are whole seconds"
         )
     try:
@@ -100,8 +118,10 @@ def parse_catalog(data: bytes, source: str = "catalog") -> CatalogFileContent:
     skus = [Sku(s.id, s.description) for s in parsed.skus]
     prices = [_price(price, f"{source}: retail_prices[{i}]") for i, price in enumerate(parsed.retail_prices)]
     agreements = [_agreement(a, f"{source}: agreements[{i}]") for i, a in enumerate(parsed.agreements)]
+    gpus = [gpu(entry, f"{source}: gpus[{i}]") for i, entry in enumerate(parsed.gpus)]
+    grants = [_grant(entry) for entry in parsed.grants]
     settings = {name: getattr(parsed, name) for name in DEFAULT_SETTINGS if getattr(parsed, name) is not None}
-    content = CatalogFileContent(settings, members, skus, prices, agreements)
+    content = CatalogFileContent(settings, members, skus, prices, agreements, gpus, grants)
     _check_unique_within_file(content, source)
     return content
 
@@ -118,3 +138,7 @@ def _check_unique_within_file(content: CatalogFileContent, source: str) -> None:
     check(((s.id, s) for s in content.skus), "SKU")
     check((((k, v.effective_from), v) for k, v in content.prices), "retail price")
     check((((k, v.effective_from), v) for k, v in content.agreements), "agreement")
+    for what, ids in (("GPU", [g.uuid for g in content.gpus]), ("grant", [g.id for g in content.grants])):
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if repeated:
+            raise CatalogError(f"{source}: {what} {repeated[0]!r} appears more than once")

@@ -1,8 +1,8 @@
 """Usage events: decoding and the checks of SPEC.md, in its order, as pure functions.
 
 `decode` turns one received event's bytes into a JSON object or a `malformed` verdict;
-`check` runs checks 2 to 8 (`schema` .. `no_agreement`) against the catalog and the
-event's receipt time. Check 9 (`conflict`) and duplicates need the billed seconds and
+`check` runs checks 2 to 9 (`schema` .. `no_agreement`) against the catalog and the
+event's receipt time. Check 10 (`conflict`) and duplicates need the billed seconds and
 belong to `ledger.metering`.
 """
 
@@ -29,11 +29,13 @@ UNKNOWN_MEMBER = "unknown_member"
 UNKNOWN_SKU = "unknown_sku"
 FUTURE = "future"
 TOO_LATE = "too_late"
+UNREGISTERED_GPU = "unregistered_gpu"
 NO_PRICE = "no_price"
 NO_AGREEMENT = "no_agreement"
 CONFLICT = "conflict"
 REASONS = (
-    MALFORMED, SCHEMA, UNKNOWN_MEMBER, UNKNOWN_SKU, FUTURE, TOO_LATE, NO_PRICE, NO_AGREEMENT, CONFLICT,
+    MALFORMED, SCHEMA, UNKNOWN_MEMBER, UNKNOWN_SKU, FUTURE, TOO_LATE, UNREGISTERED_GPU, NO_PRICE,
+    NO_AGREEMENT, CONFLICT,
 )
 
 _TENANT = re.compile(r"[\x20-\x7e]{1,64}")
@@ -114,8 +116,21 @@ def _non_empty_string(value: object) -> bool:
 
 
 def check(event: dict, receipt_ms: int, catalog: Catalog) -> Usage | Rejection:
-    """Checks 2 (`schema`) to 8 (`no_agreement`) of SPEC.md, first failure wins."""
-    # 2. schema
+    """Checks 2 (`schema`) to 9 (`no_agreement`) of SPEC.md, first failure wins."""
+    usage = _schema(event)
+    if isinstance(usage, Rejection):
+        return usage
+    return _against_catalog(usage, receipt_ms, catalog)
+
+
+def _shown(value: str) -> str:
+    """A value of the event as a detail quotes it: escaped, and never long."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _schema(event: dict) -> Usage | Rejection:
+    """Check 2: the shape of a usage event (types strict, nothing coerced)."""
     if event.get("specversion") != "1.0":
         return Rejection(SCHEMA, 'specversion is not "1.0"')
     if event.get("type") != "gpu.usage.v1":
@@ -144,13 +159,19 @@ def check(event: dict, receipt_ms: int, catalog: Catalog) -> Usage | Rejection:
     seconds = data.get("seconds")
     if type(seconds) is not int or not 1 <= seconds <= MAX_SECONDS:
         return Rejection(SCHEMA, f"data.seconds is not an integer 1..{MAX_SECONDS}")
+    return Usage(gpu_uuid, provider, reseller, tenant, sku, start, seconds)
+
+
+def _against_catalog(usage: Usage, receipt_ms: int, catalog: Catalog) -> Usage | Rejection:
+    """Checks 3 to 9, on an event of the right shape."""
+    gpu_uuid, provider, reseller, _, sku, start, seconds = usage
     # 3. unknown_member
     for name, member in (("provider", provider), ("reseller", reseller)):
         if member not in catalog.members:
-            return Rejection(UNKNOWN_MEMBER, f"{name} {member!r} is not a member")
+            return Rejection(UNKNOWN_MEMBER, f"{name} {_shown(member)} is not a member")
     # 4. unknown_sku
     if sku not in catalog.skus:
-        return Rejection(UNKNOWN_SKU, f"sku {sku!r} is not in the catalog")
+        return Rejection(UNKNOWN_SKU, f"sku {_shown(sku)} is not in the catalog")
     # 5. future
     if (start + seconds) * 1000 > receipt_ms + FUTURE_TOLERANCE_MS:
         return Rejection(FUTURE, "ends more than 5 minutes after it was received")
@@ -159,13 +180,25 @@ def check(event: dict, receipt_ms: int, catalog: Catalog) -> Usage | Rejection:
         return Rejection(
             TOO_LATE, f"starts more than {catalog.acceptance_horizon_days} days before it was received"
         )
-    # 7. no_price: versions apply until the next one, so coverage starts at the first.
+    # 7. unregistered_gpu: the provider's own GPU, of this SKU, in service throughout.
+    if catalog.require_registered_gpus:
+        registration = catalog.gpus.get(gpu_uuid)
+        if (
+            registration is None
+            or (registration.provider, registration.sku) != (provider, sku)
+            or not registration.in_service(start, start + seconds)
+        ):
+            # Says nothing of whose GPU it is, or when it is in service: that is its owner's.
+            return Rejection(
+                UNREGISTERED_GPU, "no registration of this GPU by this provider, for this SKU, in service for every second"
+            )
+    # 8. no_price: versions apply until the next one, so coverage starts at the first.
     priced_from = catalog.priced_from(reseller, sku)
     if priced_from is None or start < priced_from:
         return Rejection(NO_PRICE, f"no retail price of ({reseller}, {sku}) in effect")
-    # 8. no_agreement
+    # 9. no_agreement
     if provider != reseller:
         agreed_from = catalog.agreed_from(reseller, provider, sku)
         if agreed_from is None or start < agreed_from:
             return Rejection(NO_AGREEMENT, f"no agreement of ({reseller}, {provider}, {sku}) in effect")
-    return Usage(gpu_uuid, provider, reseller, tenant, sku, start, seconds)
+    return usage

@@ -7,6 +7,7 @@ from collections import defaultdict
 import asyncpg
 
 from ledger.domain.catalog import AgreementVersion, Catalog, Member, PriceVersion, Sku
+from ledger.domain.registry import Grant, Registration
 from ledger.postgres.errors import translating
 
 CATALOG_LOCK_KEY = 0x6770756C65646701  # pg_advisory_xact_lock key serializing catalog loads
@@ -19,8 +20,22 @@ SELECT_PRICES = "SELECT reseller, sku, effective_from, yen_per_gpu_hour_units FR
 SELECT_AGREEMENTS = (
     "SELECT reseller, provider, sku, effective_from, wholesale_units, share_bps FROM agreements"
 )
+SELECT_GPUS = """
+SELECT g.uuid, g.provider, g.sku, g.region, g.registered_from, r.retired_from
+FROM gpu_registrations g LEFT JOIN gpu_retirements r ON r.uuid = g.uuid
+"""
+SELECT_GRANTS = (
+    "SELECT id, funder, reseller, tenant, amount_yen, skus, first_period, last_period FROM grants"
+)
 INSERT_LOAD = "INSERT INTO catalog_loads (source, sha256) VALUES ($1, $2) RETURNING revision"
-INSERT_SETTINGS = "INSERT INTO catalog_settings VALUES (1, $1, $2, $3, $4)"
+INSERT_SETTINGS = """
+INSERT INTO catalog_settings (id, currency, timezone, tax_rate_percent, acceptance_horizon_days,
+                              require_registered_gpus)
+VALUES (1, $1, $2, $3, $4, $5)
+"""
+GPU_COLUMNS = ("uuid", "provider", "sku", "region", "registered_from", "revision")
+RETIREMENT_COLUMNS = ("uuid", "retired_from", "revision")
+INSERT_GRANT = "INSERT INTO grants VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 INSERT_MEMBER = "INSERT INTO members (id, name, invoice_registration, revision) VALUES ($1, $2, $3, $4)"
 INSERT_SKU = "INSERT INTO skus (id, description, revision) VALUES ($1, $2, $3)"
 INSERT_PRICE = "INSERT INTO retail_prices VALUES ($1, $2, $3, $4, $5)"
@@ -51,13 +66,22 @@ async def load_catalog(conn: asyncpg.Connection) -> tuple[Catalog, int]:
         timezone=settings["timezone"],
         tax_rate_percent=settings["tax_rate_percent"],
         acceptance_horizon_days=settings["acceptance_horizon_days"],
+        require_registered_gpus=settings["require_registered_gpus"],
         loaded=True,
         members=members,
         skus=skus,
         prices={k: tuple(sorted(v)) for k, v in prices.items()},
         agreements={k: tuple(sorted(v)) for k, v in agreements.items()},
+        gpus={r["uuid"]: Registration(*r.values()) for r in await conn.fetch(SELECT_GPUS)},
+        grants={r["id"]: _grant(r) for r in await conn.fetch(SELECT_GRANTS)},
     )
     return catalog, revision
+
+
+def _grant(row: asyncpg.Record) -> Grant:
+    skus = None if row["skus"] is None else frozenset(row["skus"])
+    return Grant(row["id"], row["funder"], row["reseller"], row["tenant"], row["amount_yen"], skus,
+                 row["first_period"], row["last_period"])
 
 
 def _new_versions(before: dict, after: dict) -> list:
@@ -96,7 +120,7 @@ class PgCatalogWriter:
         if not before.loaded:
             await conn.execute(
                 INSERT_SETTINGS, after.currency, after.timezone, after.tax_rate_percent,
-                after.acceptance_horizon_days,
+                after.acceptance_horizon_days, after.require_registered_gpus,
             )
         members = sorted(set(after.members) - set(before.members))
         await conn.executemany(
@@ -115,4 +139,24 @@ class PgCatalogWriter:
             [(r, p, s, v.effective_from, v.wholesale_units, v.share_bps, revision)
              for (r, p, s), v in _new_versions(before.agreements, after.agreements)],
         )
+        await self._add_registry(before, after, revision)
         return revision
+
+    async def _add_registry(self, before: Catalog, after: Catalog, revision: int) -> None:
+        """New registrations (by COPY: fleets are tens of thousands), retirements and grants."""
+        new = [g for uuid, g in after.gpus.items() if uuid not in before.gpus]
+        await self.conn.copy_records_to_table(
+            "gpu_registrations", columns=GPU_COLUMNS,
+            records=[(g.uuid, g.provider, g.sku, g.region, g.registered_from, revision) for g in new],
+        )
+        retired = [
+            (uuid, g.retired_from, revision) for uuid, g in after.gpus.items()
+            if g.retired_from is not None and (uuid not in before.gpus or before.gpus[uuid].retired_from is None)
+        ]
+        await self.conn.copy_records_to_table("gpu_retirements", columns=RETIREMENT_COLUMNS, records=retired)
+        await self.conn.executemany(
+            INSERT_GRANT,
+            [(g.id, g.funder, g.reseller, g.tenant, g.amount_yen, None if g.skus is None else sorted(g.skus),
+              g.first_period, g.last_period, revision)
+             for gid, g in after.grants.items() if gid not in before.grants],
+        )

@@ -26,6 +26,12 @@ def summary_of(before: Catalog, after: Catalog) -> dict:
         "skus_added": len(set(after.skus) - set(before.skus)),
         "retail_prices_added": versions_added(before.prices, after.prices),
         "agreements_added": versions_added(before.agreements, after.agreements),
+        "gpus_added": len(set(after.gpus) - set(before.gpus)),
+        "gpus_retired": sum(
+            1 for uuid, gpu in after.gpus.items()
+            if gpu.retired_from is not None and (uuid not in before.gpus or before.gpus[uuid].retired_from is None)
+        ),
+        "grants_added": len(set(after.grants) - set(before.grants)),
     }
 
 

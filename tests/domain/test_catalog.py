@@ -35,15 +35,12 @@ currency = "JPY"               # the only currency, for now
 timezone = "Asia/Tokyo"        # settlement periods are calendar months here (default)
 tax_rate_percent = 10          # consumption tax on every invoice (default 10)
 acceptance_horizon_days = 35   # how late usage may arrive (default 35)
+require_registered_gpus = true # check 7 below (default false)
 
 [[members]]
 id = "kddi"
 name = "KDDI"
-invoice_registration = "T1234567890123"   # optional; "T" + 13 digits
-
-[[members]]
-id = "sakura"
-name = "Sakura Internet"
+invoice_registration = "T7123456789012"   # optional; "T" + a 13-digit corporate number
 
 [[skus]]
 id = "H200"
@@ -63,6 +60,24 @@ effective_from = "2026-01-01T00:00:00+09:00"
 wholesale_yen_per_gpu_hour = "520"   # exactly one of these two
 # provider_share_bps = 7000          # basis points of the line's exact, unfloored
 #                                    # retail amount; 0..10000
+
+[[gpus]]                       # a provider's GPU; see "GPU registry"
+uuid = "GPU-5f1c0b9e-..."      # as gpu_uuid in events: 1-128 characters in 0x21-0x7E
+provider = "sakura"
+sku = "H200"
+region = "jp-ishikari"         # ^[a-z][a-z0-9-]{1,31}$
+registered_from = "2026-01-01T00:00:00+09:00"
+# retired_from = "2026-12-01T00:00:00+09:00"   # optional, exclusive, > registered_from
+
+[[grants]]                     # credits a member funds for a tenant; see "Credits"
+id = "poc-acme-2026"           # ^[a-z0-9][a-z0-9._-]{0,63}$, unique
+funder = "sakura"              # a member: pays for what the grant covers
+reseller = "kddi"              # the tenant's reseller (may be the funder)
+tenant = "acme"                # as tenant in events
+amount_yen = 500000            # integer > 0
+skus = ["H200", "B200"]        # optional, non-empty; default: every SKU
+first_period = "2026-10"       # the service periods it covers, inclusive
+last_period = "2026-12"
 """
 
 BASE = catalog_text(
@@ -100,12 +115,27 @@ def top_level_settings(catalog) -> tuple:
     return (catalog.currency, catalog.timezone, catalog.tax_rate_percent, catalog.acceptance_horizon_days)
 
 
-def test_given_the_example_of_spec_then_it_loads_with_its_values():
-    catalog = merged(SPEC_EXAMPLE)
+# SPEC.md's example names member sakura and SKU B200 without defining them, which its own
+# load rules refuse; with both defined it loads.
+SPEC_EXAMPLE_COMPLETE = SPEC_EXAMPLE + (
+    b'\n[[members]]\nid = "sakura"\nname = "Sakura Internet"\n'
+    b'\n[[skus]]\nid = "B200"\ndescription = "NVIDIA B200"\n'
+)
+
+
+def test_given_the_example_of_spec_then_its_undefined_sku_is_refused_and_it_loads_once_defined():
+    with pytest.raises(CatalogError, match="unknown member 'sakura'"):
+        merged(SPEC_EXAMPLE)
+    with pytest.raises(CatalogError, match="SKU 'B200' is not in the catalog"):
+        merged(SPEC_EXAMPLE + b'\n[[members]]\nid = "sakura"\nname = "Sakura Internet"\n')
+    catalog = merged(SPEC_EXAMPLE_COMPLETE)
     assert top_level_settings(catalog) == ("JPY", "Asia/Tokyo", 10, 35)
-    assert catalog.members["kddi"] == Member("kddi", "KDDI", "T1234567890123")
+    assert catalog.require_registered_gpus is True
+    assert catalog.members["kddi"] == Member("kddi", "KDDI", "T7123456789012")
+    assert set(catalog.gpus) == {"GPU-5f1c0b9e-..."} and catalog.gpus["GPU-5f1c0b9e-..."].region == "jp-ishikari"
+    assert catalog.grants["poc-acme-2026"].skus == frozenset({"H200", "B200"})
     assert catalog.members["sakura"] == Member("sakura", "Sakura Internet", None)
-    assert catalog.skus == {"H200": Sku("H200", "NVIDIA H200 141GB")}
+    assert catalog.skus["H200"] == Sku("H200", "NVIDIA H200 141GB")
     start = instant("2025-12-31T15:00:00Z")
     assert catalog.prices == {("kddi", "H200"): (PriceVersion(start, 7_800_000),)}
     assert catalog.agreements == {
@@ -124,7 +154,7 @@ def test_given_a_file_without_top_level_settings_then_the_defaults_apply():
 def test_given_a_catalog_when_the_same_file_is_loaded_again_then_nothing_changes():
     once = merged(BASE)
     assert once.merge(parse_catalog(BASE.encode()), None) == once
-    assert merged(SPEC_EXAMPLE, SPEC_EXAMPLE) == merged(SPEC_EXAMPLE)
+    assert merged(SPEC_EXAMPLE_COMPLETE, SPEC_EXAMPLE_COMPLETE) == merged(SPEC_EXAMPLE_COMPLETE)
 
 
 def test_given_a_version_when_it_is_reloaded_with_its_instant_in_another_offset_then_nothing_changes():

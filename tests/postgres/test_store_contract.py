@@ -18,6 +18,7 @@ from ledger.domain.ports import DeadLetter, DeadLetterFilter, Tally, TokenRecord
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
 from tests.factories import DEFAULT_CATALOG as SPEC_CATALOG
+from tests.scenario import SCENARIOS
 
 pytestmark = pytest.mark.infra
 
@@ -70,6 +71,19 @@ async def test_given_a_load_then_the_same_catalog_comes_back_at_a_new_revision(s
     assert catalog == merged and revision >= 1
     assert await store.catalog_revision() == revision
     assert await store.member_exists("kddi") and not await store.member_exists("nobody")
+
+
+async def test_registrations_retirements_and_grants_come_back_as_loaded(store):
+    text = (SCENARIOS / "alliance-2026-q4" / "catalog.toml").read_text()
+    merged = await load_catalog(store, text)
+    assert (await store.catalog())[0] == merged
+    uuid = next(u for u, g in merged.gpus.items() if g.retired_from is None)
+    retiring = text.replace(f'uuid = "{uuid}"\n', f'uuid = "{uuid}"\nretired_from = "2026-12-01T00:00:00+09:00"\n')
+    async with store.catalog_load() as tx:
+        current, _ = await tx.catalog()
+        after = current.merge(parse_catalog(retiring.encode()), None)
+        await tx.add(current, after, "test", "1" * 64)
+    assert (await store.catalog())[0].gpus[uuid].retired_from == after.gpus[uuid].retired_from is not None
 
 
 # -- intake -----------------------------------------------------------------------------
