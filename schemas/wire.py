@@ -18,11 +18,11 @@ SINGLE_CONTENT_TYPE = b"application/cloudevents+json"
 BATCH_CONTENT_TYPE = b"application/cloudevents-batch+json"
 # gpuledger's own: the id under which `ingest --wait` and the API count their events.
 INGEST_HEADER = "gpuledger-ingest"
-# gpuledger's own: a record that asks the workers to replay the dead letter it names.
-REPLAY_HEADER = "gpuledger-replay"
 
 MAX_EVENT_BYTES = 1 << 20  # SPEC.md, check 1: larger events are malformed, unparsed
-MAX_INGEST_ID_CHARS = 64
+# The most a batch record may carry; a larger one is refused whole, as one event.
+MAX_BATCH_EVENTS = 10_000
+MAX_BATCH_RECORD_BYTES = 16 << 20
 
 
 def is_batch(content_type: bytes) -> bool:

@@ -29,6 +29,7 @@ from ledger.domain.ports import Store
 from ledger.domain.records import BatchResult, Record
 from ledger.service.intake import Intake
 from ledger.settings import Settings
+from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, is_batch
 from streams import metrics
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.topics import METER_GROUP
@@ -43,6 +44,8 @@ TAKE_WITHIN_SECONDS = 0.5
 # transactions of at most this many bytes of record values (in offset order, so each
 # one's positions cover exactly its records), which bounds a worker's memory.
 TRANSACTION_MAX_BYTES = 8 << 20
+# ...and of about this many events: a batch record may carry thousands of tiny ones.
+TRANSACTION_MAX_EVENTS = 50_000
 
 
 # Opens the ledger's store for the worker's lifetime, inside Faust's event loop (the
@@ -62,26 +65,41 @@ class Worker:
 
 
 def to_record(event) -> Record:
+    """A Faust event as the ledger's Record, whatever a producer put in it: header names
+    that are not UTF-8 are read with replacement characters, a missing or negative
+    timestamp becomes None (judged at the worker's clock)."""
     message = event.message
     headers = {}
     for key, value in message.headers or ():
-        headers[key.lower() if isinstance(key, str) else key.decode().lower()] = value or b""
-    timestamp_ms = round(message.timestamp * 1000) if message.timestamp is not None else 0
+        name = key if isinstance(key, str) else bytes(key).decode("utf-8", "replace")
+        headers[name.lower()] = value or b""
+    timestamp = message.timestamp
+    timestamp_ms = round(timestamp * 1000) if timestamp is not None and timestamp >= 0 else None
     return Record(
         message.topic, message.partition, message.offset, timestamp_ms, message.value or b"", headers
     )
 
 
-def chunks_by_size(records: list[Record], max_bytes: int) -> list[list[Record]]:
-    """Consecutive slices of records whose values add up to at most max_bytes (one at least)."""
+def estimated_events(record: Record) -> int:
+    """At least as many events as a record carries (batch elements are comma separated)."""
+    if not is_batch(record.headers.get(CONTENT_TYPE_HEADER, b"")):
+        return 1
+    return min(record.value.count(b",") + 1, MAX_BATCH_EVENTS)
+
+
+def transactions(records: list[Record], max_bytes: int, max_events: int) -> list[list[Record]]:
+    """Consecutive slices of records of at most max_bytes of values and about max_events
+    events (at least one record each): what one store transaction decides and writes."""
     chunks: list[list[Record]] = []
-    size = 0
+    size = events = 0
     for record in records:
-        if not chunks or (chunks[-1] and size + len(record.value) > max_bytes):
+        weight = estimated_events(record)
+        if not chunks or (chunks[-1] and (size + len(record.value) > max_bytes or events + weight > max_events)):
             chunks.append([])
-            size = 0
+            size = events = 0
         chunks[-1].append(record)
         size += len(record.value)
+        events += weight
     return chunks
 
 
@@ -132,7 +150,7 @@ async def _write_or_exit(intake: Intake, events) -> None:
         # the loop body would let take_events ack what was not written.
         records = [to_record(event) for event in events]
         result = BatchResult()
-        for chunk in chunks_by_size(records, TRANSACTION_MAX_BYTES):
+        for chunk in transactions(records, TRANSACTION_MAX_BYTES, TRANSACTION_MAX_EVENTS):
             result.add(await intake.apply(chunk))
     except asyncio.CancelledError:
         # Stopping mid-batch: the transaction is rolled back; leaving now keeps

@@ -23,8 +23,6 @@ from schemas.wire import (
     BATCH_CONTENT_TYPE,
     CONTENT_TYPE_HEADER,
     INGEST_HEADER,
-    MAX_EVENT_BYTES,
-    REPLAY_HEADER,
     SINGLE_CONTENT_TYPE,
     encode_batch,
 )
@@ -149,22 +147,3 @@ class KafkaPublisher:
             (raw for group in by_gpu.values() for raw in group), ingest_id, batch_max_events=BATCH_MAX_EVENTS
         )
 
-    async def send_replays(self, replays: list[tuple[int, bytes]], ingest_id: str) -> None:
-        """One record per dead letter, keyed by the event's GPU when it names one (so one
-        GPU's replays keep their order). A raw over the event limit (only `ingest`
-        dead-letters those itself) travels as an empty value: no broker would take it,
-        and the worker reads the dead letter's stored bytes, never the record's."""
-        pending = []
-        ingest = (INGEST_HEADER, ingest_id.encode("ascii"))
-        try:
-            for dead_letter_id, raw in replays:
-                fits = len(raw) <= MAX_EVENT_BYTES
-                headers = [
-                    (CONTENT_TYPE_HEADER, SINGLE_CONTENT_TYPE), ingest,
-                    (REPLAY_HEADER, str(dead_letter_id).encode("ascii")),
-                ]
-                key = gpu_key(raw) if fits else None
-                pending.append(await self.producer.send(self.topic, raw if fits else b"", key=key, headers=headers))
-            await asyncio.gather(*pending)
-        except KafkaError as exc:
-            raise self._unavailable(exc) from exc

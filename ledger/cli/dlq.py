@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 from ledger.cli import wiring
-from ledger.cli.output import Progress, echo_json, notice
+from ledger.cli.output import echo_json
 from ledger.cli.wiring import Context, pass_context, run
 from ledger.domain.access import OPERATOR
 from ledger.domain.errors import InputError
 from ledger.domain.instants import parse_instant
 from ledger.service import deadletters
-from ledger.service.ingest import wait as wait_for
 
 
 @click.group()
@@ -56,34 +55,24 @@ def dlq_list(obj: Context, reason: str | None, since: str | None, until: str | N
 @click.option("--reason", help="Replay the dead letters of this reason...")
 @click.option("--since", help="...received at or after this RFC 3339 instant...")
 @click.option("--until", help="...and before this one (at most 10,000 per replay).")
-@click.option("--wait", is_flag=True, help="Wait until the workers have processed every replay and print the counts.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=0, help="With --wait: give up after this many seconds (0: never).")
+@click.option("--wait", is_flag=True, hidden=True, help="Kept for scripts: a replay is decided before the command returns.")
 @pass_context
-def dlq_replay(obj: Context, ids: tuple[int, ...], reason: str | None, since: str | None, until: str | None, wait: bool, timeout: float) -> None:
-    """Replay dead letters by IDS, or by --reason/--since/--until, through the workers.
+def dlq_replay(obj: Context, ids: tuple[int, ...], reason: str | None, since: str | None, until: str | None, wait: bool) -> None:
+    """Replay dead letters by IDS, or by --reason/--since/--until, at once.
 
-    Prints {"ingest_id", "replayed", "skipped_already_replayed"}; with --wait also the
-    replay's counts, as `ingest --wait` prints them.
+    Each is judged from its stored bytes at its original receipt time, against today's
+    catalog. Prints {"ingest_id", "replayed", "skipped_already_replayed"} and the replay's
+    counts, as `ingest --wait` prints them.
     """
     settings = obj.settings
-    settings.need_database(), settings.need_kafka()
     filters = {"reason": reason, "since_ms": _instant_ms(since, "--since"),
                "until_ms": _instant_ms(until, "--until")}
     if ids:
         filters["ids"] = list(ids)
 
     async def replay() -> dict:
-        async with wiring.store(settings) as store, wiring.publisher(settings) as publisher:
-            result = await deadletters.replay(store, publisher, OPERATOR, **filters)
-            if not wait:
-                return result
-            progress = Progress()
-            tally = await wait_for(
-                store, result["ingest_id"], result["replayed"], timeout,
-                lambda done, final: progress.show("processed", done, total=result["replayed"], final=final),
-                notice,
-            )
-            return {**result, **tally}
+        async with wiring.store(settings) as store:
+            return await deadletters.replay(store, OPERATOR, **filters)
 
     echo_json(run(replay()))
 

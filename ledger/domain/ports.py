@@ -243,9 +243,6 @@ class Store(Protocol):
 
     async def count_replayed(self, where: DeadLetterFilter) -> int: ...
 
-    def dead_letter_raws(self, ids: list[int]) -> AsyncIterator[tuple[int, bytes]]:
-        """(id, raw bytes) of the named dead letters, in id order, streamed."""
-
     async def hour_usage(
         self, start: int, end: int, member: str | None, provider: str | None,
         reseller: str | None, sku: str | None, service_period: str | None,
@@ -284,8 +281,5 @@ class Publisher(Protocol):
 
     async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
         """Send events under one ingest id and wait until the broker has them all."""
-
-    async def send_replays(self, replays: list[tuple[int, bytes]], ingest_id: str) -> None:
-        """Send one replay record per (dead letter id, raw bytes) and wait for the broker."""
 
     async def close(self) -> None: ...

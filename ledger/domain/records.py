@@ -8,6 +8,7 @@ their first verdict (decoded JSON, or `malformed`); what happens next is
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -18,27 +19,40 @@ from ledger.domain import events
 from schemas.wire import (
     CONTENT_TYPE_HEADER,
     INGEST_HEADER,
-    MAX_INGEST_ID_CHARS,
+    MAX_BATCH_EVENTS,
+    MAX_BATCH_RECORD_BYTES,
     is_batch,
     split_batch,
 )
 
+_INGEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+MEMBER_ID = re.compile(r"[a-z][a-z0-9-]{1,31}")
+MAX_DETAIL_CHARS = 1000
+
 
 class Record(NamedTuple):
-    """One Kafka record as the ledger needs it."""
+    """One Kafka record as the ledger needs it (a replayed dead letter has no topic)."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    timestamp_ms: int | None  # None: the record carries none
     value: bytes
     headers: dict[str, bytes]
 
     @property
     def ingest_id(self) -> str:
-        """The id of the ingest that sent it ('' when none): what `--wait` counts by."""
-        value = self.headers.get(INGEST_HEADER)
-        return value.decode("ascii", "replace")[:MAX_INGEST_ID_CHARS] if value else ""
+        """The id of the ingest that sent it: what `--wait` counts by. A header that is not a
+        plain id (any producer can set any bytes) counts as none: ''."""
+        value = self.headers.get(INGEST_HEADER, b"")
+        return value.decode("ascii") if _INGEST_ID.fullmatch(value) else ""
+
+    def received_at(self, clock_ms: int) -> Record:
+        """The record judged at its receipt time: its timestamp, or the processing worker's
+        clock if that is earlier or the record has none (no producer dates into the future)."""
+        stamp = self.timestamp_ms
+        receipt = clock_ms if stamp is None or stamp < 0 else min(stamp, clock_ms)
+        return self if receipt == stamp else self._replace(timestamp_ms=receipt)
 
 
 @dataclass(slots=True)
@@ -71,11 +85,24 @@ class BatchResult:
         self.outcomes.update(other.outcomes)
 
 
+def _whole(record: Record, value: bytes, detail: str) -> list[Received]:
+    """A batch refused whole: one received event, `malformed`, the record's bytes kept."""
+    return [Received(record, 0, value, events.Rejection(events.MALFORMED, detail))]
+
+
 def unpack(record: Record) -> list[Received]:
-    """The received events of a record: one, or each element of a CloudEvents batch."""
+    """The received events of a record: one, or each element of a CloudEvents batch.
+
+    A batch of more than MAX_BATCH_EVENTS elements, or over MAX_BATCH_RECORD_BYTES, is one
+    received event, `malformed`: the work one record may ask of a worker is bounded.
+    """
     value = record.value if record.value is not None else b""
     if not is_batch(record.headers.get(CONTENT_TYPE_HEADER, b"")):
         return [Received(record, 0, value, events.decode(value))]
+    if len(value) > MAX_BATCH_RECORD_BYTES:
+        return _whole(record, value, f"batch of {len(value)} bytes, more than {MAX_BATCH_RECORD_BYTES}")
+    if value.count(b",\n") >= MAX_BATCH_EVENTS:  # each element but the last ends with one
+        return _whole(record, value, f"batch of more than {MAX_BATCH_EVENTS} events")
     lines = split_batch(value)
     if lines is not None:
         return [
@@ -88,8 +115,9 @@ def unpack(record: Record) -> list[Received]:
         rejection = events.Rejection(events.MALFORMED, f"batch is not JSON: {exc}"[:300])
         return [Received(record, 0, value, rejection)]
     if not isinstance(elements, list):
-        rejection = events.Rejection(events.MALFORMED, "batch is not a JSON array")
-        return [Received(record, 0, value, rejection)]
+        return _whole(record, value, "batch is not a JSON array")
+    if len(elements) > MAX_BATCH_EVENTS:
+        return _whole(record, value, f"batch of more than {MAX_BATCH_EVENTS} events")
     received = []
     for i, element in enumerate(elements):
         raw = orjson.dumps(element)
@@ -108,9 +136,15 @@ def parties(raw: bytes) -> tuple[str | None, str | None]:
         return None, None
     provider, reseller = data.get("provider"), data.get("reseller")
     return (
-        provider if isinstance(provider, str) else None,
-        reseller if isinstance(reseller, str) else None,
+        provider if isinstance(provider, str) and MEMBER_ID.fullmatch(provider) else None,
+        reseller if isinstance(reseller, str) and MEMBER_ID.fullmatch(reseller) else None,
     )
+
+
+def storable(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """A text any database column can hold: NUL escaped, bounded in length."""
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def gpu_key(raw: bytes) -> bytes | None:

@@ -200,12 +200,6 @@ class MemoryStore:
             if i in self.state.replays and _matches(letter, where, as_reseller=False)
         )
 
-    async def dead_letter_raws(self, ids: list[int]):
-        letters = self.state.dead_letters
-        for i in sorted(set(ids)):
-            if 1 <= i <= len(letters):
-                yield i, letters[i - 1].raw
-
     async def hour_usage(self, start, end, member, provider, reseller, sku, service_period) -> list[HourUsage]:
         _no_nul(member, provider, reseller, sku, service_period)
         totals: dict[tuple, int] = {}

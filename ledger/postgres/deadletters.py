@@ -37,9 +37,6 @@ WHERE ($1::text IS NULL OR d.provider = $1)
 SELECT_UNREPLAYED = "SELECT d.id" + FILTER + "  AND r.dead_letter_id IS NULL\nORDER BY d.id\nLIMIT $5\n"
 COUNT_REPLAYED = "SELECT count(*)" + FILTER + "  AND r.dead_letter_id IS NOT NULL\n"
 
-SELECT_RAWS = "SELECT id, raw FROM dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id"
-RAWS_CHUNK = 500  # dead letters' bytes read at a time
-
 
 def _where(where: DeadLetterFilter) -> tuple:
     return (where.member, where.reason, where.since_ms, where.until_ms)
@@ -61,8 +58,3 @@ async def unreplayed(conn: asyncpg.Connection, where: DeadLetterFilter, limit: i
 async def count_replayed(conn: asyncpg.Connection, where: DeadLetterFilter) -> int:
     return await conn.fetchval(COUNT_REPLAYED, *_where(where))
 
-
-async def raws(conn: asyncpg.Connection, ids: list[int]):
-    for start in range(0, len(ids), RAWS_CHUNK):
-        for row in await conn.fetch(SELECT_RAWS, ids[start : start + RAWS_CHUNK]):
-            yield row["id"], bytes(row["raw"])

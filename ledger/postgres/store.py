@@ -19,7 +19,7 @@ from ledger.postgres import deadletters, tokens, usage
 from ledger.postgres.books import PgBooks
 from ledger.postgres.catalog import SELECT_REVISION, PgCatalogWriter, load_catalog
 from ledger.postgres.connection import create_pool, transaction
-from ledger.postgres.errors import translated, translating, translating_iterator
+from ledger.postgres.errors import translated, translating
 from ledger.postgres.intake import (
     PgIntakeTransaction,
     copy_dead_letters,
@@ -127,12 +127,6 @@ class PostgresStore:
     async def count_replayed(self, where: DeadLetterFilter) -> int:
         async with self._connection() as conn:
             return await deadletters.count_replayed(conn, where)
-
-    @translating_iterator
-    async def dead_letter_raws(self, ids: list[int]):
-        async with self._connection() as conn:
-            async for found in deadletters.raws(conn, ids):
-                yield found
 
     @translating
     async def hour_usage(self, start, end, member, provider, reseller, sku, service_period) -> list[HourUsage]:

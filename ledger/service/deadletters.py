@@ -1,11 +1,10 @@
-"""Dead letters: listing rejected events, and asking the workers to replay them.
+"""Dead letters: listing rejected events, and replaying them.
 
-A replay (after a catalog fix, say) is one record per dead letter on the usage topic,
-with the header `gpuledger-replay: <dead letter id>` and a fresh ingest id. The worker
-processes the dead letter's stored bytes at its stored receipt time, under the same
-rules as any event (`ledger.service.replays`): a dead letter is replayed at most once,
-and a replayed event is counted again, as received, under the replay's ingest id (its
-first rejection stays counted under the ingest that brought it).
+A replay (after a catalog fix, say) judges the dead letter's stored bytes at its stored
+receipt time, under the same rules as any event, at once (`ledger.service.replays`): a
+dead letter is replayed at most once, and a replayed event is counted again, as
+received, under the replay's ingest id (its first rejection stays counted under the
+ingest that brought it).
 
 Who may do what: a member sees the dead letters that name it as provider or reseller,
 and may replay only those of its own GPUs (it is the provider); auditors see all and
@@ -21,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from ledger.domain.access import Caller
 from ledger.domain.errors import Forbidden, InputError, NotFound, TooLarge
 from ledger.domain.events import REASONS
-from ledger.domain.ports import DeadLetterFilter, Publisher, Store
+from ledger.domain.ports import DeadLetterFilter, Store
+from ledger.service import ingest, replays
+from ledger.service.replays import MAX_REPLAY
 
-MAX_REPLAY = 10_000  # dead letters per replay request
 MAX_LIST = 1000  # dead letters per page
 RAW_PREVIEW_BYTES = 4096
-PUBLISH_CHUNK = 500  # dead letters' bytes read (and published) at a time
 MAX_ID = (1 << 63) - 1
 
 
@@ -91,16 +90,15 @@ async def page(
 
 
 async def replay(
-    store: Store, publisher: Publisher, caller: Caller, *, ids: list[int] | None = None,
+    store: Store, caller: Caller, *, ids: list[int] | None = None,
     reason: str | None = None, since_ms: int | None = None, until_ms: int | None = None,
 ) -> dict:
-    """Publish a replay record for each dead letter named by `ids`, or matching the filter,
-    that was not replayed yet. All or nothing: any id the caller may not replay refuses
-    the request before anything is published.
+    """Replay each dead letter named by `ids`, or matching the filter, that was not replayed
+    yet. All or nothing: any id the caller may not replay refuses the request before
+    anything is decided.
 
-    Returns {"ingest_id", "replayed", "skipped_already_replayed"}. A dead letter whose
-    replay is published but not yet processed counts as not replayed: replaying it again
-    publishes a second record, which the worker skips (uncounted).
+    Returns {"ingest_id", "replayed", "skipped_already_replayed"} and the replay's counts
+    as `ingest --wait` prints them.
     """
     if caller.role == "admin":
         member = None
@@ -125,15 +123,10 @@ async def replay(
             )
         skipped = await store.count_replayed(where)
     ingest_id = uuid.uuid4().hex
-    chunk: list[tuple[int, bytes]] = []
-    async for found in store.dead_letter_raws(to_replay):
-        chunk.append(found)
-        if len(chunk) >= PUBLISH_CHUNK:
-            await publisher.send_replays(chunk, ingest_id)
-            chunk = []
-    if chunk:
-        await publisher.send_replays(chunk, ingest_id)
-    return {"ingest_id": ingest_id, "replayed": len(to_replay), "skipped_already_replayed": skipped}
+    decided, raced = await replays.replay(store, to_replay, ingest_id)
+    counts = await ingest.tally(store, ingest_id)
+    return {"ingest_id": ingest_id, "replayed": decided.received,
+            "skipped_already_replayed": skipped + raced, **counts}
 
 
 async def _by_ids(store: Store, ids: list[int], member: str | None) -> tuple[list[int], int]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 
@@ -35,24 +36,32 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.errors import ServiceUnavailable, StoreBusy
 from ledger.domain.metering import ACCEPTED, DUPLICATE, Meter, Pieces, hours_of
 from ledger.domain.ports import DeadLetter, IntakeTransaction, Store, Tally
-from ledger.domain.records import BatchResult, Received, Record, parties, unpack
-from ledger.service.replays import Replays
+from ledger.domain.records import BatchResult, Received, Record, parties, storable, unpack
 
 log = logging.getLogger(__name__)
 
 RETRY_FIRST_DELAY_SECONDS = 0.05
 RETRY_MAX_DELAY_SECONDS = 5.0
+UNDECIDABLE = "could not be decided (kept for replay once the ledger is fixed)"
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Intake:
     """Applies batches of records to the ledger; one per worker, used by one task."""
 
-    def __init__(self, store: Store, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self, store: Store, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
         self.store = store
         self.catalog = Catalog()
         self.catalog_revision = -1
         self._pieces: Pieces | None = None
         self._sleep = sleep
+        self._clock_ms = clock_ms
 
     async def apply(self, records: list[Record]) -> BatchResult:
         """Apply a batch, retrying it whole on a deadlock or a lost connection."""
@@ -75,18 +84,9 @@ class Intake:
         if not fresh:
             return result
         await self._refresh_catalog(tx)  # 3. catalog
-        received, replays = await self._decide(tx, fresh)  # 4. decode and check
-        meter = Meter(self._pieces, closed_through)
-        usages = [r for r in received if isinstance(r.verdict, events.Usage)]
-        if usages:
-            await _meter(tx, meter, usages)  # 5 and 6
-        # 7. writes
-        if replays is not None:
-            await replays.record(tx)
-        await tx.write_claims(meter.changed())
-        await tx.write_dead_letters(dead_letters(received))
-        tallies, result.outcomes = tally(received)
-        await tx.write_tallies(tallies)
+        now_ms = self._clock_ms()
+        received = [item for record in fresh for item in decide(record.received_at(now_ms), self.catalog)]  # 4.
+        result.outcomes = await settle(tx, received, Meter(self._pieces, closed_through))  # 5, 6, 7
         result.received = len(received)
         for topic, offsets in next_offsets.items():
             await tx.advance_positions(topic, offsets)
@@ -98,23 +98,30 @@ class Intake:
             self.catalog, self.catalog_revision = await tx.catalog()
             self._pieces = Pieces(self.catalog.calendar)
 
-    async def _decide(self, tx: IntakeTransaction, fresh: list[Record]) -> tuple[list[Received], Replays | None]:
-        """Every received event with its verdict so far (replay records take Replays' path)."""
-        received: list[Received] = []
-        replays = None
-        if any(Replays.is_replay(record) for record in fresh):
-            replays = await Replays.load(tx, fresh)
-        for record in fresh:
-            if replays is not None and Replays.is_replay(record):
-                received.extend(replays.unpack(record, self.catalog))
-                continue
-            for item in unpack(record):
-                if isinstance(item.verdict, dict):
-                    item.verdict = events.check(item.verdict, record.timestamp_ms, self.catalog)
-                received.append(item)
-        return received, replays
+
+def decide(record: Record, catalog: Catalog) -> list[Received]:
+    """Step 4: every received event of a record with its verdict so far (checks 1 to 9)."""
+    received = unpack(record)
+    for item in received:
+        if isinstance(item.verdict, dict):
+            try:
+                item.verdict = events.check(item.verdict, record.timestamp_ms, catalog)
+            except Exception:  # a bug of ours must not stop the ledger: keep the event, say so
+                log.exception("an event could not be checked; it is dead-lettered")
+                item.verdict = events.Rejection(events.MALFORMED, UNDECIDABLE)
+    return received
 
 
+async def settle(tx: IntakeTransaction, received: list[Received], meter: Meter) -> Counter:
+    """Steps 5 to 7: meter the valid events, write bitmaps, dead letters and tallies."""
+    usages = [r for r in received if isinstance(r.verdict, events.Usage)]
+    if usages:
+        await _meter(tx, meter, usages)
+    await tx.write_claims(meter.changed())
+    await tx.write_dead_letters(dead_letters(received))
+    tallies, outcomes = tally(received)
+    await tx.write_tallies(tallies)
+    return outcomes
 async def _unapplied(
     tx: IntakeTransaction, records: list[Record], result: BatchResult
 ) -> tuple[list[Record], dict[str, dict[int, int]]]:
@@ -143,13 +150,17 @@ async def _meter(tx: IntakeTransaction, meter: Meter, usages: list[Received]) ->
     for key, bits in await tx.claims(pairs):
         meter.load(key, bits)
     for item in usages:
-        item.verdict = meter.apply(item.verdict)
+        try:
+            item.verdict = meter.apply(item.verdict)
+        except Exception:  # the meter changes nothing before it decides; see decide()
+            log.exception("an event could not be metered; it is dead-lettered")
+            item.verdict = events.Rejection(events.MALFORMED, UNDECIDABLE)
 
 
 def dead_letters(received: list[Received]) -> list[DeadLetter]:
     return [
         DeadLetter(
-            item.verdict.reason, item.verdict.detail, item.raw, item.record.timestamp_ms,
+            item.verdict.reason, storable(item.verdict.detail), item.raw, item.record.timestamp_ms,
             item.record.topic, item.record.partition, item.record.offset, item.position,
             item.record.ingest_id, *parties(item.raw),
         )

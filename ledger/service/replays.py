@@ -1,82 +1,50 @@
-"""Replay records in a batch: header `gpuledger-replay: <dead letter id>`.
+"""Replaying dead letters: decided by the ledger itself, never by a record on the topic.
 
-A replay is processed from the dead letter's row, never from the record: its stored
-bytes, at its stored receipt time (so `future` and `too_late` are judged as they were
-on arrival), against the catalog of now. The record's value and timestamp are only for
-people reading the topic. A rejected replay writes a new dead letter (with the original
-receipt time), which may itself be replayed once.
+A replay (after a catalog fix, say) is requested through the API or the CLI and decided
+at once, in one store transaction: each dead letter's stored bytes are judged at its
+stored receipt time (so `future` and `too_late` are as they were on arrival), against
+the catalog of now, and metered, written and counted like any received event, under the
+replay's own ingest id (the first rejection stays counted where it was). A rejected
+replay writes a new dead letter with the original receipt time, which may itself be
+replayed once.
 
-Counted once: a dead letter is replayed at most once, recorded by the store in the same
-transaction as the outcome's claims and tallies. A replay record redelivered after a
-crash or a rebalance never gets here (intake step 2 drops records below the stored
-positions, written in that same transaction); a second record for the same dead letter
-(a producer's retry, a second replay request) has its own offset and is skipped here,
-uncounted, because the replay is recorded. Concurrent batches replaying the same dead
-letter are serialized by the store's lock on the replayed ids, taken before the GPU
-locks, so every worker takes its locks in the same order. A replay naming no dead
-letter (unknown id, or not a number) is received and rejected `malformed`, with the
-record's value as its bytes: never lost, never fatal.
+Once only: the store records each replay with its outcome in the same transaction, and
+holds the replayed ids against concurrent replays, taken before the GPU locks (the
+order every transaction locks in). Nothing a producer puts on the usage topic can ask
+for a replay: a header that once did is ignored, and its record judged as an ordinary
+event.
 """
 
 from __future__ import annotations
 
-from ledger.domain import events
-from ledger.domain.catalog import Catalog
-from ledger.domain.errors import StoreBusy
-from ledger.domain.ports import IntakeTransaction, ReplayTarget
-from ledger.domain.records import Received, Record
-from schemas.wire import REPLAY_HEADER
+from ledger.domain.metering import Meter, Pieces
+from ledger.domain.ports import Store
+from ledger.domain.records import BatchResult, Received, Record
+from ledger.service.intake import decide, settle
+from schemas.wire import INGEST_HEADER
 
-UNKNOWN_DEAD_LETTER = "unknown dead letter"
-MAX_ID_DIGITS = 18
+MAX_REPLAY = 10_000  # dead letters per replay request
 
 
-class Replays:
-    def __init__(self, targets: dict[int, ReplayTarget]) -> None:
-        self.targets = targets
-        self.done = {i for i, target in targets.items() if target.replayed}
-        self.replayed: list[tuple[int, Received]] = []
-
-    @staticmethod
-    def is_replay(record: Record) -> bool:
-        return REPLAY_HEADER in record.headers
-
-    @classmethod
-    async def load(cls, tx: IntakeTransaction, records: list[Record]) -> Replays:
-        ids = sorted({i for r in records if (i := replay_id(r)) is not None})
-        return cls(await tx.replay_targets(ids) if ids else {})
-
-    def unpack(self, record: Record, catalog: Catalog) -> list[Received]:
-        dead_letter_id = replay_id(record)
-        target = self.targets.get(dead_letter_id)
-        if target is None:
-            named = record.headers.get(REPLAY_HEADER, b"").decode("ascii", "replace")[:64]
-            rejection = events.Rejection(events.MALFORMED, f"{UNKNOWN_DEAD_LETTER}: {named}"[:300])
-            return [Received(record, 0, record.value or b"", rejection)]
-        if dead_letter_id in self.done:
-            return []
-        self.done.add(dead_letter_id)
-        original = record._replace(timestamp_ms=target.received_ms, value=target.raw)
-        verdict = events.decode(target.raw)
-        if isinstance(verdict, dict):
-            verdict = events.check(verdict, original.timestamp_ms, catalog)
-        item = Received(original, 0, target.raw, verdict)
-        self.replayed.append((dead_letter_id, item))
-        return [item]
-
-    async def record(self, tx: IntakeTransaction) -> None:
-        """Record each replay with its outcome (the items' verdicts are final by now)."""
-        if not self.replayed:
-            return
-        outcomes = [(dead_letter_id, item.outcome) for dead_letter_id, item in self.replayed]
-        if await tx.record_replays(outcomes) != len(outcomes):
-            # Cannot happen while the store's replay locks hold; if it ever does, the
-            # whole batch is retried and then sees the replay as done.
-            raise StoreBusy("dead letters replayed concurrently")
-
-
-def replay_id(record: Record) -> int | None:
-    text = record.headers.get(REPLAY_HEADER, b"")
-    if not (0 < len(text) <= MAX_ID_DIGITS and text.isdigit()):
-        return None
-    return int(text)
+async def replay(store: Store, ids: list[int], ingest_id: str) -> tuple[BatchResult, int]:
+    """Replay the named dead letters not replayed yet; returns (what was decided, how many
+    were skipped because they had been replayed already). Unknown ids are the caller's to
+    refuse before calling."""
+    async with store.intake() as tx:
+        closed_through = await tx.closed_through()
+        catalog, _ = await tx.catalog()
+        targets = await tx.replay_targets(sorted(set(ids)))
+        received: list[tuple[int, Received]] = []
+        headers = {INGEST_HEADER: ingest_id.encode("ascii")}
+        for dead_letter_id in sorted(targets):
+            target = targets[dead_letter_id]
+            if target.replayed:
+                continue
+            record = Record(None, None, None, target.received_ms, target.raw, headers)
+            # A dead letter is one received event: decide() sees its bytes as one event.
+            received.extend((dead_letter_id, item) for item in decide(record, catalog))
+        result = BatchResult(received=len(received))
+        items = [item for _, item in received]
+        result.outcomes = await settle(tx, items, Meter(Pieces(catalog.calendar), closed_through))
+        await tx.record_replays([(dead_letter_id, item.outcome) for dead_letter_id, item in received])
+    return result, len(targets) - len(received)

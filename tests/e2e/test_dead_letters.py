@@ -3,8 +3,8 @@
 Given a stack whose catalog lacks one retail price, events that need it are rejected
 `no_price`; `dlq list` shows them; once the price is loaded, `dlq replay` bills them and
 a second replay replays nothing. A replay is judged at the event's original receipt
-time and from the dead letter's stored bytes, whatever the replay record says; a replay
-naming no dead letter is counted as `malformed` and the worker carries on. Through the
+time and from the dead letter's stored bytes; a record on the topic cannot ask for a
+replay (the header that once did is ignored) and the worker carries on. Through the
 API, members see and replay only what is theirs, and auditors replay nothing.
 """
 
@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.wire import INGEST_HEADER, REPLAY_HEADER
+from schemas.wire import INGEST_HEADER
 from tests.db import fetch
 from tests.factories import ms, usage_event
 from tests.scenario import scenario_dirs
@@ -140,7 +140,7 @@ def test_no_price_events_are_billed_once_replayed_after_the_price_is_loaded(ledg
 
     # When the price is loaded and the dead letters replayed, then they are all accepted.
     stack.run("catalog", "load", str(SCENARIO / "catalog.toml"))
-    replayed = stack.json("dlq", "replay", "--reason", "no_price", "--wait", "--timeout", "120")
+    replayed = stack.json("dlq", "replay", "--reason", "no_price")
     assert replayed["replayed"] == 4 and replayed["skipped_already_replayed"] == 0
     assert replayed["received"] == 4 and replayed["accepted"] == 4 and replayed["rejected"] == {}
     assert replay_outcomes(stack, ids) == {i: "accepted" for i in ids}
@@ -152,7 +152,7 @@ def test_no_price_events_are_billed_once_replayed_after_the_price_is_loaded(ledg
     assert billed == {("kddi", "sakura"): 3 * 3600, ("sakura", "sakura"): 3600}
 
     # When the same dead letters are replayed again, then nothing is replayed or counted.
-    again = stack.json("dlq", "replay", *map(str, ids), "--wait", "--timeout", "60")
+    again = stack.json("dlq", "replay", *map(str, ids), "--wait")  # --wait is still accepted
     assert again["replayed"] == 0 and again["skipped_already_replayed"] == 4
     assert again["received"] == 0
     assert stack.json("dlq", "replay", "--reason", "no_price")["replayed"] == 0
@@ -171,89 +171,62 @@ def test_a_replay_is_judged_at_the_original_receipt_time_from_the_stored_bytes(l
     stack, _ = ledger
     start = "2026-11-20T00:00:00Z"
     early = dict(time=start, provider="sakura", reseller="sakura", tenant="sak-time", sku="H200")
+    long_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (HORIZON_DAYS + 1) * 86400))
     # Given an event received a day before it ran (future) and one received after the
-    # acceptance horizon (too_late): both would pass the checks if received now.
+    # acceptance horizon (too_late).
     ingest_id = uuid.uuid4().hex
     headers = [(INGEST_HEADER, ingest_id.encode())]
     send_records(stack, [
         {"value": event_line(gpu_uuid="GPU-DLQ-FUTURE", **early), "headers": headers,
          "timestamp_ms": ms(start) - DAY_MS},
-        {"value": event_line(gpu_uuid="GPU-DLQ-LATE", **early), "headers": headers,
-         "timestamp_ms": ms(start) + (HORIZON_DAYS + 1) * DAY_MS},
+        {"value": event_line(gpu_uuid="GPU-DLQ-LATE", **{**early, "time": long_ago}), "headers": headers},
     ])
     wait_until(lambda: tally(stack, ingest_id)["received"] == 2, "the two events")
     rejected = {row["reason"]: row for row in dead_letters_of(stack, ingest_id)}
     assert set(rejected) == {"future", "too_late"}
     future, late = rejected["future"], rejected["too_late"]
 
-    # When the future one is replayed by a record that lies (another event, stamped now),
-    # and the late one through the CLI:
-    forged_ingest = uuid.uuid4().hex
-    send_records(stack, [{
-        "value": event_line(gpu_uuid="GPU-DLQ-FORGED", **early),
-        "headers": [(INGEST_HEADER, forged_ingest.encode()), (REPLAY_HEADER, str(future["id"]).encode())],
-    }])
-    replayed = stack.json("dlq", "replay", str(late["id"]), "--wait", "--timeout", "120")
-    wait_until(lambda: tally(stack, forged_ingest)["received"] == 1, "the forged replay")
+    # When both are replayed through the CLI, a month later than the future one arrived:
+    replayed = stack.json("dlq", "replay", str(future["id"]), str(late["id"]))
 
     # Then each is judged as on arrival: still future, still too_late, nothing billed.
-    assert tally(stack, forged_ingest)["future"] == 1
-    assert replayed["rejected"] == {"too_late": 1} and replayed["received"] == 1
+    assert replayed["rejected"] == {"future": 1, "too_late": 1} and replayed["received"] == 2
     assert replay_outcomes(stack, [future["id"], late["id"]]) == {future["id"]: "future", late["id"]: "too_late"}
-    billed = fetch(stack.database_url, "SELECT count(*) AS n FROM claims WHERE gpu_uuid LIKE 'GPU-DLQ-%' "
-                   "AND gpu_uuid IN ('GPU-DLQ-FUTURE', 'GPU-DLQ-LATE', 'GPU-DLQ-FORGED')")
+    billed = fetch(stack.database_url, "SELECT count(*) AS n FROM claims WHERE gpu_uuid IN ('GPU-DLQ-FUTURE', 'GPU-DLQ-LATE')")
     assert billed[0]["n"] == 0
     # And each new rejection is a new dead letter with the original bytes and receipt time.
-    (again_future,) = dead_letters_of(stack, forged_ingest)
-    (again_late,) = dead_letters_of(stack, replayed["ingest_id"])
-    assert (again_future["reason"], again_future["raw"], again_future["received_ms"]) == (
-        "future", future["raw"], future["received_ms"])
-    assert (again_late["reason"], again_late["raw"], again_late["received_ms"]) == (
-        "too_late", late["raw"], late["received_ms"])
+    again = {row["reason"]: row for row in dead_letters_of(stack, replayed["ingest_id"])}
+    for reason, original in (("future", future), ("too_late", late)):
+        assert (again[reason]["raw"], again[reason]["received_ms"]) == (original["raw"], original["received_ms"])
 
 
-def test_replays_of_unknown_or_already_replayed_dead_letters_count_once_and_never_stop_the_worker(ledger):
+def test_a_replay_header_on_the_topic_is_ignored_and_the_worker_carries_on(ledger):
     stack, folder = ledger
     # Given a dead letter (seconds out of range: schema).
     counts = ingest(stack, folder, [event_line(gpu_uuid="GPU-DLQ-SCHEMA", seconds=0)])
     assert counts["rejected"] == {"schema": 1}
     (dead,) = fetch(stack.database_url, "SELECT id FROM dead_letters WHERE position($1::bytea IN raw) > 0",
                     b"GPU-DLQ-SCHEMA")
-    # When its replay record arrives twice (a producer's retry), then replays of an
-    # unknown id and of an id that is not a number, all on one partition in this order:
+    # When records on the topic carry the header that once asked for a replay, naming
+    # that dead letter, an unknown one, and something that is not a number:
     ingest_id = uuid.uuid4().hex
 
-    def replay_record(dead_letter_id: bytes, value: bytes = b"{}") -> dict:
+    def forged(dead_letter_id: bytes, value: bytes) -> dict:
         return {"key": b"GPU-DLQ-SCHEMA", "value": value,
-                "headers": [(INGEST_HEADER, ingest_id.encode()), (REPLAY_HEADER, dead_letter_id)]}
+                "headers": [(INGEST_HEADER, ingest_id.encode()), ("gpuledger-replay", dead_letter_id)]}
 
     send_records(stack, [
-        replay_record(str(dead["id"]).encode()),
-        replay_record(str(dead["id"]).encode()),
-        replay_record(b"999999999999", b"not even json"),
-        replay_record(b"abc"),
+        forged(str(dead["id"]).encode(), b"{}"),
+        forged(b"999999999999", b"not even json"),
+        forged(b"abc", event_line(gpu_uuid="GPU-DLQ-FORGED", time="2026-11-03T00:00:00Z")),
     ])
-    wait_until(lambda: tally(stack, ingest_id)["received"] >= 3, "the replays")
+    wait_until(lambda: tally(stack, ingest_id)["received"] >= 3, "the records")
 
-    # Then the dead letter is replayed once, and the unknown replays are malformed.
-    assert tally(stack, ingest_id) == {"received": 3, "accepted": 0, "malformed": 2, "schema": 1,
+    # Then each is judged as the ordinary event it is, and no dead letter is replayed.
+    assert tally(stack, ingest_id) == {"received": 3, "accepted": 1, "malformed": 1, "schema": 1,
                                        "future": 0, "too_late": 0}
-    assert replay_outcomes(stack, [dead["id"]]) == {dead["id"]: "schema"}
-    unknown = dead_letters_of(stack, ingest_id)
-    assert [(r["reason"], bytes(r["raw"])) for r in unknown if r["reason"] == "malformed"] == [
-        ("malformed", b"not even json"), ("malformed", b"{}")]
-    # When a replay of it arrives again, alone in its batch (nothing of it is counted),
-    # then the worker carries on.
-    ingest_id = uuid.uuid4().hex
-    send_records(stack, [replay_record(str(dead["id"]).encode())])
-    time.sleep(1.5)  # more than a worker's batch window
-    send_records(stack, [replay_record(b"0")])
-    wait_until(lambda: tally(stack, ingest_id)["received"] == 1, "the last replay")
-    assert tally(stack, ingest_id)["malformed"] == 1
-    assert replay_outcomes(stack, [dead["id"]]) == {dead["id"]: "schema"}
+    assert replay_outcomes(stack, [dead["id"]]) == {}
     assert all(c["running"] for c in stack.json("dev", "status")["components"])
-    assert ingest(stack, folder, [event_line(gpu_uuid="GPU-DLQ-AFTER", time="2026-11-03T00:00:00Z")])[
-        "accepted"] == 1
     # And the CLI refuses to replay what does not exist.
     refused = stack.run("dlq", "replay", "999999999999", check=False)
     assert refused.returncode == 2 and b"no such dead letters: 999999999999" in refused.stderr

@@ -22,7 +22,6 @@ from schemas.wire import (
     BATCH_CONTENT_TYPE,
     CONTENT_TYPE_HEADER,
     INGEST_HEADER,
-    REPLAY_HEADER,
     SINGLE_CONTENT_TYPE,
     encode_batch,
 )
@@ -65,12 +64,6 @@ class LoopbackPublisher:
 
     async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
         return await self.publish(raws, ingest_id)
-
-    async def send_replays(self, replays: list[tuple[int, bytes]], ingest_id: str) -> None:
-        for dead_letter_id, raw in replays:
-            headers = {CONTENT_TYPE_HEADER: SINGLE_CONTENT_TYPE, INGEST_HEADER: ingest_id.encode(),
-                       REPLAY_HEADER: str(dead_letter_id).encode()}
-            self.append(raw, headers)
 
     async def close(self) -> None:
         pass

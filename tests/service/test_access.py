@@ -43,28 +43,28 @@ async def test_only_a_provider_replays_and_what_it_may_not_see_does_not_exist(re
     ids = [item["id"] for item in items]
     sakuras = [item["id"] for item in items if item["provider"] == "sakura"]
     with pytest.raises(Forbidden):
-        await deadletters.replay(store, publisher, AUDITOR, ids=ids)
+        await deadletters.replay(store, AUDITOR, ids=ids)
     with pytest.raises(Forbidden, match="own GPUs"):
-        await deadletters.replay(store, publisher, KDDI, ids=ids)
+        await deadletters.replay(store, KDDI, ids=ids)
     with pytest.raises(NotFound):
-        await deadletters.replay(store, publisher, HIGHRESO, ids=sakuras)
+        await deadletters.replay(store, HIGHRESO, ids=sakuras)
     with pytest.raises(NotFound):
-        await deadletters.replay(store, publisher, OPERATOR, ids=[ids[-1] + 10])
-    done = await deadletters.replay(store, publisher, SAKURA, ids=sakuras)
+        await deadletters.replay(store, OPERATOR, ids=[ids[-1] + 10])
+    done = await deadletters.replay(store, SAKURA, ids=sakuras)
     assert done["replayed"] == 1
 
 
 async def test_a_replay_needs_ids_or_a_filter_within_the_limits(rejected):
     store, publisher = rejected
     with pytest.raises(InputError):
-        await deadletters.replay(store, publisher, OPERATOR)
+        await deadletters.replay(store, OPERATOR)
     with pytest.raises(InputError):
-        await deadletters.replay(store, publisher, OPERATOR, ids=[1], reason="no_price")
+        await deadletters.replay(store, OPERATOR, ids=[1], reason="no_price")
     with pytest.raises(InputError, match="reason must be one of"):
-        await deadletters.replay(store, publisher, OPERATOR, reason="bogus")
+        await deadletters.replay(store, OPERATOR, reason="bogus")
     with pytest.raises(TooLarge):
-        await deadletters.replay(store, publisher, OPERATOR, ids=list(range(1, deadletters.MAX_REPLAY + 2)))
-    assert (await deadletters.replay(store, publisher, OPERATOR, reason="no_price"))["replayed"] == 2
+        await deadletters.replay(store, OPERATOR, ids=list(range(1, deadletters.MAX_REPLAY + 2)))
+    assert (await deadletters.replay(store, OPERATOR, reason="no_price"))["replayed"] == 2
 
 
 async def test_a_token_opens_until_it_is_revoked(store):

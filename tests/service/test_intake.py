@@ -15,7 +15,7 @@ from ledger.domain.records import Record
 from ledger.service import deadletters
 from ledger.service import ingest as ingest_service
 from ledger.service.intake import Intake
-from schemas.wire import CONTENT_TYPE_HEADER, INGEST_HEADER, REPLAY_HEADER, SINGLE_CONTENT_TYPE
+from schemas.wire import CONTENT_TYPE_HEADER, INGEST_HEADER, SINGLE_CONTENT_TYPE
 from tests.factories import DEFAULT_CATALOG, encode, ms, usage_event
 from tests.service.conftest import TOPIC, LoopbackPublisher, deliver, load_catalog
 
@@ -98,19 +98,24 @@ async def test_a_replay_is_judged_from_the_stored_bytes_once(store):
     dead = (await deadletters.page(store, None))["items"][0]
     assert dead["reason"] == "no_price"
     await load_catalog(store, DEFAULT_CATALOG + '[[retail_prices]]\nreseller = "kddi"\nsku = "B200"\nyen_per_gpu_hour = "1"\neffective_from = "2026-01-01T00:00:00+09:00"\n')
-    first = await deadletters.replay(store, publisher, OPERATOR, ids=[dead["id"]])
-    second = await deadletters.replay(store, publisher, OPERATOR, ids=[dead["id"]])
-    await deliver(publisher, intake)
+    first = await deadletters.replay(store, OPERATOR, ids=[dead["id"]])
+    second = await deadletters.replay(store, OPERATOR, ids=[dead["id"]])
+    assert (first["replayed"], first["accepted"]) == (1, 1)
     assert (await ingest_service.tally(store, first["ingest_id"]))["accepted"] == 1
-    assert (await ingest_service.tally(store, second["ingest_id"]))["received"] == 0  # skipped, uncounted
+    assert (second["replayed"], second["skipped_already_replayed"], second["received"]) == (0, 1, 0)
     assert await store.count_replayed(DeadLetterFilter()) == 1
 
 
-async def test_a_replay_naming_no_dead_letter_is_malformed_not_fatal(store):
+async def test_a_replay_header_from_a_producer_is_ignored(store):
+    """Given a record asking to replay a dead letter, then it is judged as an ordinary event."""
     await load_catalog(store, DEFAULT_CATALOG)
-    result = await Intake(store).apply([record(0, b"{}", headers={REPLAY_HEADER: b"999"}),
-                                       record(1, b"{}", headers={REPLAY_HEADER: b"x"})])
-    assert dict(result.outcomes) == {"malformed": 2}
+    intake = Intake(store)
+    await intake.apply([record(0, usage_event(sku="B200"))])
+    dead = (await deadletters.page(store, None))["items"][0]
+    forged = {"gpuledger-replay": str(dead["id"]).encode()}
+    result = await intake.apply([record(1, b"{}", headers=forged), record(2, usage_event(), headers=forged)])
+    assert dict(result.outcomes) == {"schema": 1, "accepted": 1}
+    assert await store.count_replayed(DeadLetterFilter()) == 0
 
 
 async def test_a_batch_record_counts_each_element(store):

@@ -1,27 +1,40 @@
-"""The worker's slicing of a take into transactions: every record once, in order, bounded."""
+"""The worker's slicing of a take into transactions: every record once, in order, bounded
+in bytes and in events."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.domain.records import Record
-from streams.app import chunks_by_size
+from schemas.wire import BATCH_CONTENT_TYPE, CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, encode_batch
+from streams.app import estimated_events, transactions
 
 
-def record(offset: int, size: int) -> Record:
+def record(offset: int, size: int, batch_events: int = 0) -> Record:
+    if batch_events:
+        return Record("gpu.usage", 0, offset, 0, encode_batch([b"1"] * batch_events),
+                      {CONTENT_TYPE_HEADER: BATCH_CONTENT_TYPE})
     return Record("gpu.usage", 0, offset, 0, b"x" * size, {})
 
 
 def test_empty_values_anywhere_are_kept():
     """Given an empty record first (a member's producer may send one), then it is in a chunk."""
     records = [record(0, 0), record(1, 0), record(2, 5)]
-    assert chunks_by_size(records, 10) == [records]
+    assert transactions(records, 10, 100) == [records]
 
 
-@given(st.lists(st.integers(0, 30), max_size=40), st.integers(1, 40))
-def test_every_record_once_in_order_and_chunks_bounded(sizes, max_bytes):
-    records = [record(i, size) for i, size in enumerate(sizes)]
-    chunks = chunks_by_size(records, max_bytes)
+def test_a_batch_record_weighs_its_elements_at_most_the_cap():
+    assert estimated_events(record(0, 0, batch_events=7)) == 7
+    assert estimated_events(record(0, 10)) == 1
+    assert estimated_events(record(0, 0, batch_events=MAX_BATCH_EVENTS + 5)) == MAX_BATCH_EVENTS
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 50)), max_size=40), st.integers(1, 40), st.integers(1, 60))
+def test_every_record_once_in_order_and_chunks_bounded(shapes, max_bytes, max_events):
+    records = [record(i, size, events) for i, (size, events) in enumerate(shapes)]
+    chunks = transactions(records, max_bytes, max_events)
     assert [r for chunk in chunks for r in chunk] == records
     for chunk in chunks:
         assert chunk, "no empty chunk"
-        assert len(chunk) == 1 or sum(len(r.value) for r in chunk) <= max_bytes
+        if len(chunk) > 1:
+            assert sum(len(r.value) for r in chunk) <= max_bytes
+            assert sum(estimated_events(r) for r in chunk) <= max_events

@@ -13,11 +13,12 @@ import pydantic
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.domain.errors import InputError, ServiceUnavailable
+from ledger.domain.errors import InputError
 from ledger.http.auth import Caller, LedgerState, require_writer
 from ledger.http.body import read_limited
 from ledger.http.errors import responses
 from ledger.service import deadletters
+from ledger.service.replays import MAX_REPLAY
 from ledger.service.usage import instant
 
 MAX_REPLAY_BODY_BYTES = 1 << 20
@@ -49,16 +50,22 @@ class ReplayRequest(BaseModel):
     """Either `ids`, or a filter (at least one of reason, since, until)."""
 
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] | None = Field(None, description=f"at most {deadletters.MAX_REPLAY}")
+    ids: list[int] | None = Field(None, description=f"at most {MAX_REPLAY}")
     reason: str | None = None
     since: str | None = Field(None, description="RFC 3339 instant: received at or after")
     until: str | None = Field(None, description="RFC 3339 instant: received before")
 
 
 class ReplayAccepted(BaseModel):
+    """What the replay decided, at once: its ingest id and its counts."""
+
     ingest_id: str
     replayed: int
     skipped_already_replayed: int
+    received: int
+    accepted: int
+    duplicate: int
+    rejected: dict[str, int]
 
 
 def _ms(text: str | None, name: str) -> int | None:
@@ -87,7 +94,7 @@ async def list_dead_letters(
     response_model=ReplayAccepted,
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": ReplayRequest.model_json_schema()}}}},
-    responses=responses(400, 403, 413, 503),
+    responses=responses(400, 403, 404, 413, 503),
 )
 async def replay_dead_letters(who: Caller, ledger: LedgerState, request: Request) -> dict:
     require_writer(who)
@@ -95,9 +102,7 @@ async def replay_dead_letters(who: Caller, ledger: LedgerState, request: Request
         body = ReplayRequest.model_validate_json(await read_limited(request, MAX_REPLAY_BODY_BYTES))
     except pydantic.ValidationError as exc:
         raise InputError(f"the body is not a replay request: {exc.errors()[0]['msg']}") from None
-    if ledger.publisher is None:
-        raise ServiceUnavailable("this API was started without Kafka", code="no_kafka")
     return await deadletters.replay(
-        ledger.store, ledger.publisher, who, ids=body.ids, reason=body.reason,
+        ledger.store, who, ids=body.ids, reason=body.reason,
         since_ms=_ms(body.since, "since"), until_ms=_ms(body.until, "until"),
     )
