@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from ledger.domain.records import Record
 from schemas.wire import BATCH_CONTENT_TYPE, CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, encode_batch
-from streams.app import estimated_events, transactions
+from streams.app import estimated_events, to_record, transactions
 
 
 def record(offset: int, size: int, batch_events: int = 0) -> Record:
@@ -38,3 +38,27 @@ def test_every_record_once_in_order_and_chunks_bounded(shapes, max_bytes, max_ev
         if len(chunk) > 1:
             assert sum(len(r.value) for r in chunk) <= max_bytes
             assert sum(estimated_events(r) for r in chunk) <= max_events
+
+
+class _Message:
+    def __init__(self, headers, timestamp, value=b"v") -> None:
+        self.topic, self.partition, self.offset = "gpu.usage", 1, 7
+        self.headers, self.timestamp, self.value = headers, timestamp, value
+
+
+class _Event:
+    def __init__(self, message) -> None:
+        self.message = message
+
+
+def test_a_record_is_read_whatever_its_headers_and_timestamp_hold():
+    """Given header names that are not UTF-8 and timestamps a producer chose, then the
+    worker reads the record (names with replacement characters, no timestamp as None)."""
+    record = to_record(_Event(_Message([(b"\xff\xfeKey", b"x"), ("Content-Type", None)], -0.001, None)))
+    assert record.headers == {"\ufffd\ufffdkey": b"x", "content-type": b""}
+    assert record.timestamp_ms is None and record.value == b""
+    assert to_record(_Event(_Message([], None))).timestamp_ms is None
+    assert to_record(_Event(_Message([], 1.5))).timestamp_ms == 1500
+    assert record.received_at(1000).timestamp_ms == 1000
+    assert Record("t", 0, 0, 5000, b"", {}).received_at(1000).timestamp_ms == 1000
+    assert Record("t", 0, 0, 500, b"", {}).received_at(1000).timestamp_ms == 500
