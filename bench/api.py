@@ -223,8 +223,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def api_url(stack: LocalStack) -> str:
-    lines = stack.run("dev", "env").stdout.decode().splitlines()
-    url = dict(line.split("=", 1) for line in lines if "=" in line).get("GPULEDGER_API_URL")
+    url = stack.env_values().get("GPULEDGER_API_URL")
     if not url:
         raise RuntimeError("`gpuledger dev env` names no GPULEDGER_API_URL: did the API start?")
     if urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):

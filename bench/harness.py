@@ -165,6 +165,11 @@ class LocalStack:
     def kafka_bootstrap(self) -> str:
         return self.settings()["kafka_bootstrap"]
 
+    def env_values(self) -> dict[str, str]:
+        """What `gpuledger dev env` prints, as a dict (the API's address among them)."""
+        lines = self.run("dev", "env").stdout.decode().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
     def components(self) -> dict[str, dict]:
         """`gpuledger dev status`'s components by name, in its order."""
         return {c["name"]: c for c in self.json("dev", "status")["components"]}

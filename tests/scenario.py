@@ -52,15 +52,20 @@ def normalized(value, key: str | None = None):
 
 
 def run_steps(stack, directory: Path, folder: Path) -> dict:
-    """The scenario's six steps through the CLI of a running stack; each step's output."""
+    """The scenario's steps through the CLI of a running stack; each step's output (the
+    capacity reports when the scenario has them, after the six others)."""
     for name in ("batch1", "batch2"):
         (folder / f"{name}.ndjson").write_bytes(batch_bytes(directory, name))
     stack.run("catalog", "load", str(directory / "catalog.toml"))
-    return {
+    got = {
         "ingest1": stack.json("ingest", str(folder / "batch1.ndjson"), "--wait", "--timeout", "600"),
         "settle_sep": stack.json("settle", "2026-09", "--close"),
         "ingest2": stack.json("ingest", str(folder / "batch2.ndjson"), "--wait", "--timeout", "600"),
         "settle_sep_again": stack.json("settle", "2026-09"),
         "settle_oct": stack.json("settle", "2026-10", "--close"),
     }
+    for step, period in (("capacity_sep", "2026-09"), ("capacity_oct", "2026-10")):
+        if step in expected(directory):
+            got[step] = stack.json("report", "capacity", period)
+    return got
 

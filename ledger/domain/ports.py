@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
@@ -167,6 +168,11 @@ class BooksReader(Protocol):
 
     async def closed_statements(self) -> dict[str, bytes]: ...
 
+    async def capacity_billed(self, service_period: str) -> list[BilledSeconds]:
+        """Billed seconds of a service period (any booking period) by provider, SKU, the
+        region of the uuid's registration when it has that provider and SKU (else None),
+        and whether resold."""
+
 
 class BooksWriter(BooksReader, Protocol):
     """Closing periods: one transaction holding the books exclusively (`Store.books(close=True)`)."""
@@ -245,10 +251,11 @@ class Store(Protocol):
 
     async def hour_usage(
         self, start: int, end: int, member: str | None, provider: str | None,
-        reseller: str | None, sku: str | None, service_period: str | None,
+        reseller: str | None, sku: str | None, service_period: str | None, region: str | None = None,
     ) -> list[HourUsage]:
-        """Billed seconds per attribution, service period and hour in [start, end), naming
-        `member` as provider or reseller (None: all), filtered; `bits` not set."""
+        """Billed seconds per attribution, service period, region and hour in [start, end),
+        naming `member` as provider or reseller (None: all), filtered; `bits` not set.
+        The region is that of the uuid's registration with the same provider and SKU."""
 
     async def member_exists(self, member: str) -> bool: ...
 

@@ -28,6 +28,7 @@ class HourUsage:
     hour_start: int
     seconds: int
     bits: int | None = None
+    region: str | None = None  # read by the usage API only
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -21,7 +21,7 @@ from ledger.domain.instants import format_utc
 from ledger.domain.rating import HourUsage
 
 GRANULARITIES = ("hour", "day", "month")
-GROUP_FIELDS = ("tenant", "provider", "reseller", "sku", "service_period")
+GROUP_FIELDS = ("tenant", "provider", "reseller", "sku", "service_period", "region")
 MAX_RANGE_SECONDS = 400 * 86400
 
 
@@ -36,6 +36,7 @@ class UsageQuery:
     reseller: str | None = None
     sku: str | None = None
     period: str | None = None
+    region: str | None = None
 
 
 def _bucket(catalog: Catalog, hour_start: int, granularity: str) -> int:
@@ -76,6 +77,7 @@ def summarize(rows: Iterable[HourUsage], query: UsageQuery, caller: Caller, cata
             "reseller": row.reseller,
             "sku": row.sku,
             "service_period": row.service_period,
+            "region": row.region,
         }
         group = (_bucket(catalog, row.hour_start, query.granularity),
                  *(values[name] for name in query.group_by))

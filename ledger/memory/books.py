@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
+from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import LedgerError
 from ledger.domain.journal import GENESIS_HASH, ChainedEntry
@@ -93,6 +94,17 @@ class MemoryBooks:
                 if (other.gpu_uuid, other.hour_start) == (key.gpu_uuid, key.hour_start) and other.booking_period != booking_period:
                     elsewhere |= bits
             yield Evidence(key, claims[key], elsewhere)
+
+    async def capacity_billed(self, service_period: str) -> list[BilledSeconds]:
+        catalog = self.state.catalog
+        totals: dict[tuple, int] = defaultdict(int)
+        for key, bits in self.state.claims.items():
+            if key.service_period != service_period:
+                continue
+            provider, reseller, _, sku = key.attribution
+            group = (provider, sku, catalog.region_of(key.gpu_uuid, provider, sku), reseller != provider)
+            totals[group] += bits.bit_count()
+        return [BilledSeconds(*group, seconds) for group, seconds in totals.items()]
 
     async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)

@@ -200,19 +200,22 @@ class MemoryStore:
             if i in self.state.replays and _matches(letter, where, as_reseller=False)
         )
 
-    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period) -> list[HourUsage]:
-        _no_nul(member, provider, reseller, sku, service_period)
+    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period, region=None) -> list[HourUsage]:
+        _no_nul(member, provider, reseller, sku, service_period, region)
+        catalog = self.state.catalog
         totals: dict[tuple, int] = {}
         for key, bits in self.state.claims.items():
             p, r, tenant, s = key.attribution
             if not start <= key.hour_start < end or (member is not None and member not in (p, r)):
                 continue
+            found_region = catalog.region_of(key.gpu_uuid, p, s)
             if any(want is not None and got != want for want, got in
-                   ((provider, p), (reseller, r), (sku, s), (service_period, key.service_period))):
+                   ((provider, p), (reseller, r), (sku, s), (service_period, key.service_period),
+                    (region, found_region))):
                 continue
-            group = (r, tenant, p, s, key.service_period, key.hour_start)
+            group = (r, tenant, p, s, key.service_period, key.hour_start, found_region)
             totals[group] = totals.get(group, 0) + bits.bit_count()
-        return [HourUsage(*group, seconds) for group, seconds in totals.items()]
+        return [HourUsage(*group[:6], seconds, None, group[6]) for group, seconds in totals.items()]
 
     async def member_exists(self, member: str) -> bool:
         return member in self.state.catalog.members

@@ -12,6 +12,7 @@ import json
 import asyncpg
 
 from ledger.domain import journal
+from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.ports import Evidence
 from ledger.domain.rating import HourUsage
@@ -70,6 +71,14 @@ FROM claims c
 WHERE c.booking_period = $1
 ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reseller COLLATE "C",
          c.tenant COLLATE "C", c.sku COLLATE "C", c.service_period COLLATE "C"
+"""
+
+SELECT_CAPACITY_BILLED = """
+SELECT c.provider, c.sku, r.region, c.reseller <> c.provider AS resold, sum(c.seconds)::bigint AS seconds
+FROM claims c
+LEFT JOIN gpu_registrations r ON r.uuid = c.gpu_uuid AND r.provider = c.provider AND r.sku = c.sku
+WHERE c.service_period = $1
+GROUP BY 1, 2, 3, 4
 """
 
 SELECT_DEAD_LETTER_COUNTS = """
@@ -135,6 +144,11 @@ class PgBooks:
                 list(zip(row["accounts"], row["amounts"], strict=True)),
                 bytes(row["prev_hash"]), bytes(row["hash"]),
             )
+
+    @translating
+    async def capacity_billed(self, service_period: str) -> list[BilledSeconds]:
+        rows = await self.conn.fetch(SELECT_CAPACITY_BILLED, service_period)
+        return [BilledSeconds(*row.values()) for row in rows]
 
     # -- closing
 

@@ -129,9 +129,9 @@ class PostgresStore:
             return await deadletters.count_replayed(conn, where)
 
     @translating
-    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period) -> list[HourUsage]:
+    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period, region=None) -> list[HourUsage]:
         async with self._connection() as conn:
-            return await usage.hour_usage(conn, start, end, member, provider, reseller, sku, service_period)
+            return await usage.hour_usage(conn, start, end, member, provider, reseller, sku, service_period, region)
 
     @translating
     async def member_exists(self, member: str) -> bool:

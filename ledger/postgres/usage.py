@@ -7,22 +7,25 @@ import asyncpg
 from ledger.domain.rating import HourUsage
 
 SELECT_USAGE = """
-SELECT provider, reseller, tenant, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
-FROM claims
-WHERE hour_start >= $1 AND hour_start < $2
-  AND ($3::text IS NULL OR reseller = $3 OR provider = $3)
-  AND ($4::text IS NULL OR provider = $4)
-  AND ($5::text IS NULL OR reseller = $5)
-  AND ($6::text IS NULL OR sku = $6)
-  AND ($7::text IS NULL OR service_period = $7)
-GROUP BY provider, reseller, tenant, sku, service_period, hour_start
+SELECT c.provider, c.reseller, c.tenant, c.sku, c.service_period, r.region, c.hour_start,
+       sum(c.seconds)::bigint AS seconds
+FROM claims c
+LEFT JOIN gpu_registrations r ON r.uuid = c.gpu_uuid AND r.provider = c.provider AND r.sku = c.sku
+WHERE c.hour_start >= $1 AND c.hour_start < $2
+  AND ($3::text IS NULL OR c.reseller = $3 OR c.provider = $3)
+  AND ($4::text IS NULL OR c.provider = $4)
+  AND ($5::text IS NULL OR c.reseller = $5)
+  AND ($6::text IS NULL OR c.sku = $6)
+  AND ($7::text IS NULL OR c.service_period = $7)
+  AND ($8::text IS NULL OR r.region = $8)
+GROUP BY c.provider, c.reseller, c.tenant, c.sku, c.service_period, r.region, c.hour_start
 """
 
 
 async def hour_usage(conn: asyncpg.Connection, *args) -> list[HourUsage]:
-    """(start, end, member, provider, reseller, sku, service_period) -> rows as HourUsage."""
+    """(start, end, member, provider, reseller, sku, service_period, region) -> HourUsage rows."""
     return [
         HourUsage(r["reseller"], r["tenant"], r["provider"], r["sku"], r["service_period"],
-                  r["hour_start"], r["seconds"])
+                  r["hour_start"], r["seconds"], None, r["region"])
         for r in await conn.fetch(SELECT_USAGE, *args)
     ]

@@ -30,6 +30,7 @@ class UsageRequest:
     provider: str | None = None
     reseller: str | None = None
     sku: str | None = None
+    region: str | None = None
     group_by: tuple[str, ...] = ()
     granularity: str = "day"
     limit: int = 1000
@@ -77,10 +78,11 @@ async def query(store: Store, catalog: Catalog, caller: Caller, key: bytes, requ
     start, end = _range(request, catalog)
     wanted = usage.UsageQuery(
         start, end, request.granularity, tuple(dict.fromkeys(request.group_by)),
-        request.tenant, request.provider, request.reseller, request.sku, request.period,
+        request.tenant, request.provider, request.reseller, request.sku, request.period, request.region,
     )
     rows = await store.hour_usage(
-        start, end, caller.member, request.provider, request.reseller, request.sku, request.period
+        start, end, caller.member, request.provider, request.reseller, request.sku, request.period,
+        request.region,
     )
     items = usage.summarize(rows, wanted, caller, catalog, key)
     page = items[request.offset : request.offset + request.limit]

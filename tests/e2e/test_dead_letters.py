@@ -238,7 +238,7 @@ def test_a_replay_header_on_the_topic_is_ignored_and_the_worker_carries_on(ledge
 @pytest.fixture(scope="module")
 def api(ledger):
     stack, folder = ledger
-    url = dict(line.split("=", 1) for line in stack.run("dev", "env").stdout.decode().split())["GPULEDGER_API_URL"]
+    url = stack.env_values()["GPULEDGER_API_URL"]
     tokens = {m: stack.json("token", "create", "--member", m)["token"] for m in ("kddi", "sakura", "highreso")}
     tokens["auditor"] = stack.json("token", "create", "--role", "auditor")["token"]
     tokens["admin"] = stack.json("token", "create", "--role", "admin")["token"]

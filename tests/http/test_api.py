@@ -33,7 +33,7 @@ def api(make_stack, tmp_path_factory):
     (folder / "batch1.ndjson").write_bytes(batch_bytes(SCENARIO, "batch1"))
     stack.run("catalog", "load", str(SCENARIO / "catalog.toml"))
     stack.run("ingest", str(folder / "batch1.ndjson"), "--wait", "--timeout", "600")
-    url = dict(line.split("=", 1) for line in stack.run("dev", "env").stdout.decode().split())["GPULEDGER_API_URL"]
+    url = stack.env_values()["GPULEDGER_API_URL"]
     tokens = {m: stack.json("token", "create", "--member", m)["token"] for m in MEMBERS}
     tokens["auditor"] = stack.json("token", "create", "--role", "auditor")["token"]
     tokens["admin"] = stack.json("token", "create", "--role", "admin")["token"]

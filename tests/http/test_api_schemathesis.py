@@ -54,9 +54,7 @@ schemathesis.serializer.alias("application/toml", "text/plain")
 
 
 def api_url(stack) -> str:
-    lines = stack.run("dev", "env").stdout.decode().splitlines()
-    values = dict(line.split("=", 1) for line in lines if "=" in line)
-    return values["GPULEDGER_API_URL"].rstrip("/")
+    return stack.env_values()["GPULEDGER_API_URL"].rstrip("/")
 
 
 @pytest.fixture(scope="module")

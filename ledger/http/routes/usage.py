@@ -21,6 +21,7 @@ class UsageItem(BaseModel):
     reseller: str | None = None
     sku: str | None = None
     service_period: str | None = None
+    region: str | None = Field(None, description="Of the GPU's registration; null when unregistered")
     gpu_seconds: int
     retail_yen_estimate: int | None = Field(
         description="Retail yen of the usage the caller resold (auditors: all); null when none"
@@ -37,7 +38,7 @@ class UsagePage(BaseModel):
     next_cursor: str | None
 
 
-GroupField = Literal["tenant", "provider", "reseller", "sku", "service_period"]
+GroupField = Literal["tenant", "provider", "reseller", "sku", "service_period", "region"]
 
 
 @router.get("/v1/usage", response_model=UsagePage, response_model_exclude_unset=True, responses=responses(400))
@@ -51,13 +52,14 @@ async def get_usage(
     provider: str | None = None,
     reseller: str | None = None,
     sku: str | None = None,
+    region: str | None = None,
     group_by: Annotated[list[GroupField], Query()] = [],  # noqa: B006
     granularity: Literal["hour", "day", "month"] = "day",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
 ) -> dict:
     request = usage.UsageRequest(
-        start, end, period, tenant, provider, reseller, sku, tuple(group_by), granularity, limit,
+        start, end, period, tenant, provider, reseller, sku, region, tuple(group_by), granularity, limit,
         int(cursor or 0),
     )
     catalog = await ledger.current_catalog()
