@@ -23,6 +23,7 @@ ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 
 Attribution = tuple[str, str, str, str]  # (provider, reseller, tenant, sku)
+CONFLICT_DETAIL = "some of these GPU-seconds are already billed under another attribution"
 
 
 class ClaimKey(NamedTuple):
@@ -119,11 +120,9 @@ class Meter:
                 continue
             for other, bits in held.items():
                 if other != attribution and bits & piece.mask:
-                    return Rejection(
-                        CONFLICT,
-                        f"seconds already billed to provider={other[0]} reseller={other[1]} "
-                        f"tenant={other[2]} sku={other[3]}",
-                    )
+                    # Whose claim it is belongs to its parties: the detail says only that
+                    # there is one (any member can send any uuid and read its dead letter).
+                    return Rejection(CONFLICT, CONFLICT_DETAIL)
             new = piece.mask & ~held.get(attribution, 0)
             if new:
                 fresh.append((piece, new))

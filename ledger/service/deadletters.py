@@ -17,7 +17,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from ledger.domain.access import Caller
+import orjson
+
+from ledger.domain.access import Caller, pseudonym
 from ledger.domain.errors import Forbidden, InputError, NotFound, TooLarge
 from ledger.domain.events import REASONS
 from ledger.domain.ports import DeadLetterFilter, Store
@@ -53,7 +55,31 @@ def _check_reason(reason: str | None) -> None:
         raise InputError(f"reason must be one of {', '.join(REASONS)}")
 
 
-def _item(row: dict) -> dict:
+def _raw(row: dict, viewer: str | None, key: bytes) -> tuple[str | None, bool]:
+    """(the raw bytes as the viewer may see them, whether they were redacted).
+
+    A tenant id is its reseller's: a member that is not the event's reseller (its provider)
+    sees the event with the tenant as its pseudonym, or not at all when the event is too
+    long to show whole or is not an object whose data names a tenant.
+    """
+    head = bytes(row["raw_head"])
+    if viewer is None or viewer == row["reseller"]:
+        return head.decode("utf-8", "replace"), False
+    if row["raw_bytes"] > len(head):
+        return None, True
+    try:
+        event = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        return None, True
+    data = event.get("data") if isinstance(event, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("tenant"), str):
+        return (None, True) if b"tenant" in head else (head.decode("utf-8", "replace"), False)
+    data["tenant"] = pseudonym(key, viewer, str(row["reseller"]), data["tenant"])
+    return orjson.dumps(event).decode(), True
+
+
+def _item(row: dict, viewer: str | None, key: bytes) -> dict:
+    raw, redacted = _raw(row, viewer, key)
     return {
         "id": row["id"],
         "reason": row["reason"],
@@ -63,8 +89,9 @@ def _item(row: dict) -> dict:
         "provider": row["provider"],
         "reseller": row["reseller"],
         "ingest_id": row["ingest_id"],
-        "raw": bytes(row["raw_head"]).decode("utf-8", "replace"),
+        "raw": raw,
         "raw_bytes": row["raw_bytes"],
+        "raw_redacted": redacted,
         "replayed": row["replayed"],
         "replay_outcome": row["replay_outcome"],
     }
@@ -73,19 +100,21 @@ def _item(row: dict) -> dict:
 async def page(
     store: Store, caller_member: str | None, limit: int = 100, *, reason: str | None = None,
     since_ms: int | None = None, until_ms: int | None = None, after_id: int | None = None,
+    pseudonym_key: bytes = b"",
 ) -> dict:
     """One page of dead letters in id order: {"items", "next_cursor"} (the last id, or None).
 
     `caller_member` scopes the list to the dead letters naming that member as provider
     or reseller (None: all). `raw` is the first RAW_PREVIEW_BYTES of the event's bytes,
-    as UTF-8 with replacement characters; `raw_bytes` is their full size.
+    as UTF-8 with replacement characters, with another reseller's tenant as its
+    pseudonym (`raw_redacted`); `raw_bytes` is their full size.
     """
     _check_reason(reason)
     if not 1 <= limit <= MAX_LIST:
         raise InputError(f"limit must be 1..{MAX_LIST}")
     where = DeadLetterFilter(caller_member, reason, since_ms, until_ms)
     rows = await store.dead_letter_page(where, after_id or 0, limit + 1, RAW_PREVIEW_BYTES)
-    items = [_item(row) for row in rows[:limit]]
+    items = [_item(row, caller_member, pseudonym_key) for row in rows[:limit]]
     return {"items": items, "next_cursor": str(items[-1]["id"]) if len(rows) > limit else None}
 
 

@@ -35,8 +35,12 @@ class DeadLetter(BaseModel):
     provider: str | None
     reseller: str | None
     ingest_id: str
-    raw: str = Field(description=f"the event's first {deadletters.RAW_PREVIEW_BYTES} bytes as UTF-8 (invalid bytes replaced)")
+    raw: str | None = Field(description=(
+        f"the event's first {deadletters.RAW_PREVIEW_BYTES} bytes as UTF-8 (invalid bytes replaced); "
+        "for a member that is not the event's reseller, with the tenant as its pseudonym, or null "
+        "when it cannot be shown without the tenant"))
     raw_bytes: int = Field(description="the event's full size in bytes")
+    raw_redacted: bool = Field(description="whether raw was changed or withheld to keep a tenant id")
     replayed: bool
     replay_outcome: str | None = Field(description="accepted, duplicate or a reason, once replayed")
 
@@ -85,6 +89,7 @@ async def list_dead_letters(
     return await deadletters.page(
         ledger.store, who.member, limit=limit, reason=reason, since_ms=_ms(since, "since"),
         until_ms=_ms(until, "until"), after_id=int(cursor) if cursor else None,
+        pseudonym_key=ledger.pseudonym_key,
     )
 
 
