@@ -13,7 +13,7 @@ from ledger.cli.output import Progress, echo_json
 from ledger.cli.wiring import Context, pass_context, run
 from ledger.domain.errors import InputError, VerificationFailed
 from ledger.domain.periods import parse_period
-from ledger.service import books, signing
+from ledger.service import signing, verification
 from ledger.service.export import export_bundle
 
 KEY_HELP = "Private key file (default GPULEDGER_SIGNING_KEY or GPULEDGER_HOME/keys/signing.key)."
@@ -70,7 +70,7 @@ def _verify_database(obj: Context, public_key: str | None, anchors: tuple[str, .
 
     async def check() -> dict:
         async with wiring.store(obj.settings) as store:
-            return await books.verify(store, signed_heads)
+            return await verification.verify(store, signed_heads)
 
     return run(check())
 

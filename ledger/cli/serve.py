@@ -85,16 +85,31 @@ def token() -> None:
 @click.option("--member", help="The member a member token is scoped to.")
 @click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
 @click.option("--label", default="", help="A note on who holds it.")
+@click.option("--expires-in", default="90d", show_default=True, help="Lifetime: days (90 or 90d), hours (12h) or minutes (30m); at most 5 years.")
 @pass_context
-def token_create(obj: Context, member: str | None, role: str, label: str) -> None:
+def token_create(obj: Context, member: str | None, role: str, label: str, expires_in: str) -> None:
     """Create a token and print it once (only a salted hash is stored)."""
+    lifetime = tokens.parse_lifetime(expires_in)
 
     async def create() -> tuple[str, str]:
         async with wiring.store(obj.settings) as store:
-            return await tokens.create(store, role, member, label)
+            return await tokens.create(store, role, member, label, lifetime)
 
     token_id, secret = run(create())
-    echo_json({"id": token_id, "role": role, "member": member, "token": secret})
+    echo_json({"id": token_id, "role": role, "member": member, "token": secret,
+               "expires_in_seconds": lifetime})
+
+
+@token.command("list")
+@pass_context
+def token_list(obj: Context) -> None:
+    """Print every token (never its secret): holder, expiry, last use, revocation."""
+
+    async def listing() -> list[dict]:
+        async with wiring.store(obj.settings) as store:
+            return await tokens.listing(store)
+
+    echo_json({"tokens": run(listing())})
 
 
 @token.command("revoke")

@@ -103,6 +103,10 @@ class TokenRecord:
     salt: bytes
     digest: bytes
     revoked: bool
+    expires_at: int  # Unix seconds
+    created_at: int | None = None  # set by the store
+    last_used_at: int | None = None
+    label: str = ""
 
 
 # -- the ports ---------------------------------------------------------------------------
@@ -259,9 +263,15 @@ class Store(Protocol):
 
     async def member_exists(self, member: str) -> bool: ...
 
-    async def insert_token(self, token: TokenRecord, label: str) -> None: ...
+    async def insert_token(self, token: TokenRecord) -> None: ...
 
     async def token(self, token_id: str) -> TokenRecord | None: ...
+
+    async def tokens(self) -> list[TokenRecord]:
+        """Every token, oldest first."""
+
+    async def touch_token(self, token_id: str, used_at: int) -> None:
+        """Remember that a token was used at `used_at` (Unix seconds)."""
 
     async def revoke_token(self, token_id: str) -> bool | None:
         """True if newly revoked, False if it was already, None if there is no such token."""

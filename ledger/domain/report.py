@@ -57,6 +57,19 @@ def as_table(statement: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> object:
+    """A cell a spreadsheet shows as text: a string that would start a formula (a tenant
+    id may be `=HYPERLINK(...)`) gets a leading apostrophe; numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+        return "'" + value
+    return value
+
+
 def as_csv(statement: dict) -> str:
     """One CSV with a `section` column, so one file carries the whole statement."""
     buffer = io.StringIO()
@@ -77,5 +90,5 @@ def as_csv(statement: dict) -> str:
     for section, rows in sections:
         for row in rows:
             values = {"section": section, "period": statement["period"], "closed": str(statement["closed"]).lower(), **row}
-            writer.writerow(["" if values.get(c) is None else values.get(c) for c in header])
+            writer.writerow([csv_cell(values.get(c)) for c in header])
     return buffer.getvalue()

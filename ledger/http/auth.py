@@ -46,7 +46,7 @@ async def current_caller(
         raise Unauthorized("send Authorization: Bearer <token>")
     found = await tokens.authenticate(ledger_of(request).store, token.strip())
     if found is None:
-        raise Unauthorized("unknown or revoked token")
+        raise Unauthorized("unknown, revoked or expired token")
     return found
 
 

@@ -46,7 +46,8 @@ class State:
     tallies: list[Tally] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     journal: list[ChainedEntry] = field(default_factory=list)
-    tokens: dict[str, tuple[TokenRecord, str]] = field(default_factory=dict)
+    tokens: dict[str, TokenRecord] = field(default_factory=dict)
+    token_uses: dict[str, int] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
     pseudonym_key: bytes | None = None
 
@@ -63,6 +64,7 @@ class State:
             positions=dict(self.positions),
             journal=list(self.journal),
             tokens=dict(self.tokens),
+            token_uses=dict(self.token_uses),
             revoked=set(self.revoked),
         )
 
@@ -220,17 +222,24 @@ class MemoryStore:
     async def member_exists(self, member: str) -> bool:
         return member in self.state.catalog.members
 
-    async def insert_token(self, token: TokenRecord, label: str) -> None:
+    async def insert_token(self, token: TokenRecord) -> None:
         async with self._transaction() as state:
             if token.token_id in state.tokens:
                 raise LedgerError(f"token {token.token_id} exists")
-            state.tokens[token.token_id] = (token, label)
+            state.tokens[token.token_id] = replace(token, created_at=int(self.clock()))
 
     async def token(self, token_id: str) -> TokenRecord | None:
         found = self.state.tokens.get(token_id)
         if found is None:
             return None
-        return replace(found[0], revoked=token_id in self.state.revoked)
+        return replace(found, revoked=token_id in self.state.revoked, last_used_at=self.state.token_uses.get(token_id))
+
+    async def tokens(self) -> list[TokenRecord]:
+        return [await self.token(token_id) for token_id in self.state.tokens]
+
+    async def touch_token(self, token_id: str, used_at: int) -> None:
+        async with self._transaction() as state:
+            state.token_uses[token_id] = used_at
 
     async def revoke_token(self, token_id: str) -> bool | None:
         async with self._transaction() as state:

@@ -139,9 +139,19 @@ class PostgresStore:
             return await tokens.member_exists(conn, member)
 
     @translating
-    async def insert_token(self, token: TokenRecord, label: str) -> None:
+    async def insert_token(self, token: TokenRecord) -> None:
         async with self._connection() as conn:
-            await tokens.insert(conn, token, label)
+            await tokens.insert(conn, token)
+
+    @translating
+    async def tokens(self) -> list[TokenRecord]:
+        async with self._connection() as conn:
+            return await tokens.every(conn)
+
+    @translating
+    async def touch_token(self, token_id: str, used_at: int) -> None:
+        async with self._connection() as conn:
+            await tokens.touch(conn, token_id, used_at)
 
     @translating
     async def token(self, token_id: str) -> TokenRecord | None:

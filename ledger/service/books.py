@@ -10,13 +10,11 @@ bytes.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import orjson
 
 from ledger.domain import journal, rating
 from ledger.domain.catalog import Catalog
-from ledger.domain.errors import PeriodError, VerificationFailed
+from ledger.domain.errors import PeriodError
 from ledger.domain.instants import format_utc
 from ledger.domain.periods import next_period, parse_period
 from ledger.domain.ports import BooksReader, BooksWriter, Store
@@ -37,7 +35,7 @@ async def statement(store: Store, period: str, close: bool = False) -> bytes:
             closed_through = await _close_through(books, period, closed_through, catalog)
         if closed_through is not None and period <= closed_through:
             return await closed_document(books, period, catalog)
-        return render(await _compute(books, period, catalog, closed=False))
+        return render(await compute_statement(books, period, catalog, closed=False))
 
 
 async def closed_statement(books: BooksReader, period: str) -> bytes | None:
@@ -56,7 +54,7 @@ async def closed_document(books: BooksReader, period: str, catalog: Catalog) -> 
     return await _empty_closed_statement(books, period, catalog)
 
 
-async def _compute(books: BooksReader, period: str, catalog: Catalog, closed: bool) -> dict:
+async def compute_statement(books: BooksReader, period: str, catalog: Catalog, closed: bool) -> dict:
     usages = await books.hour_usages(period, sorted(rating.split_hours(catalog)))
     return rating.statement(period, catalog, rating.rate(catalog, usages), closed)
 
@@ -72,7 +70,7 @@ async def _close_through(books: BooksWriter, period: str, closed_through: str | 
         earliest = await books.earliest_booking_period()
         current = min(earliest, period) if earliest else period
     while current <= period:
-        document = await _compute(books, current, catalog, closed=True)
+        document = await compute_statement(books, current, catalog, closed=True)
         await books.store_closed_statement(current, render(document))
         await _post_journal(books, current, document)
         current = next_period(current)
@@ -100,85 +98,3 @@ async def _empty_closed_statement(books: BooksReader, period: str, catalog: Cata
     document = rating.statement(period, catalog, [], closed=True)
     document["net_yen"] = dict.fromkeys(sorted(member_ids or []), 0)
     return render(document)
-
-
-async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict:
-    """Walk the journal's chain and postings; check every closed period's entries against
-    its stored statement, and the chain against signed heads auditors hold (`anchors`:
-    (where it comes from, seq, hash hex)); raise VerificationFailed naming the first break.
-
-    The anchors are what catches a superuser who rewrote the whole chain consistently:
-    the heads already handed out in signed bundles must still be in it."""
-    async with store.snapshot() as books:
-        entries = [entry async for entry in books.journal()]
-        statements = _parsed(await books.closed_statements())
-    try:
-        head_seq, head_hash = journal.check_chain(entries)
-    except ValueError as exc:
-        raise VerificationFailed(str(exc)) from exc
-    _check_anchors(entries, anchors)
-    by_period: dict[str, list] = defaultdict(list)
-    balances: dict[str, int] = defaultdict(int)
-    for entry in entries:
-        by_period[entry.period].append(entry)
-        for account, amount in entry.postings:
-            balances[account] += amount
-    _check_statements(by_period, statements)
-    trial_balance = sum(balances.values())
-    if trial_balance != 0:
-        raise VerificationFailed(f"the trial balance of all accounts is {trial_balance} yen, not 0")
-    return {
-        "entries": len(entries),
-        "anchors_checked": len(anchors),
-        "head": {"seq": head_seq, "hash": head_hash.hex()},
-        "closed_periods": sorted(statements),
-        "accounts": len(balances),
-        "trial_balance_yen": trial_balance,
-    }
-
-
-def _parsed(stored: dict[str, bytes]) -> dict[str, dict]:
-    statements = {}
-    for period, document in stored.items():
-        try:
-            statements[period] = orjson.loads(document)
-        except orjson.JSONDecodeError as exc:
-            raise VerificationFailed(f"the closed statement of {period} is not JSON: {exc}") from exc
-    return statements
-
-
-def _check_anchors(entries: list[journal.ChainedEntry], anchors) -> None:
-    by_seq = {entry.seq: entry for entry in entries}
-    for source, seq, digest in anchors:
-        entry = by_seq.get(seq)
-        if entry is None or entry.hash.hex() != digest:
-            raise VerificationFailed(
-                f"journal entry {seq} is not the one signed in {source}: "
-                "the chain was rewritten after that bundle was exported"
-            )
-
-
-def _check_statements(by_period: dict[str, list], statements: dict[str, dict]) -> None:
-    for period, document in sorted(statements.items()):
-        try:
-            implied = journal.entries_for_statement(document)
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise VerificationFailed(f"the closed statement of {period} is not a statement ({exc!r})") from exc
-        for entry in journal.unbalanced(implied):
-            raise VerificationFailed(
-                f"the closed statement of {period} does not add up: its {entry.kind} entry "
-                f"{entry.reference} does not balance (was the stored statement edited?)"
-            )
-        stored = by_period.get(period, [])
-        got = [journal.Entry(e.kind, e.reference, [tuple(p) for p in e.postings]) for e in stored]
-        want = [journal.Entry(e.kind, e.reference, [tuple(p) for p in e.postings]) for e in implied]
-        if got != want:
-            first = next(
-                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
-                min(len(got), len(want)),
-            )
-            where = f"entry {stored[first].seq}" if first < len(stored) else "its last entries"
-            raise VerificationFailed(f"the journal of {period} does not match its closed statement at {where}")
-    for period in by_period:
-        if period not in statements:
-            raise VerificationFailed(f"journal entries for {period}, which has no closed statement")

@@ -11,19 +11,39 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 
 from ledger.domain.access import ROLES, Caller
 from ledger.domain.errors import InputError, LedgerError
+from ledger.domain.instants import format_utc
 from ledger.domain.ports import Store, TokenRecord
 
 _TOKEN = re.compile(r"glt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+DEFAULT_LIFETIME_SECONDS = 90 * 86400
+MAX_LIFETIME_SECONDS = 5 * 365 * 86400
+TOUCH_EVERY_SECONDS = 60  # how stale "last used" may be: not a write per request
+_LIFETIME = re.compile(r"([0-9]{1,6})([dhm]?)")
+
+
+def parse_lifetime(text: str) -> int:
+    """`90d`, `12h`, `30m` or a number of days -> seconds (1 minute to 5 years)."""
+    match = _LIFETIME.fullmatch(text.strip())
+    if match is None:
+        raise InputError(f"--expires-in {text!r}: give a number of days, or e.g. 90d, 12h, 30m")
+    seconds = int(match.group(1)) * {"": 86400, "d": 86400, "h": 3600, "m": 60}[match.group(2)]
+    if not 60 <= seconds <= MAX_LIFETIME_SECONDS:
+        raise InputError("--expires-in: a token lives at least a minute and at most 5 years")
+    return seconds
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode("ascii")).digest()
 
 
-async def create(store: Store, role: str, member: str | None, label: str = "") -> tuple[str, str]:
+async def create(
+    store: Store, role: str, member: str | None, label: str = "",
+    lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS, now: int | None = None,
+) -> tuple[str, str]:
     """A new token: returns (token_id, token). The token is shown once and never stored."""
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}")
@@ -34,7 +54,10 @@ async def create(store: Store, role: str, member: str | None, label: str = "") -
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
-    await store.insert_token(TokenRecord(token_id, role, member, salt, _digest(salt, secret), False), label)
+    expires_at = (int(time.time()) if now is None else now) + lifetime_seconds
+    await store.insert_token(
+        TokenRecord(token_id, role, member, salt, _digest(salt, secret), False, expires_at, label=label)
+    )
     return token_id, f"glt_{token_id}_{secret}"
 
 
@@ -46,18 +69,35 @@ async def revoke(store: Store, token_id: str) -> bool:
     return revoked
 
 
-async def authenticate(store: Store, token: str) -> Caller | None:
-    """The caller a token stands for, or None (unknown, malformed or revoked)."""
+async def authenticate(store: Store, token: str, now: int | None = None) -> Caller | None:
+    """The caller a token stands for, or None (unknown, malformed, revoked or expired)."""
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
     token_id, secret = match.groups()
     record = await store.token(token_id)
-    if record is None or record.revoked:
+    now = int(time.time()) if now is None else now
+    if record is None or record.revoked or now >= record.expires_at:
         return None
     if not hmac.compare_digest(_digest(record.salt, secret), record.digest):
         return None
+    if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY_SECONDS:
+        await store.touch_token(token_id, now)
     return Caller(token_id, record.role, record.member)
+
+
+def _instant(seconds: int | None) -> str | None:
+    return None if seconds is None else format_utc(seconds)
+
+
+async def listing(store: Store) -> list[dict]:
+    """Every token without its secret: who holds it, when it expires, when it was last used."""
+    return [
+        {"id": t.token_id, "role": t.role, "member": t.member, "label": t.label,
+         "created_at": _instant(t.created_at), "expires_at": _instant(t.expires_at),
+         "last_used_at": _instant(t.last_used_at), "revoked": t.revoked}
+        for t in await store.tokens()
+    ]
 
 
 async def pseudonym_key(store: Store) -> bytes:

@@ -265,7 +265,6 @@ async def test_a_replay_is_recorded_once(store):
     assert refs[ids[0]].replayed and refs[ids[0]].provider == "sakura"
     assert await store.unreplayed_dead_letters(DeadLetterFilter(member="sakura"), 10) == []
     assert await store.count_replayed(DeadLetterFilter(member="sakura")) == 2
-    assert [found async for found in store.dead_letter_raws(ids)] == [(ids[0], b'{"x": 1}'), (ids[1], b"two")]
 
 
 async def test_a_nul_in_a_filter_is_the_callers_input_error(store):
@@ -293,9 +292,17 @@ async def test_hour_usage_is_scoped_to_a_member_and_filtered(store):
 
 async def test_tokens_are_found_revoked_once_and_keyed_by_one_pseudonym_key(store):
     await load_catalog(store)
-    token = TokenRecord("0123456789abcdef", "member", "kddi", b"s" * 16, b"h" * 32, False)
-    await store.insert_token(token, "ops")
-    assert await store.token("0123456789abcdef") == token
+    token = TokenRecord("0123456789abcdef", "member", "kddi", b"s" * 16, b"h" * 32, False, 1_900_000_000,
+                        label="ops")
+    await store.insert_token(token)
+    found = await store.token("0123456789abcdef")
+    assert (found.role, found.member, found.salt, found.digest, found.expires_at, found.label, found.revoked) == (
+        "member", "kddi", b"s" * 16, b"h" * 32, 1_900_000_000, "ops", False)
+    assert found.created_at is not None and found.last_used_at is None
+    await store.touch_token("0123456789abcdef", 1_800_000_000)
+    await store.touch_token("0123456789abcdef", 1_800_000_060)
+    assert (await store.token("0123456789abcdef")).last_used_at == 1_800_000_060
+    assert [t.token_id for t in await store.tokens()] == ["0123456789abcdef"]
     assert await store.token("fedcba9876543210") is None
     assert await store.revoke_token("0123456789abcdef") is True
     assert await store.revoke_token("0123456789abcdef") is False

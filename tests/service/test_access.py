@@ -67,6 +67,23 @@ async def test_a_replay_needs_ids_or_a_filter_within_the_limits(rejected):
     assert (await deadletters.replay(store, OPERATOR, reason="no_price"))["replayed"] == 2
 
 
+async def test_a_token_expires_and_remembers_its_last_use(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    token_id, token = await tokens.create(store, "auditor", None, "ops", lifetime_seconds=3600, now=1_000_000)
+    assert await tokens.authenticate(store, token, now=1_000_100) is not None
+    assert (await store.token(token_id)).last_used_at == 1_000_100
+    await tokens.authenticate(store, token, now=1_000_130)  # within a minute: not written again
+    assert (await store.token(token_id)).last_used_at == 1_000_100
+    assert await tokens.authenticate(store, token, now=1_003_600) is None  # expired
+    listed = await tokens.listing(store)
+    assert [(t["id"], t["expires_at"], t["revoked"]) for t in listed] == [(token_id, "1970-01-12T14:46:40Z", False)]
+    assert tokens.parse_lifetime("90") == tokens.parse_lifetime("90d") == 90 * 86400
+    assert tokens.parse_lifetime("12h") == 43200
+    for bad in ("0m", "6000d", "1w", "-1", ""):
+        with pytest.raises(InputError):
+            tokens.parse_lifetime(bad)
+
+
 async def test_a_token_opens_until_it_is_revoked(store):
     await load_catalog(store, DEFAULT_CATALOG)
     token_id, token = await tokens.create(store, "member", "kddi", "ops")

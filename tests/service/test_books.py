@@ -7,7 +7,7 @@ import pytest
 
 from ledger.domain.errors import CatalogError, PeriodError, VerificationFailed
 from ledger.memory.store import MemoryStore
-from ledger.service import books
+from ledger.service import books, verification
 from ledger.service.intake import Intake
 from tests.factories import DEFAULT_CATALOG, encode, instant, price, usage_event
 from tests.service.conftest import LoopbackPublisher, deliver, load_catalog
@@ -74,20 +74,33 @@ async def test_the_journal_verifies_and_a_changed_statement_is_named(ledger):
     store, publisher = ledger
     await bill(store, publisher, time="2026-10-10T00:00:00Z", seconds=3600)
     await books.statement(store, "2026-10", close=True)
-    report = await books.verify(store)
+    report = await verification.verify(store)
     assert report["closed_periods"] == ["2026-10"] and report["trial_balance_yen"] == 0
     document = orjson.loads(store.state.closed_statements["2026-10"])
     document["tenant_invoices"][0]["total_yen"] += 1
     store.state.closed_statements["2026-10"] = orjson.dumps(document)
     with pytest.raises(VerificationFailed, match="2026-10"):
-        await books.verify(store)
+        await verification.verify(store)
 
 
 async def test_an_anchor_the_journal_no_longer_holds_is_named(ledger):
     store, publisher = ledger
     await bill(store, publisher, time="2026-10-10T00:00:00Z", seconds=3600)
     await books.statement(store, "2026-10", close=True)
-    head = (await books.verify(store))["head"]
-    assert (await books.verify(store, [("bundle", head["seq"], head["hash"])]))["anchors_checked"] == 1
+    head = (await verification.verify(store))["head"]
+    assert (await verification.verify(store, [("bundle", head["seq"], head["hash"])]))["anchors_checked"] == 1
     with pytest.raises(VerificationFailed, match="rewritten"):
-        await books.verify(store, [("bundle", head["seq"], "00" * 32)])
+        await verification.verify(store, [("bundle", head["seq"], "00" * 32)])
+
+
+async def test_a_stored_statement_edited_without_touching_its_journal_is_named(ledger):
+    """Given a closed statement whose lines were edited but whose invoices (and so journal
+    entries) were left alone, then verify names the period: it recomputes every statement."""
+    store, publisher = ledger
+    await bill(store, publisher, time="2026-10-10T00:00:00Z", seconds=3600)
+    await books.statement(store, "2026-10", close=True)
+    document = orjson.loads(store.state.closed_statements["2026-10"])
+    document["lines"][0]["gpu_seconds"] += 1
+    store.state.closed_statements["2026-10"] = orjson.dumps(document)
+    with pytest.raises(VerificationFailed, match="2026-10 is not what its billed seconds.*lines"):
+        await verification.verify(store)
