@@ -29,7 +29,7 @@ from ledger.domain.ports import Store
 from ledger.domain.records import BatchResult, Record
 from ledger.service.intake import Intake
 from ledger.settings import Settings
-from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, is_batch
+from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, MAX_BATCH_RECORD_BYTES, is_batch
 from streams import metrics
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.topics import METER_GROUP
@@ -124,6 +124,8 @@ def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
         # Records read ahead of the agent (per stream). faust_ext's bound of 64 MiB
         # usually stops read-ahead first; larger buffers did not go faster.
         stream_buffer_maxsize=65536,
+        # A record may be as large as an API request (one record each): fetch it whole.
+        consumer_max_fetch_size=MAX_BATCH_RECORD_BYTES,
         web_enabled=False,
     )
 

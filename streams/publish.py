@@ -23,6 +23,7 @@ from schemas.wire import (
     BATCH_CONTENT_TYPE,
     CONTENT_TYPE_HEADER,
     INGEST_HEADER,
+    MAX_BATCH_RECORD_BYTES,
     SINGLE_CONTENT_TYPE,
     encode_batch,
 )
@@ -43,7 +44,7 @@ def new_producer(bootstrap: str) -> AIOKafkaProducer:
         acks="all",
         linger_ms=5,
         max_batch_size=1 << 20,
-        max_request_size=4 << 20,
+        max_request_size=MAX_BATCH_RECORD_BYTES,  # an API request is one record
         request_timeout_ms=30_000,
     )
 
@@ -105,17 +106,32 @@ class _Batcher:
 
 
 class KafkaPublisher:
-    """`ledger.domain.ports.Publisher` on one started producer (`close` stops it)."""
+    """`ledger.domain.ports.Publisher` on one producer (`close` stops it).
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, bootstrap: str = "") -> None:
+    `lazy` makes one that starts its producer on first use, and again on the next use if
+    the broker could not be reached: a process that needs Kafka only for some requests
+    (the API) starts and answers the others while the broker is away.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer | None, topic: str, bootstrap: str = "") -> None:
         self.producer, self.topic, self.bootstrap = producer, topic, bootstrap
 
     @classmethod
     async def start(cls, bootstrap: str, topic: str) -> KafkaPublisher:
         return cls(await started_producer(bootstrap), topic, bootstrap)
 
+    @classmethod
+    def lazy(cls, bootstrap: str, topic: str) -> KafkaPublisher:
+        return cls(None, topic, bootstrap)
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            self.producer = await started_producer(self.bootstrap)
+        return self.producer
+
     async def close(self) -> None:
-        await self.producer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
 
     def _unavailable(self, exc: Exception) -> ServiceUnavailable:
         where = f" at {self.bootstrap}" if self.bootstrap else ""
@@ -125,7 +141,7 @@ class KafkaPublisher:
         self, lines: Iterable[bytes], ingest_id: str, *, batch_max_events: int = BATCH_MAX_EVENTS,
         on_progress: Callable[[int], None] | None = None,
     ) -> int:
-        batcher = _Batcher(self.producer, self.topic, ingest_id, batch_max_events)
+        batcher = _Batcher(await self._started(), self.topic, ingest_id, batch_max_events)
         try:
             for count, line in enumerate(lines, start=1):
                 await batcher.add(line)
@@ -139,11 +155,19 @@ class KafkaPublisher:
         return batcher.records
 
     async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
-        """Events held in memory (the HTTP API's), one GPU's together, all acknowledged."""
-        by_gpu: dict[bytes | None, list[bytes]] = {}
-        for raw in raws:
-            by_gpu.setdefault(gpu_key(raw), []).append(raw)
-        return await self.publish(
-            (raw for group in by_gpu.values() for raw in group), ingest_id, batch_max_events=BATCH_MAX_EVENTS
-        )
+        """Events held in memory (an HTTP request's) as one record: one append to the log,
+        so the request is in Kafka whole or not at all. Keyed by its first event's GPU."""
+        if not raws:
+            return 0
+        ingest = (INGEST_HEADER, ingest_id.encode("ascii"))
+        if len(raws) == 1:
+            value, headers = raws[0], [(CONTENT_TYPE_HEADER, SINGLE_CONTENT_TYPE), ingest]
+        else:
+            value, headers = encode_batch(raws), [(CONTENT_TYPE_HEADER, BATCH_CONTENT_TYPE), ingest]
+        producer = await self._started()
+        try:
+            await (await producer.send(self.topic, value, key=gpu_key(raws[0]), headers=headers))
+        except KafkaError as exc:
+            raise self._unavailable(exc) from exc
+        return 1
 

@@ -13,12 +13,21 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger.domain.errors import ServiceUnavailable
+from schemas.wire import MAX_BATCH_RECORD_BYTES
 
 METER_GROUP = "gpuledger-meter"
+# What the usage topic must be for the ledger's promises: the broker dates every record
+# (no producer chooses its receipt time), and a record may be as large as an API request.
+# The test broker (Tansu) accepts these settings and ignores LogAppendTime (INFRA.md).
+USAGE_TOPIC_CONFIG = {
+    "message.timestamp.type": "LogAppendTime",
+    "max.message.bytes": str(MAX_BATCH_RECORD_BYTES + (1 << 20)),
+}
 
 
-async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create the usage topic if it does not exist (an existing one is left as it is)."""
+async def ensure_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int = 1) -> None:
+    """Create the usage topic, configured as USAGE_TOPIC_CONFIG, if it does not exist (an
+    existing one is left as it is)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         await admin.start()
@@ -28,9 +37,10 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
         existing = await admin.list_topics()
         if topic not in existing:
             try:
-                await admin.create_topics(
-                    [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
-                )
+                await admin.create_topics([
+                    NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor,
+                             topic_configs=USAGE_TOPIC_CONFIG)
+                ])
             except TopicAlreadyExistsError:
                 pass
     finally:

@@ -36,8 +36,9 @@ def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
     database_url = settings.need_database()
     open_publisher = None
     if settings.kafka_bootstrap:
-        def open_publisher():
-            return KafkaPublisher.start(settings.kafka_bootstrap, settings.usage_topic)
+        async def open_publisher():
+            # Started on the first event: the API serves reads while the broker is away.
+            return KafkaPublisher.lazy(settings.kafka_bootstrap, settings.usage_topic)
     app = create_app(
         settings,
         open_store=lambda: PostgresStore.connect(database_url, API_CONNECTIONS),

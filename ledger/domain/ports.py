@@ -297,6 +297,7 @@ class Publisher(Protocol):
         consecutive events together; wait until the broker has them all; return records sent."""
 
     async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
-        """Send events under one ingest id and wait until the broker has them all."""
+        """Send events (at most MAX_BATCH_EVENTS, each at most 1 MiB) as ONE record under one
+        ingest id, and wait until the broker has it: all of them are in Kafka, or none."""
 
     async def close(self) -> None: ...

@@ -53,6 +53,15 @@ async def publish(
     return result
 
 
+async def accept_request(store: Store, publisher: Publisher, raws: list[bytes], ingest_id: str) -> None:
+    """An HTTP request's events: those over 1 MiB dead-lettered here (no broker takes
+    them), the rest sent as one record, so the request is in Kafka whole or not at all."""
+    sendable = [raw for raw in raws if len(raw) <= MAX_EVENT_BYTES]
+    await publisher.send_events(sendable, ingest_id)
+    oversize = [raw for raw in raws if len(raw) > MAX_EVENT_BYTES]
+    await record_oversize(store, ingest_id, oversize, int(time.time() * 1000))
+
+
 async def record_oversize(store: Store, ingest_id: str, raws: list[bytes], received_ms: int) -> None:
     """Dead-letter events too large for a Kafka record: `malformed` whatever they hold."""
     if not raws:

@@ -10,13 +10,17 @@ revoked tokens fail.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
 import orjson
 import pytest
 
+from ledger.dev import free_port
 from ledger.domain.instants import format_utc
+from tests.db import fetch
 from tests.scenario import batch_bytes, scenario_dirs
 
 pytestmark = pytest.mark.infra
@@ -193,3 +197,58 @@ def test_an_admin_loads_a_catalog_and_closes_a_period(api):
     assert closed.status_code == 200 and closed.json()["closed"] is True
     not_ended = post(api, "admin", "/v1/periods/2099-01/close", b"", "application/json")
     assert not_ended.status_code == 400 and "cannot be closed" in not_ended.json()["error"]["message"]
+
+
+def test_an_event_over_a_mebibyte_is_dead_lettered_and_a_request_is_one_record(api):
+    """Given a batch holding an event over 1 MiB (no broker would take it), then the request
+    is accepted, the large event is `malformed` under the request's ingest id, and the rest
+    travel as one record: in Kafka whole or not at all."""
+    stack, _, _ = api
+    now = format_utc(int(time.time()) - 60)
+    small = {"specversion": "1.0", "id": "s", "source": "//x", "type": "gpu.usage.v1", "time": now,
+             "data": {"provider": "kddi", "reseller": "kddi", "tenant": "t", "gpu_uuid": "GPU-big-1",
+                      "sku": "H200", "seconds": 1}}
+    large = {**small, "id": "l", "pad": "x" * (1 << 20)}
+    answer = post(api, "kddi", "/v1/events", orjson.dumps([small, large, {**small, "id": "s2"}]),
+                  "application/cloudevents-batch+json")
+    assert answer.status_code == 202, answer.text
+    ingest_id = answer.json()["ingest_id"]
+    deadline = time.monotonic() + 60
+    while True:
+        rows = fetch(stack.database_url, "SELECT sum(received) AS r, sum(malformed) AS m, sum(accepted) AS a, "
+                     "sum(duplicate) AS d, count(DISTINCT partition) FILTER (WHERE partition IS NOT NULL) AS p "
+                     "FROM intake_tallies WHERE ingest_id = $1", ingest_id)[0]
+        if rows["r"] == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert (rows["r"], rows["m"], rows["a"] + rows["d"], rows["p"]) == (3, 1, 2, 1)
+
+
+def test_without_a_broker_the_api_still_reads_and_answers_503_to_events(api, tmp_path):
+    """Given the API started against a broker that is not there, then reads answer, and
+    events get 503 with Retry-After, never 400."""
+    stack, _, tokens = api
+    port, dead_broker = free_port(), f"127.0.0.1:{free_port()}"
+    ready = tmp_path / "ready"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "--database-url", stack.env_values()["GPULEDGER_DATABASE_URL"],
+         "--kafka-bootstrap", dead_broker, "api", "--port", str(port), "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {tokens['kddi']}"}
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/v1/usage", headers=headers, timeout=30).status_code == 200
+        event = {"specversion": "1.0", "id": "a", "source": "//x", "type": "gpu.usage.v1",
+                 "time": format_utc(int(time.time()) - 60),
+                 "data": {"provider": "kddi", "reseller": "kddi", "tenant": "t", "gpu_uuid": "G", "sku": "H200", "seconds": 1}}
+        answer = httpx.post(f"{base}/v1/events", content=orjson.dumps(event), timeout=60,
+                            headers={**headers, "Content-Type": "application/cloudevents+json"})
+        assert answer.status_code == 503 and answer.headers["Retry-After"], answer.text
+        assert answer.json()["error"]["code"] == "unavailable"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

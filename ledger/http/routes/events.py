@@ -18,6 +18,7 @@ from ledger.domain.errors import (
 from ledger.http.auth import Caller, LedgerState, require_writer
 from ledger.http.body import read_limited
 from ledger.http.errors import responses
+from ledger.service import ingest
 from schemas.wire import BATCH_CONTENT_TYPE, SINGLE_CONTENT_TYPE
 
 MAX_BATCH_EVENTS = 10_000
@@ -76,5 +77,5 @@ async def post_events(who: Caller, ledger: LedgerState, request: Request) -> dic
     if ledger.publisher is None:
         raise ServiceUnavailable("this API was started without Kafka", code="no_kafka")
     ingest_id = uuid.uuid4().hex
-    await ledger.publisher.send_events([orjson.dumps(e) for e in events], ingest_id)
+    await ingest.accept_request(ledger.store, ledger.publisher, [orjson.dumps(e) for e in events], ingest_id)
     return {"accepted": len(events), "ingest_id": ingest_id}
