@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from ledger.domain.errors import LedgerError
 from schemas.wire import USAGE_TOPIC
@@ -36,6 +37,19 @@ def home_dir(explicit: str | None = None) -> Path:
 
 
 @dataclass(frozen=True)
+class KafkaAuth:
+    """How the ledger's own clients authenticate to Kafka (production: SASL/SCRAM per
+    principal; the embedded broker: none). Environment: GPULEDGER_KAFKA_SECURITY_PROTOCOL,
+    GPULEDGER_KAFKA_SASL_MECHANISM, GPULEDGER_KAFKA_SASL_USERNAME,
+    GPULEDGER_KAFKA_SASL_PASSWORD_FILE."""
+
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str | None
@@ -43,6 +57,7 @@ class Settings:
     usage_topic: str = DEFAULT_TOPIC
     api_url: str | None = None
     admin_database_url: str | None = None
+    kafka_auth: KafkaAuth = KafkaAuth()
 
     def need_admin_database(self) -> str:
         if not self.admin_database_url:
@@ -89,6 +104,38 @@ def with_user(database_url: str, user: str) -> str:
     return f"{scheme}{sep}{user}@{host if at else rest}"
 
 
+def _secret(variable: str) -> str | None:
+    """The content of the file a variable names (a mounted secret), stripped; None if unset."""
+    path = os.environ.get(variable)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise LedgerError(f"{variable}: cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def with_password(database_url: str, password: str | None) -> str:
+    """The URL with its user's password set (from a secret file, never from the command line)."""
+    if password is None:
+        return database_url
+    scheme, sep, rest = database_url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        raise LedgerError("GPULEDGER_DATABASE_PASSWORD_FILE needs a user in the database URL")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:{quote(password, safe='')}@{host}"
+
+
+def kafka_auth() -> KafkaAuth:
+    return KafkaAuth(
+        security_protocol=os.environ.get("GPULEDGER_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        sasl_mechanism=os.environ.get("GPULEDGER_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        username=os.environ.get("GPULEDGER_KAFKA_SASL_USERNAME"),
+        password=_secret("GPULEDGER_KAFKA_SASL_PASSWORD_FILE"),
+    )
+
+
 def resolve(
     home: str | None = None,
     database_url: str | None = None,
@@ -99,11 +146,12 @@ def resolve(
     stack = stack_settings(home_path)
     stack_owner_url = stack.get("database_url")
     stack_app_url = with_user(stack_owner_url, APP_ROLE) if stack_owner_url else None
+    app_url = database_url or os.environ.get("GPULEDGER_DATABASE_URL")
+    if app_url:
+        app_url = with_password(app_url, _secret("GPULEDGER_DATABASE_PASSWORD_FILE"))
     return Settings(
         home=home_path,
-        database_url=database_url
-        or os.environ.get("GPULEDGER_DATABASE_URL")
-        or stack_app_url,
+        database_url=app_url or stack_app_url,
         admin_database_url=os.environ.get("GPULEDGER_ADMIN_DATABASE_URL")
         or (None if database_url or os.environ.get("GPULEDGER_DATABASE_URL") else stack_owner_url),
         kafka_bootstrap=kafka_bootstrap
@@ -114,4 +162,5 @@ def resolve(
         or stack.get("usage_topic")
         or DEFAULT_TOPIC,
         api_url=os.environ.get("GPULEDGER_API_URL") or _stack_api_url(stack),
+        kafka_auth=kafka_auth(),
     )

@@ -31,6 +31,7 @@ from ledger.service.intake import Intake
 from ledger.settings import Settings
 from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, MAX_BATCH_RECORD_BYTES, is_batch
 from streams import metrics
+from streams.auth import faust_credentials
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.topics import METER_GROUP
 
@@ -127,6 +128,7 @@ def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
         # A record may be as large as an API request (one record each): fetch it whole.
         consumer_max_fetch_size=MAX_BATCH_RECORD_BYTES,
         web_enabled=False,
+        broker_credentials=faust_credentials(settings.kafka_auth),
     )
 
 

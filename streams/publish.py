@@ -33,7 +33,7 @@ BATCH_MAX_BYTES = 256 * 1024
 MAX_PENDING_SENDS = 2000
 
 
-def new_producer(bootstrap: str) -> AIOKafkaProducer:
+def new_producer(bootstrap: str, options: dict | None = None) -> AIOKafkaProducer:
     """The usage topic's producer: acks from all replicas, small linger, large batches.
 
     Not idempotent: the test broker refuses InitProducerId, and the ledger does not
@@ -46,12 +46,13 @@ def new_producer(bootstrap: str) -> AIOKafkaProducer:
         max_batch_size=1 << 20,
         max_request_size=MAX_BATCH_RECORD_BYTES,  # an API request is one record
         request_timeout_ms=30_000,
+        **(options or {}),
     )
 
 
-async def started_producer(bootstrap: str) -> AIOKafkaProducer:
+async def started_producer(bootstrap: str, options: dict | None = None) -> AIOKafkaProducer:
     """A started producer, or ServiceUnavailable when the broker cannot be reached."""
-    producer = new_producer(bootstrap)
+    producer = new_producer(bootstrap, options)
     try:
         await producer.start()
     except (KafkaError, OSError) as exc:
@@ -113,20 +114,22 @@ class KafkaPublisher:
     (the API) starts and answers the others while the broker is away.
     """
 
-    def __init__(self, producer: AIOKafkaProducer | None, topic: str, bootstrap: str = "") -> None:
-        self.producer, self.topic, self.bootstrap = producer, topic, bootstrap
+    def __init__(
+        self, producer: AIOKafkaProducer | None, topic: str, bootstrap: str = "", options: dict | None = None
+    ) -> None:
+        self.producer, self.topic, self.bootstrap, self.options = producer, topic, bootstrap, options
 
     @classmethod
-    async def start(cls, bootstrap: str, topic: str) -> KafkaPublisher:
-        return cls(await started_producer(bootstrap), topic, bootstrap)
+    async def start(cls, bootstrap: str, topic: str, options: dict | None = None) -> KafkaPublisher:
+        return cls(await started_producer(bootstrap, options), topic, bootstrap, options)
 
     @classmethod
-    def lazy(cls, bootstrap: str, topic: str) -> KafkaPublisher:
-        return cls(None, topic, bootstrap)
+    def lazy(cls, bootstrap: str, topic: str, options: dict | None = None) -> KafkaPublisher:
+        return cls(None, topic, bootstrap, options)
 
     async def _started(self) -> AIOKafkaProducer:
         if self.producer is None:
-            self.producer = await started_producer(self.bootstrap)
+            self.producer = await started_producer(self.bootstrap, self.options)
         return self.producer
 
     async def close(self) -> None:

@@ -25,10 +25,12 @@ USAGE_TOPIC_CONFIG = {
 }
 
 
-async def ensure_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int = 1) -> None:
+async def ensure_topic(
+    bootstrap: str, topic: str, partitions: int, replication_factor: int = 1, options: dict | None = None
+) -> None:
     """Create the usage topic, configured as USAGE_TOPIC_CONFIG, if it does not exist (an
     existing one is left as it is)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, **(options or {}))
     try:
         await admin.start()
     except (KafkaError, OSError) as exc:

@@ -13,6 +13,7 @@ from ledger.postgres.connection import connection
 from ledger.postgres.intake import forget_positions
 from ledger.postgres.schema import migrate
 from ledger.settings import DEFAULT_PARTITIONS, Settings
+from streams.auth import client_options
 from streams.topics import ensure_topic
 
 WORKER_START_SECONDS = 120
@@ -45,7 +46,8 @@ async def _prepare(settings: Settings, partitions: int, fresh_broker: bool) -> N
             # The embedded broker keeps nothing across a restart: its topic starts again
             # at offset 0, so positions of the previous topic must not apply.
             await forget_positions(conn, settings.usage_topic)
-    await ensure_topic(settings.need_kafka(), settings.usage_topic, partitions)
+    await ensure_topic(settings.need_kafka(), settings.usage_topic, partitions,
+                       options=client_options(settings.kafka_auth))
 
 
 def _start_workers(stack: Stack, settings: Settings, workers: int, partitions: int) -> None:

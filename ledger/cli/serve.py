@@ -14,6 +14,7 @@ from ledger.domain.errors import LedgerError
 from ledger.postgres.store import PostgresStore
 from ledger.service import tokens
 from ledger.settings import DEFAULT_PARTITIONS
+from streams.auth import client_options
 from streams.publish import KafkaPublisher
 
 API_CONNECTIONS = 8
@@ -38,7 +39,7 @@ def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
     if settings.kafka_bootstrap:
         async def open_publisher():
             # Started on the first event: the API serves reads while the broker is away.
-            return KafkaPublisher.lazy(settings.kafka_bootstrap, settings.usage_topic)
+            return KafkaPublisher.lazy(settings.kafka_bootstrap, settings.usage_topic, client_options(settings.kafka_auth))
     app = create_app(
         settings,
         open_store=lambda: PostgresStore.connect(database_url, API_CONNECTIONS),

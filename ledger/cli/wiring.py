@@ -9,6 +9,7 @@ import click
 
 from ledger.postgres.store import PostgresStore
 from ledger.settings import Settings, resolve
+from streams.auth import client_options
 from streams.publish import KafkaPublisher
 
 
@@ -45,7 +46,7 @@ async def store(settings: Settings):
 @asynccontextmanager
 async def publisher(settings: Settings):
     """The usage topic's publisher for one command."""
-    opened = await KafkaPublisher.start(settings.need_kafka(), settings.usage_topic)
+    opened = await KafkaPublisher.start(settings.need_kafka(), settings.usage_topic, client_options(settings.kafka_auth))
     try:
         yield opened
     finally:

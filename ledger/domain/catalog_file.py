@@ -122,11 +122,11 @@ def parse_catalog(data: bytes, source: str = "catalog") -> CatalogFileContent:
     grants = [_grant(entry) for entry in parsed.grants]
     settings = {name: getattr(parsed, name) for name in DEFAULT_SETTINGS if getattr(parsed, name) is not None}
     content = CatalogFileContent(settings, members, skus, prices, agreements, gpus, grants)
-    _check_unique_within_file(content, source)
+    check_unique_within_file(content, source)
     return content
 
 
-def _check_unique_within_file(content: CatalogFileContent, source: str) -> None:
+def check_unique_within_file(content: CatalogFileContent, source: str) -> None:
     def check(pairs: Iterable[tuple[object, object]], what: str) -> None:
         seen: dict = {}
         for key, value in pairs:

@@ -36,6 +36,15 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+SET_APP_PASSWORD = "SELECT format('ALTER ROLE gpuledger_app PASSWORD %L', $1::text)"
+
+
+@translating
+async def set_app_password(conn: asyncpg.Connection, password: str) -> None:
+    """Give the application's role its password (the server quotes it: no injection)."""
+    await conn.execute(await conn.fetchval(SET_APP_PASSWORD, password))
+
+
 @translating
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations not yet applied, in one transaction; return their names."""

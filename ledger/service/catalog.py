@@ -12,6 +12,7 @@ import hashlib
 
 from ledger.domain.catalog import Catalog, CatalogFileContent
 from ledger.domain.catalog_file import parse_catalog
+from ledger.domain.instants import format_utc
 from ledger.domain.ports import Store
 
 
@@ -33,6 +34,18 @@ def summary_of(before: Catalog, after: Catalog) -> dict:
         ),
         "grants_added": len(set(after.grants) - set(before.grants)),
     }
+
+
+def registrations(found: tuple[Catalog, int], provider: str | None = None) -> list[dict]:
+    """The registry as JSON-ready rows, by uuid (a provider's only, when given)."""
+    catalog, _ = found
+    return [
+        {"uuid": g.uuid, "provider": g.provider, "sku": g.sku, "region": g.region,
+         "registered_from": format_utc(g.registered_from),
+         "retired_from": None if g.retired_from is None else format_utc(g.retired_from)}
+        for _, g in sorted(catalog.gpus.items())
+        if provider is None or g.provider == provider
+    ]
 
 
 async def load(store: Store, data: bytes, source: str) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,78 @@ def test_docker_compose_parses_and_names_the_services():
     prometheus = services.get("prometheus")
     if prometheus is not None:
         assert any("deploy/prometheus.yml" in volume for volume in prometheus["volumes"])
+
+
+# -- production honours the design (docs/operations.md) ------------------------------------
+
+LEDGER_SERVICES = ("migrate", "worker", "api")
+KAFKA_DIR = ROOT / "deploy" / "kafka"
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_the_api_and_workers_connect_as_the_append_only_role_with_a_secret_password():
+    services = compose()["services"]
+    for name in ("worker", "api"):
+        env = services[name]["environment"]
+        assert env["GPULEDGER_DATABASE_URL"].startswith("postgresql://gpuledger_app@"), name
+        assert ":" not in env["GPULEDGER_DATABASE_URL"].split("://")[1].split("@")[0], "no password in a URL"
+        assert env["GPULEDGER_DATABASE_PASSWORD_FILE"] == "/run/secrets/app_db_password"
+        assert "app_db_password" in services[name]["secrets"]
+        assert "GPULEDGER_ADMIN_DATABASE_URL" not in env
+    migrate = " ".join(services["migrate"]["command"])
+    assert "GPULEDGER_ADMIN_DATABASE_URL" in migrate and "--app-password-file /run/secrets/app_db_password" in migrate
+    assert "POSTGRES_PASSWORD" not in services["postgres"]["environment"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/pg_owner_password"
+
+
+def test_every_secret_is_declared_and_has_an_example_and_none_is_committed():
+    document = compose()
+    declared = set(document["secrets"])
+    for name, service in document["services"].items():
+        assert set(service.get("secrets", [])) <= declared, name
+    for name, secret in document["secrets"].items():
+        path = ROOT / secret["file"]
+        assert path.with_name(path.name + ".example").is_file(), name
+        assert not path.exists() or "replace-me" in path.read_text(), f"a real secret is in the tree: {path}"
+
+
+def test_kafka_authenticates_every_client_and_refuses_what_no_acl_allows():
+    services = compose()["services"]
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_LISTENERS"].startswith("SASL_PLAINTEXT://")
+    assert kafka["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert kafka["KAFKA_LOG_MESSAGE_TIMESTAMP_TYPE"] == "LogAppendTime"
+    assert "9093" not in " ".join(services["kafka"]["ports"]), "the controller listener stays private"
+    for name in LEDGER_SERVICES:
+        env = services[name]["environment"]
+        assert env["GPULEDGER_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert env["GPULEDGER_KAFKA_SASL_USERNAME"] == "ledger"
+
+
+def test_each_member_may_write_usage_and_not_read_it():
+    setup = compose()["services"]["kafka-setup"]
+    members = setup["environment"]["MEMBERS"].split()
+    assert members == ["kddi", "sakura", "highreso"]
+    assert {f"kafka_{m}_password" for m in members} <= set(setup["secrets"])
+    script = (KAFKA_DIR / "acls.sh").read_text()
+    loop = script[script.index("for member in $MEMBERS"):]
+    assert '--allow-principal "User:$member" --operation Write --operation Describe --topic' in loop
+    assert "Read" not in loop and "--group" not in loop and "Create" not in loop
+    assert "message.timestamp.type=LogAppendTime" in script
+
+
+@pytest.mark.parametrize("script", ["acls.sh", "kafka-entrypoint.sh"])
+def test_the_kafka_scripts_are_valid_bash(script):
+    checked = subprocess.run(["bash", "-n", str(KAFKA_DIR / script)], capture_output=True)
+    assert checked.returncode == 0, checked.stderr.decode()
+
+
+def test_the_image_holds_every_package_the_cli_imports():
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for package in ("ledger", "streams", "schemas", "auditor"):
+        assert f"COPY {package} {package}" in dockerfile

@@ -11,6 +11,7 @@ from ledger.domain import events
 from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.errors import CatalogError
 from ledger.domain.registry import registration_check_digit, valid_invoice_registration
+from ledger.domain.registry_file import parse_registry_csv
 from tests.factories import DEFAULT_VERSIONS, catalog_text, instant, load, on_time_ms, usage_event
 from tests.scenario import SCENARIOS
 
@@ -198,3 +199,40 @@ def test_the_public_scenarios_catalogs_load_whole():
     q4 = load((SCENARIOS / "alliance-2026-q4" / "catalog.toml").read_text())
     assert len(q4.gpus) == 13 and len(q4.grants) == 7 and q4.require_registered_gpus
     parse_catalog((SCENARIOS / "alliance-2026-q3" / "catalog.toml").read_bytes())
+
+
+# -- the registry in bulk (CSV) ----------------------------------------------------------------
+
+CSV_HEADER = b"uuid,provider,sku,region,registered_from,retired_from\n"
+
+
+def test_a_fleet_loads_from_csv_under_the_catalogs_rules():
+    rows = b"".join(
+        f"GPU-{n:05d},sakura,H200,jp-tokyo,2026-01-01T00:00:00+09:00,\n".encode() for n in range(20_000)
+    )
+    content = parse_registry_csv(CSV_HEADER + rows + b"GPU-R,kddi,H100,jp-osaka,2026-01-01T00:00:00Z,2026-06-01T00:00:00Z\n")
+    catalog = load(registry_catalog()).merge(content, None)
+    assert len(catalog.gpus) == 20_001 and catalog.gpus["GPU-R"].retired_from == instant("2026-06-01T00:00:00Z")
+    assert catalog.merge(content, None) == catalog  # a reload adds nothing
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"uuid,provider\nGPU-1,sakura\n", "first line"),
+        (CSV_HEADER + b"GPU-1,sakura,H200,jp-tokyo\n", "line 2: 4 fields"),
+        (CSV_HEADER + b"GPU 1,sakura,H200,jp-tokyo,2026-01-01T00:00:00Z,\n", "line 2: uuid"),
+        (CSV_HEADER + b"GPU-1,sakura,H200,jp-tokyo,2026-01-01,\n", "line 2: registered_from"),
+        (CSV_HEADER + b"GPU-1,sakura,H200,jp-tokyo,2026-01-01T00:00:00Z,\n" * 2, "appears more than once"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
+def test_a_bad_csv_is_refused_naming_its_line(body, message):
+    with pytest.raises(CatalogError, match=message):
+        parse_registry_csv(body)
+
+
+def test_a_csv_row_breaking_a_load_rule_refuses_the_whole_file():
+    content = parse_registry_csv(CSV_HEADER + b"GPU-1,nobody,H200,jp-tokyo,2026-01-01T00:00:00Z,\n")
+    with pytest.raises(CatalogError, match="not a member"):
+        load(registry_catalog()).merge(content, None)
