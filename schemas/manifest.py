@@ -34,7 +34,9 @@ class ChainHead(_Strict):
 class Manifest(_Strict):
     """What the bundle holds; signed by manifest.sig."""
 
-    format: Literal["gpuledger-audit-bundle/1"]
+    format: Literal["gpuledger-audit-bundle/1", "gpuledger-audit-bundle/2"] = Field(
+        description="/2 adds grants.json (the grants behind the statement's credits)."
+    )
     period: Period
     created_at: UtcInstant
     files: dict[Annotated[str, StringConstraints(min_length=1)], FileEntry] = Field(

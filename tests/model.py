@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ledger.domain import events, rating
+from ledger.domain import credits, events, rating
+from ledger.domain.capacity import BilledSeconds, capacity_report
 from ledger.domain.catalog import Catalog
 from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.metering import Meter, Pieces
@@ -63,6 +64,30 @@ class InMemoryLedger:
         ]
         return rating.rate(self.catalog, usages)
 
+    def _statement(self, period: str, closed: bool) -> dict:
+        """A booking period's statement, grants drawing from their balances carried over
+        every earlier booking period (as stored when closed, as computed when open)."""
+        balances = credits.opening_balances(self.catalog.grants)
+        current = credits.first_period_of(self.catalog.grants)
+        while current is not None and current < period:
+            if current in self.closed:
+                for drawn in self.closed[current]["grant_draws"]:
+                    balances[drawn["grant"]] -= drawn["amount_yen"]
+            else:
+                credits.draw(self._lines(current), self.catalog.grants, balances)
+            current = next_period(current)
+        lines = self._lines(period)
+        return rating.statement(period, self.catalog, lines, closed, credits.draw(lines, self.catalog.grants, balances))
+
+    def capacity(self, period: str) -> dict:
+        totals: dict[tuple, int] = {}
+        for key, bits in self._meter._claims.items():
+            if key.service_period == period:
+                provider, reseller, _, sku = key.attribution
+                group = (provider, sku, self.catalog.region_of(key.gpu_uuid, provider, sku), reseller != provider)
+                totals[group] = totals.get(group, 0) + bits.bit_count()
+        return capacity_report(period, self.catalog, [BilledSeconds(*g, n) for g, n in totals.items()])
+
     def settle(self, period: str, close: bool = False) -> dict:
         if close and (self.closed_through is None or period > self.closed_through):
             if self.closed_through is None:
@@ -72,12 +97,10 @@ class InMemoryLedger:
                 first = next_period(self.closed_through)
             current = first
             while current <= period:
-                self.closed[current] = rating.statement(
-                    current, self.catalog, self._lines(current), closed=True
-                )
+                self.closed[current] = self._statement(current, closed=True)
                 current = next_period(current)
             self.closed_through = period
             self._meter.closed_through = period
         if period in self.closed:
             return self.closed[period]
-        return rating.statement(period, self.catalog, self._lines(period), closed=False)
+        return self._statement(period, closed=False)

@@ -15,7 +15,7 @@ STEPS = ("ingest1", "settle_sep", "ingest2", "settle_sep_again", "settle_oct")
 
 
 # The scenarios every path must pass in full (tests/scenarios holds copies of ../shared).
-PUBLIC_SCENARIOS = ("alliance-2026-q3",)
+PUBLIC_SCENARIOS = ("alliance-2026-q3", "alliance-2026-q4")
 
 
 def scenario_dirs() -> list[Path]:

@@ -42,6 +42,7 @@ def entries_for_statement(statement: dict) -> list[Entry]:
     return [
         *_tenant_invoice_entries(statement),
         *_member_invoice_entries(statement),
+        *_reimbursement_entries(statement),
         *_netting_entries(statement),
         *_transfer_entries(statement),
     ]
@@ -60,15 +61,37 @@ def _tenant_invoice_entries(statement: dict) -> list[Entry]:
     for invoice in statement["tenant_invoices"]:
         reseller, tenant = invoice["reseller"], invoice["tenant"]
         refs = _line_refs(statement, ("reseller", "tenant"), (reseller, tenant))
+        credit = invoice.get("credit_yen", 0)  # statements closed before credits carry none
+        postings = [
+            (f"{reseller}/receivable/tenant/{tenant}", invoice["total_yen"]),
+            (f"{reseller}/revenue/retail", -invoice.get("retail_yen", invoice["subtotal_yen"])),
+        ]
+        if credit:
+            postings.append((f"{reseller}/discount/grants", credit))
+        postings.append((f"{reseller}/tax/output", -invoice["tax_yen"]))
         entries.append(Entry(
-            "tenant_invoice",
-            {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": refs},
-            [
-                (f"{reseller}/receivable/tenant/{tenant}", invoice["total_yen"]),
-                (f"{reseller}/revenue/retail", -invoice["subtotal_yen"]),
-                (f"{reseller}/tax/output", -invoice["tax_yen"]),
-            ],
+            "tenant_invoice", {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": refs}, postings,
         ))
+    return entries
+
+
+def _reimbursements(statement: dict) -> list[dict]:
+    """The grant draws a funder other than the reseller owes the reseller."""
+    return [d for d in statement.get("grant_draws", []) if d["funder"] != d["reseller"]]
+
+
+def _reimbursement_entries(statement: dict) -> list[Entry]:
+    """A draw funded by another member: the funder's expense and payable, the reseller's
+    receivable, and the reseller's discount taken back (it is paid for)."""
+    entries = []
+    for draw in _reimbursements(statement):
+        funder, reseller, amount = draw["funder"], draw["reseller"], draw["amount_yen"]
+        entries.append(Entry("grant_reimbursement", {"grant": draw["grant"]}, [
+            (f"{funder}/expense/grants", amount),
+            (f"{funder}/payable/grants/{reseller}", -amount),
+            (f"{reseller}/receivable/grants/{funder}", amount),
+            (f"{reseller}/discount/grants", -amount),
+        ]))
     return entries
 
 
@@ -94,19 +117,27 @@ def _member_invoice_entries(statement: dict) -> list[Entry]:
 
 
 def _netting_entries(statement: dict) -> list[Entry]:
-    """Every member invoice settled through the members' clearing accounts, at their nets."""
-    if not statement["member_invoices"]:
+    """Every member invoice and grant reimbursement settled through the members' clearing
+    accounts, at their nets."""
+    reimbursements = _reimbursements(statement)
+    if not statement["member_invoices"] and not reimbursements:
         return []
     postings: list[tuple[str, int]] = []
     for invoice in statement["member_invoices"]:
         provider, reseller, total = invoice["provider"], invoice["reseller"], invoice["total_yen"]
         postings.append((f"{reseller}/payable/member/{provider}", total))
         postings.append((f"{provider}/receivable/member/{reseller}", -total))
+    for draw in reimbursements:
+        funder, reseller, amount = draw["funder"], draw["reseller"], draw["amount_yen"]
+        postings.append((f"{funder}/payable/grants/{reseller}", amount))
+        postings.append((f"{reseller}/receivable/grants/{funder}", -amount))
     for member, net in statement["net_yen"].items():
         if net:
             postings.append((f"{member}/settlement/clearing", net))
-    pairs = [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]
-    return [Entry("netting", {"member_invoices": pairs}, postings)]
+    reference: dict = {"member_invoices": [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]}
+    if reimbursements:
+        reference["grant_reimbursements"] = [draw["grant"] for draw in reimbursements]
+    return [Entry("netting", reference, postings)]
 
 
 def _transfer_entries(statement: dict) -> list[Entry]:

@@ -156,41 +156,55 @@ def net_transfers(nets: dict[str, int]) -> list[tuple[str, str, int]]:
         remaining[creditor] -= amount
 
 
-def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool) -> dict:
-    """The settlement statement of SPEC.md, as a JSON-ready dict with keys in its order."""
-    tenant_subtotals: dict[tuple[str, str], int] = defaultdict(int)
+def _line_document(line: Line) -> dict:
+    key = line.key
+    return {
+        "reseller": key.reseller,
+        "tenant": key.tenant,
+        "provider": key.provider,
+        "sku": key.sku,
+        "service_period": key.service_period,
+        "retail_price_from": format_utc(key.retail_price_from),
+        "agreement_from": format_utc(key.agreement_from) if line.agreement else None,
+        "gpu_seconds": line.gpu_seconds,
+        "retail_yen_per_gpu_hour": line.price.yen_per_gpu_hour,
+        "retail_yen": line.retail_yen,
+        "wholesale_yen": line.wholesale_yen,
+    }
+
+
+def _grant_draws(catalog: Catalog, draws) -> list[dict]:
+    return [
+        {"grant": gid, "funder": catalog.grants[gid].funder, "reseller": catalog.grants[gid].reseller,
+         "tenant": catalog.grants[gid].tenant, "amount_yen": amount}
+        for gid, amount in sorted(draws.by_grant.items())
+    ]
+
+
+def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, draws=None) -> dict:
+    """The settlement statement of SPEC.md, as a JSON-ready dict with keys in its order.
+
+    `draws` (`ledger.domain.credits.Draws`) are the period's credits: each tenant
+    invoice's `credit_yen`, the statement's `grant_draws`, and the reimbursements that
+    funders owe resellers in the nets. None: nothing drew.
+    """
+    tenant_retail: dict[tuple[str, str], int] = defaultdict(int)
     member_subtotals: dict[tuple[str, str], int] = defaultdict(int)
-    line_documents = []
     for line in lines:
         key = line.key
-        retail, wholesale = line.retail_yen, line.wholesale_yen
-        tenant_subtotals[(key.reseller, key.tenant)] += retail
+        tenant_retail[(key.reseller, key.tenant)] += line.retail_yen
         if key.provider != key.reseller:
-            member_subtotals[(key.provider, key.reseller)] += wholesale
-        line_documents.append(
-            {
-                "reseller": key.reseller,
-                "tenant": key.tenant,
-                "provider": key.provider,
-                "sku": key.sku,
-                "service_period": key.service_period,
-                "retail_price_from": format_utc(key.retail_price_from),
-                "agreement_from": format_utc(key.agreement_from) if line.agreement else None,
-                "gpu_seconds": line.gpu_seconds,
-                "retail_yen_per_gpu_hour": line.price.yen_per_gpu_hour,
-                "retail_yen": retail,
-                "wholesale_yen": wholesale,
-            }
-        )
+            member_subtotals[(key.provider, key.reseller)] += line.wholesale_yen
 
     def invoice(subtotal: int) -> dict:
         tax = tax_yen(subtotal, catalog.tax_rate_percent)
         return {"subtotal_yen": subtotal, "tax_yen": tax, "total_yen": subtotal + tax}
 
+    credits = draws.by_invoice if draws is not None else {}
     tenant_invoices = [
-        {"reseller": reseller, "tenant": tenant, "retail_yen": retail, "credit_yen": 0,
-         **invoice(retail)}
-        for (reseller, tenant), retail in sorted(tenant_subtotals.items())
+        {"reseller": reseller, "tenant": tenant, "retail_yen": retail,
+         "credit_yen": credits.get((reseller, tenant), 0), **invoice(retail - credits.get((reseller, tenant), 0))}
+        for (reseller, tenant), retail in sorted(tenant_retail.items())
     ]
     member_invoices = [
         {"provider": provider, "reseller": reseller, **invoice(subtotal)}
@@ -200,14 +214,17 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool) ->
     for document in member_invoices:
         nets[document["provider"]] += document["total_yen"]
         nets[document["reseller"]] -= document["total_yen"]
+    for funder, reseller, amount in draws.reimbursements(catalog.grants) if draws is not None else ():
+        nets[funder] -= amount
+        nets[reseller] += amount
     return {
         "period": period,
         "currency": catalog.currency,
         "closed": closed,
-        "lines": line_documents,
+        "lines": [_line_document(line) for line in lines],
         "tenant_invoices": tenant_invoices,
         "member_invoices": member_invoices,
-        "grant_draws": [],
+        "grant_draws": _grant_draws(catalog, draws) if draws is not None else [],
         "net_yen": nets,
         "transfers": [
             {"from": debtor, "to": creditor, "amount_yen": amount}

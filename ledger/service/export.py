@@ -24,7 +24,8 @@ from ledger.domain.metering import HOUR_BITS_BYTES
 from ledger.domain.ports import Evidence, ExportReader, Store
 from ledger.service import books, signing
 
-BUNDLE_FORMAT = "gpuledger-audit-bundle/1"
+# /2 adds grants.json: the grants behind the statement's credits (docs/auditor-bundle.md).
+BUNDLE_FORMAT = "gpuledger-audit-bundle/2"
 
 LINE_DIGESTS = "line-digests.tsv"
 
@@ -190,6 +191,31 @@ async def _write_journal(bundle: _Bundle, reader: ExportReader, period: str) -> 
     return head
 
 
+async def grants_document(reader: ExportReader, period: str, catalog: Catalog, statement: dict) -> dict:
+    """The grants that cover any line of the statement, each with its balance at the start
+    of the period: what an auditor needs to recompute every draw."""
+    balances = await books.balances_at(reader, period, catalog)
+    covering = sorted(
+        {
+            grant.id for grant in catalog.grants.values() for line in statement["lines"]
+            if grant.covers(line["reseller"], line["tenant"], line["sku"], line["service_period"])
+        }
+    )
+    return {
+        "period": period,
+        "grants": [
+            {
+                "id": gid, "funder": g.funder, "reseller": g.reseller, "tenant": g.tenant,
+                "amount_yen": g.amount_yen, "skus": None if g.skus is None else sorted(g.skus),
+                "first_period": g.first_period, "last_period": g.last_period,
+                "balance_yen": balances[gid],
+            }
+            for gid in covering
+            for g in (catalog.grants[gid],)
+        ],
+    }
+
+
 async def _write_files(reader: ExportReader, period: str, out: Path, on_progress) -> tuple[dict, dict]:
     """Every file but the manifest, from one snapshot; returns (files, chain head)."""
     statement_bytes = await books.closed_statement(reader, period)
@@ -201,6 +227,8 @@ async def _write_files(reader: ExportReader, period: str, out: Path, on_progress
     bundle.write("statement.json", statement_bytes + b"\n")
     bundle.write("statement.csv", report.as_csv(orjson.loads(statement_bytes)).encode("utf-8"))
     bundle.write("catalog.json", _json_file(catalog_document(catalog)))
+    statement = orjson.loads(statement_bytes)
+    bundle.write("grants.json", _json_file(await grants_document(reader, period, catalog, statement)))
     await _write_evidence(bundle, reader, period, on_progress)
     head = await _write_journal(bundle, reader, period)
     start, end = catalog.calendar.bounds(period)

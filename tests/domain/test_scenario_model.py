@@ -20,6 +20,8 @@ def test_scenario_through_the_pure_domain(directory):
         "ingest2": ledger.ingest(batch_lines(directory, "batch2"), now_ms),
         "settle_sep_again": ledger.settle("2026-09"),
         "settle_oct": ledger.settle("2026-10", close=True),
+        "capacity_sep": ledger.capacity("2026-09"),
+        "capacity_oct": ledger.capacity("2026-10"),
     }
     for step in want:
         assert normalized(got[step]) == normalized(want[step]), step

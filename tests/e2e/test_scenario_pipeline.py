@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from tests.scenario import SCENARIOS, expected, normalized, run_steps, scenario_dirs
+from tests.scenario import expected, normalized, run_steps, scenario_dirs
 
 pytestmark = pytest.mark.infra
 
@@ -27,19 +27,11 @@ def test_scenario_through_the_pipeline(make_stack, directory, tmp_path):
     first = stack.run("settle", "2026-10").stdout
     assert stack.run("settle", "2026-10").stdout == first
     assert json.loads(first)["closed"] is True
+    if "capacity_oct" in want:  # the same report for every member's token
+        url = stack.env_values()["GPULEDGER_API_URL"]
+        for member in ("kddi", "sakura", "highreso"):
+            token = stack.json("token", "create", "--member", member)["token"]
+            answer = httpx.get(f"{url}/v1/reports/capacity/2026-10", headers={"Authorization": f"Bearer {token}"},
+                               timeout=30)
+            assert answer.status_code == 200 and normalized(answer.json()) == normalized(want["capacity_oct"])
 
-
-def test_registry_scenario_counts_and_capacity_through_the_pipeline(make_stack, tmp_path):
-    """alliance-2026-q4's steps that need no credits, through the CLI; and its capacity
-    report through the API, the same for every member."""
-    directory = SCENARIOS / "alliance-2026-q4"
-    stack = make_stack()
-    got = run_steps(stack, directory, tmp_path)
-    want = expected(directory)
-    for step in ("ingest1", "ingest2", "capacity_sep", "capacity_oct"):
-        assert normalized(got[step]) == normalized(want[step]), step
-    url = stack.env_values()["GPULEDGER_API_URL"]
-    for member in ("kddi", "sakura", "highreso"):
-        token = stack.json("token", "create", "--member", member)["token"]
-        answer = httpx.get(f"{url}/v1/reports/capacity/2026-10", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        assert answer.status_code == 200 and normalized(answer.json()) == normalized(want["capacity_oct"])
