@@ -71,6 +71,7 @@ def member_view(statement: dict, member: str, key: bytes) -> dict:
         "member_invoices": [
             i for i in statement["member_invoices"] if member in (i["provider"], i["reseller"])
         ],
+        "grant_draws": [d for d in statement.get("grant_draws", []) if member in (d["funder"], d["reseller"])],
         "net_yen": {member: statement["net_yen"].get(member, 0)},
         "transfers": [t for t in statement["transfers"] if member in (t["from"], t["to"])],
     }

@@ -18,7 +18,16 @@ from ledger.domain.ports import Publisher, Store
 from ledger.http import errors
 from ledger.http.auth import Ledger
 from ledger.http.metrics import instrument
-from ledger.http.routes import admin, dead_letters, events, reports, statements, system, usage
+from ledger.http.routes import (
+    admin,
+    dead_letters,
+    events,
+    grants,
+    reports,
+    statements,
+    system,
+    usage,
+)
 from ledger.service import tokens
 from ledger.settings import Settings
 
@@ -62,7 +71,7 @@ def create_app(
         lifespan=_lifespan(settings, open_store, open_publisher, ready_file),
         responses=errors.responses(401, 404),
     )
-    for module in (system, usage, statements, reports, events, admin, dead_letters):
+    for module in (system, usage, statements, grants, reports, events, admin, dead_letters):
         app.include_router(module.router)
     errors.install(app)
     instrument(app)  # gpuledger_http_* and gpuledger_api_events_accepted_total

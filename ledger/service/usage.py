@@ -15,6 +15,7 @@ from ledger.domain.errors import InputError
 from ledger.domain.instants import format_utc, parse_instant
 from ledger.domain.periods import PERIOD_PATTERN
 from ledger.domain.ports import Store
+from ledger.service import books
 
 # Instants and periods the API prints must exist as datetimes (years 0001-9999 UTC).
 FIRST_INSTANT = -62135596800  # 0001-01-01T00:00:00Z
@@ -35,6 +36,7 @@ class UsageRequest:
     granularity: str = "day"
     limit: int = 1000
     offset: int = 0
+    credits: bool = False  # also the current period's draws so far (a statement's work)
 
 
 def instant(text: str, name: str) -> int:
@@ -56,8 +58,7 @@ def period_bounds(catalog: Catalog, period: str) -> tuple[int, int]:
     return catalog.calendar.bounds(period)
 
 
-def _range(request: UsageRequest, catalog: Catalog) -> tuple[int, int]:
-    now = usage.now_utc()
+def _range(request: UsageRequest, catalog: Catalog, now: int) -> tuple[int, int]:
     if request.period is not None:
         start, end = period_bounds(catalog, request.period)
     else:
@@ -73,9 +74,12 @@ def _range(request: UsageRequest, catalog: Catalog) -> tuple[int, int]:
     return start, end
 
 
-async def query(store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest) -> dict:
+async def query(
+    store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest, now: int | None = None
+) -> dict:
     """One page of the caller's usage: {"granularity", "group_by", "start", "end", "items", "next_cursor"}."""
-    start, end = _range(request, catalog)
+    now = usage.now_utc() if now is None else now
+    start, end = _range(request, catalog, now)
     wanted = usage.UsageQuery(
         start, end, request.granularity, tuple(dict.fromkeys(request.group_by)),
         request.tenant, request.provider, request.reseller, request.sku, request.period, request.region,
@@ -87,7 +91,7 @@ async def query(store: Store, catalog: Catalog, caller: Caller, key: bytes, requ
     items = usage.summarize(rows, wanted, caller, catalog, key)
     page = items[request.offset : request.offset + request.limit]
     more = request.offset + request.limit < len(items)
-    return {
+    page = {
         "granularity": request.granularity,
         "group_by": list(wanted.group_by),
         "start": format_utc(start),
@@ -95,3 +99,16 @@ async def query(store: Store, catalog: Catalog, caller: Caller, key: bytes, requ
         "items": page,
         "next_cursor": str(request.offset + request.limit) if more else None,
     }
+    if request.credits:
+        page["credit_estimate"] = await credit_estimate(store, catalog, caller, now)
+    return page
+
+
+async def credit_estimate(store: Store, catalog: Catalog, caller: Caller, now: int) -> dict:
+    """What grants have drawn so far in the current booking period, for the grants the
+    caller funds or whose tenants it bills (an auditor: all): the open statement's draws."""
+    period = catalog.calendar.period_of(now)
+    async with store.snapshot() as reader:
+        document = await books.compute_statement(reader, period, await reader.catalog(), closed=False)
+    draws = [d for d in document["grant_draws"] if caller.member is None or caller.member in (d["funder"], d["reseller"])]
+    return {"period": period, "grant_draws": draws}

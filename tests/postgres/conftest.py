@@ -54,6 +54,11 @@ def _database(url: str, name: str) -> str:
 @pytest.fixture
 def fresh_database(postgres_server) -> str:
     """The application role's URL of a new, migrated, empty ledger database."""
+    return new_database(postgres_server)
+
+
+def new_database(postgres_server: str) -> str:
+    """A new database cloned from the migrated template; the application role's URL."""
     name = f"contract_{os.getpid()}_{next(_names)}"
 
     async def create() -> None:

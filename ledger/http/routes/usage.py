@@ -29,6 +29,19 @@ class UsageItem(BaseModel):
     wholesale_yen_estimate: int
 
 
+class GrantDraw(BaseModel):
+    grant: str
+    funder: str
+    reseller: str
+    tenant: str
+    amount_yen: int
+
+
+class CreditEstimate(BaseModel):
+    period: str
+    grant_draws: list[GrantDraw]
+
+
 class UsagePage(BaseModel):
     granularity: str
     group_by: list[str]
@@ -36,6 +49,9 @@ class UsagePage(BaseModel):
     end: str
     items: list[UsageItem]
     next_cursor: str | None
+    credit_estimate: CreditEstimate | None = Field(
+        None, description="With credits=true: the current period's grant draws so far (the caller's grants)"
+    )
 
 
 GroupField = Literal["tenant", "provider", "reseller", "sku", "service_period", "region"]
@@ -57,10 +73,11 @@ async def get_usage(
     granularity: Literal["hour", "day", "month"] = "day",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
+    credits: bool = False,
 ) -> dict:
     request = usage.UsageRequest(
         start, end, period, tenant, provider, reseller, sku, region, tuple(group_by), granularity, limit,
-        int(cursor or 0),
+        int(cursor or 0), credits,
     )
     catalog = await ledger.current_catalog()
     return await usage.query(ledger.store, catalog, who, ledger.pseudonym_key, request)

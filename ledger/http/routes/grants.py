@@ -1,0 +1,44 @@
+"""GET /v1/grants: the grants a member funds or whose tenants it bills, as they stand."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from ledger.http.auth import Caller, LedgerState
+from ledger.http.errors import responses
+from ledger.service import grants
+
+router = APIRouter()
+
+
+class GrantState(BaseModel):
+    id: str
+    funder: str
+    reseller: str
+    tenant: str
+    amount_yen: int
+    skus: list[str] | None
+    first_period: str
+    last_period: str
+    drawn: dict[str, int]
+    drawn_yen: int
+    balance_yen: int
+    lapsed_yen: int
+
+
+class GrantList(BaseModel):
+    through: str
+    grants: list[GrantState]
+
+
+@router.get("/v1/grants", response_model=GrantList, responses=responses(400))
+async def list_grants(
+    who: Caller,
+    ledger: LedgerState,
+    period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="draws through this booking period; default: the current one")] = None,
+) -> dict:
+    """Funders see the grants they fund, resellers the grants of their tenants; auditors all."""
+    return await grants.report(ledger.store, who, period)

@@ -1,0 +1,60 @@
+"""Grants as their funders and resellers follow them: amount, draws per booking period,
+balance, and what lapsed.
+
+Who sees what: the funder sees the grants it funds (it agreed to fund that tenant), the
+reseller the grants of its tenants, an auditor or the operator all; any other member
+none. A balance lapses for good once no covered usage can still arrive: the acceptance
+horizon after the end of the grant's last period.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ledger.domain import credits
+from ledger.domain.access import Caller
+from ledger.domain.catalog import Catalog
+from ledger.domain.periods import next_period
+from ledger.domain.ports import Store
+from ledger.domain.registry import Grant
+from ledger.service import books
+
+
+def visible(caller: Caller, grant: Grant) -> bool:
+    return caller.member is None or caller.member in (grant.funder, grant.reseller)
+
+
+def _lapse_final(catalog: Catalog, grant: Grant, now: int) -> bool:
+    end = catalog.calendar.bounds(grant.last_period)[1]
+    return now >= end + catalog.acceptance_horizon_days * 86400
+
+
+def _document(catalog: Catalog, grant: Grant, drawn: dict[str, int], now: int) -> dict:
+    total = sum(drawn.values())
+    balance = grant.amount_yen - total
+    lapsed = balance if balance and _lapse_final(catalog, grant, now) else 0
+    return {
+        "id": grant.id, "funder": grant.funder, "reseller": grant.reseller, "tenant": grant.tenant,
+        "amount_yen": grant.amount_yen, "skus": None if grant.skus is None else sorted(grant.skus),
+        "first_period": grant.first_period, "last_period": grant.last_period,
+        "drawn": drawn, "drawn_yen": total, "balance_yen": balance, "lapsed_yen": lapsed,
+    }
+
+
+async def report(store: Store, caller: Caller, through: str | None = None, now: int | None = None) -> dict:
+    """The caller's grants with their draws per booking period through `through` (default:
+    the current period), from one consistent view of the books."""
+    now = int(time.time()) if now is None else now
+    async with store.snapshot() as reader:
+        catalog = await reader.catalog()
+        through = through or catalog.calendar.period_of(now)
+        shown = {gid: g for gid, g in sorted(catalog.grants.items()) if visible(caller, g)}
+        drawn: dict[str, dict[str, int]] = {gid: {} for gid in shown}
+        balances = credits.opening_balances(catalog.grants)
+        period = credits.first_period_of(catalog.grants)
+        while shown and period is not None and period <= through:
+            for gid, amount in (await books.draws_in(reader, period, catalog, balances)).items():
+                if gid in drawn:
+                    drawn[gid][period] = amount
+            period = next_period(period)
+    return {"through": through, "grants": [_document(catalog, g, drawn[gid], now) for gid, g in shown.items()]}
