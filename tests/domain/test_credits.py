@@ -98,3 +98,19 @@ def test_a_statement_without_grants_has_no_draws_and_zero_credits():
     bill(ledger, time="2026-10-03T00:00:00Z", seconds=3600)
     october = ledger.settle("2026-10")
     assert october["grant_draws"] == [] and invoice(october)["credit_yen"] == 0
+
+
+def test_the_worked_example_of_the_readme():
+    ledger = ledger_with(grant(funder="highreso", amount=1000, first="2026-09", last="2026-10"))
+    bill(ledger, time="2026-09-10T00:00:00Z", seconds=3600)
+    bill(ledger, time="2026-10-10T00:00:00Z", seconds=3600, gpu_uuid="GPU-2")
+    september, october = ledger.settle("2026-09"), ledger.settle("2026-10")
+    shown = [(i["retail_yen"], i["credit_yen"], i["subtotal_yen"], i["tax_yen"], i["total_yen"])
+             for i in (invoice(september), invoice(october))]
+    assert shown == [(780, 780, 0, 0, 0), (780, 220, 560, 56, 616)]
+    assert september["net_yen"] == {"highreso": -780, "kddi": 208, "sakura": 572}
+    assert october["net_yen"] == {"highreso": -220, "kddi": -352, "sakura": 572}
+    assert [(t["from"], t["to"], t["amount_yen"]) for t in september["transfers"]] == [
+        ("highreso", "sakura", 572), ("highreso", "kddi", 208)]
+    assert [(t["from"], t["to"], t["amount_yen"]) for t in october["transfers"]] == [
+        ("kddi", "sakura", 352), ("highreso", "sakura", 220)]
