@@ -8,7 +8,8 @@ and, where there is one, the 1-based line):
 
 1. manifest.sig is the Ed25519 signature of manifest.json's exact bytes under the given
    key; manifest.json is well-formed and its key_id is the SHA-256 of that raw key;
-2. every file manifest.json lists is present, of its size and SHA-256; no other file;
+2. every file manifest.json lists (the files of its format, /1 or /2) is present, of its
+   size and SHA-256; no other file;
 3. catalog.json is well-formed; every line of evidence.ndjson (streamed) is well-formed,
    sorted, has `seconds` bits set, overlaps neither `elsewhere` nor the other lines of
    its GPU and hour, lies inside its service period, which is not after the bundle's;
@@ -42,7 +43,7 @@ from auditor.catalog import Catalog, parse_catalog
 from auditor.errors import VerificationError
 from auditor.evidence import LINE_LIMIT, EvidenceResult, check_evidence
 from auditor.journal import check_journal
-from auditor.manifest import FILES, MANIFEST, SIGNATURE, Manifest, public_key, signed_manifest
+from auditor.manifest import MANIFEST, SIGNATURE, Manifest, public_key, signed_manifest
 from auditor.statement import check_statement, parse_statement
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
@@ -269,7 +270,7 @@ def _check_files(
 ) -> tuple[dict[str, bytes], Catalog, EvidenceResult]:
     """Checks 2 and 3; returns the contents of the files read whole, the catalog, the evidence.
 
-    Every listed file, in the order of FILES; then no unlisted file. The evidence is
+    Every listed file, in the order of the format's files; then no unlisted file. The evidence is
     hashed in the same read as check 3 runs over it; that check's (and the catalog's)
     first problem is held until check 2 is complete.
     """
@@ -277,7 +278,7 @@ def _check_files(
     held: VerificationError | None = None
     catalog: Catalog | None = None
     evidence: EvidenceResult | None = None
-    for name in FILES:
+    for name in manifest.names:
         try:
             if name == LINE_DIGESTS:
                 _check_streamed(folder, name, manifest.files[name])
@@ -291,7 +292,7 @@ def _check_files(
             if name == LINE_DIGESTS or not (folder / name).is_file():
                 raise
             raise _locate(folder, name) or problem from None
-    allowed = {MANIFEST, SIGNATURE, *FILES}
+    allowed = {MANIFEST, SIGNATURE, *manifest.names}
     for name in sorted(os.listdir(folder)):
         if name not in allowed:
             raise VerificationError(f"{name}: in the bundle but not listed in {MANIFEST}")
