@@ -123,7 +123,8 @@ def _check_link(entry: Entry, previous: Entry | None, document: dict) -> None:
 
 
 def implied_entries(statement: Statement) -> list[Implied]:
-    """The entries of a closed period, in order, as docs/auditor-bundle.md lists them."""
+    """The entries of a closed period, in order, as docs/auditor-bundle.md lists them:
+    tenant invoices, member invoices, grant reimbursements, the netting, transfers."""
     # The statement's line indexes (0-based, ascending) behind each invoice.
     tenant_lines: dict[tuple[str, str], list[int]] = {}
     member_lines: dict[tuple[str, str], list[int]] = {}
@@ -136,22 +137,47 @@ def implied_entries(statement: Statement) -> list[Implied]:
     ]
     for invoice in statement.member_invoices:
         implied.extend(_member_invoice_entries(invoice, member_lines.get(invoice.pair, [])))
-    if statement.member_invoices:
-        implied.append(_netting_entry(statement))
+    reimbursements = _reimbursements(statement)
+    implied.extend(_reimbursement_entry(draw) for draw in reimbursements)
+    if statement.member_invoices or reimbursements:
+        implied.append(_netting_entry(statement, reimbursements))
     for index, transfer in enumerate(statement.transfers):
         implied.append(_transfer_entry(index, *transfer))
     return implied
 
 
 def _tenant_invoice_entry(invoice: Invoice, lines: list[int]) -> Implied:
+    """Revenue at retail; a credit, when there is one, is the reseller's discount."""
     reseller, tenant = invoice.issuer, invoice.recipient
+    # A statement closed before credits existed carries no retail_yen: its retail is its subtotal.
+    retail = invoice.subtotal_yen if invoice.retail_yen is None else invoice.retail_yen
+    postings = [(f"{reseller}/receivable/tenant/{tenant}", invoice.total_yen),
+                (f"{reseller}/revenue/retail", -retail)]
+    if invoice.credit_yen:
+        postings.append((f"{reseller}/discount/grants", invoice.credit_yen))
+    postings.append((f"{reseller}/tax/output", -invoice.tax_yen))
     return Implied(
         "tenant_invoice",
         {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": lines},
-        [(f"{reseller}/receivable/tenant/{tenant}", invoice.total_yen),
-         (f"{reseller}/revenue/retail", -invoice.subtotal_yen),
-         (f"{reseller}/tax/output", -invoice.tax_yen)],
+        postings,
         f"the tenant invoice ({reseller} {tenant})",
+    )
+
+
+def _reimbursements(statement: Statement) -> list[tuple[str, str, str, str, int]]:
+    """The statement's grant draws that a funder other than the reseller owes the reseller."""
+    return [draw for draw in statement.grant_draws or [] if draw[1] != draw[2]]
+
+
+def _reimbursement_entry(draw: tuple[str, str, str, str, int]) -> Implied:
+    """The funder's expense and payable, the reseller's receivable, its discount taken back."""
+    grant, funder, reseller, _, amount = draw
+    return Implied(
+        "grant_reimbursement",
+        {"grant": grant},
+        [(f"{funder}/expense/grants", amount), (f"{funder}/payable/grants/{reseller}", -amount),
+         (f"{reseller}/receivable/grants/{funder}", amount), (f"{reseller}/discount/grants", -amount)],
+        f"the reimbursement of grant {grant} ({funder} -> {reseller} {amount} yen)",
     )
 
 
@@ -177,21 +203,25 @@ def _member_invoice_entries(invoice: Invoice, lines: list[int]) -> list[Implied]
     ]
 
 
-def _netting_entry(statement: Statement) -> Implied:
+def _netting_entry(statement: Statement, reimbursements: list[tuple[str, str, str, str, int]]) -> Implied:
+    """Every member invoice, then every reimbursement, settled through the clearing accounts."""
     postings = []
     for invoice in statement.member_invoices:
         provider, reseller = invoice.issuer, invoice.recipient
         postings.append((f"{reseller}/payable/member/{provider}", invoice.total_yen))
         postings.append((f"{provider}/receivable/member/{reseller}", -invoice.total_yen))
+    for _, funder, reseller, _, amount in reimbursements:
+        postings.append((f"{funder}/payable/grants/{reseller}", amount))
+        postings.append((f"{reseller}/receivable/grants/{funder}", -amount))
     for member, net in statement.net_yen.items():
         if net:
             postings.append((f"{member}/settlement/clearing", net))
-    return Implied(
-        "netting",
-        {"member_invoices": [[invoice.issuer, invoice.recipient] for invoice in statement.member_invoices]},
-        postings,
-        "the netting",
-    )
+    reference: dict[str, Any] = {
+        "member_invoices": [[invoice.issuer, invoice.recipient] for invoice in statement.member_invoices]
+    }
+    if reimbursements:
+        reference["grant_reimbursements"] = [draw[0] for draw in reimbursements]
+    return Implied("netting", reference, postings, "the netting")
 
 
 def _transfer_entry(index: int, payer: str, payee: str, amount: int) -> Implied:
@@ -218,6 +248,7 @@ def check_journal(data: bytes, statement: Statement, chain_head: dict | None) ->
     _check_implied(entries, statement)
     _check_balances(entries)
     _check_member_invoice_sides(entries, statement)
+    _check_reimbursement_sides(entries, statement)
 
 
 def _check_chain_head(entries: list[Entry], chain_head: dict | None) -> None:
@@ -317,4 +348,28 @@ def _check_member_invoice_sides(entries: list[Entry], statement: Statement) -> N
                 f"the member invoice ({provider} {reseller}): {provider}/receivable/member/{reseller} "
                 f"is {receivable.get(invoice.pair, 0)}, {reseller}/payable/member/{provider} is "
                 f"{payable.get(invoice.pair, 0)}; the two sides disagree",
+            )
+
+
+def _check_reimbursement_sides(entries: list[Entry], statement: Statement) -> None:
+    """Both sides of every grant reimbursement, from the entries that book them: what each
+    funder owes a reseller is what that reseller is owed."""
+    sides: dict[str, tuple[int, tuple[str, str]]] = {}
+    for _, funder, reseller, _, _ in _reimbursements(statement):
+        sides[f"{funder}/payable/grants/{reseller}"] = (0, (funder, reseller))
+        sides[f"{reseller}/receivable/grants/{funder}"] = (1, (funder, reseller))
+    booked: dict[tuple[str, str], list[int]] = {pair: [0, 0] for _, pair in sides.values()}
+    for entry in entries:
+        if entry.kind != "grant_reimbursement":
+            continue
+        for account, amount in entry.postings:
+            if account in sides:
+                side, pair = sides[account]
+                booked[pair][side] += amount
+    for (funder, reseller), (payable, receivable) in sorted(booked.items()):
+        if receivable != -payable:
+            raise _fail(
+                None,
+                f"the grant reimbursements ({funder} -> {reseller}): {funder}/payable/grants/{reseller} "
+                f"is {payable}, {reseller}/receivable/grants/{funder} is {receivable}; the two sides disagree",
             )

@@ -23,10 +23,18 @@ from auditor.instants import is_period, parse_instant
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
 FORMAT = "gpuledger-audit-bundle/1"
+FORMAT_2 = "gpuledger-audit-bundle/2"  # adds grants.json: the grants behind the credits
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
+GRANTS = "grants.json"
 # The files of a bundle besides the manifest and its signature, in the order checked.
 FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", "evidence.ndjson",
          "journal.ndjson", "dead_letters.json")
+# Each format this verifier reads, and its files in the order checked.
+FORMATS = {
+    FORMAT: FILES,
+    FORMAT_2: ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", GRANTS,
+               "evidence.ndjson", "journal.ndjson", "dead_letters.json"),
+}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _MANIFEST_KEYS = {"format", "period", "created_at", "files", "chain_head", "key_id",
@@ -39,6 +47,12 @@ class Manifest:
     files: dict[str, tuple[str, int]]  # name -> (sha256 hex, size in bytes)
     chain_head: dict | None  # {"seq": int, "hash": hex} or None for an empty journal
     key_id: str
+    format: str = FORMAT
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The files of the bundle's format, besides the manifest and its signature, in the order checked."""
+        return FORMATS[self.format]
 
 
 def public_key(pem: bytes) -> Ed25519PublicKey:
@@ -101,8 +115,8 @@ def _manifest(data: bytes) -> Manifest:
         raise _fail(f"the key {name!r} is missing")
     for name in sorted(document.keys() - _MANIFEST_KEYS):
         raise _fail(f"unexpected key {name!r}")
-    if document["format"] != FORMAT:
-        raise _fail(f"format is {document['format']!r}; this verifier reads {FORMAT}")
+    if not isinstance(document["format"], str) or document["format"] not in FORMATS:
+        raise _fail(f"format is {document['format']!r}; this verifier reads {' and '.join(FORMATS)}")
     if document["signature_algorithm"] != "Ed25519":
         raise _fail(f"signature_algorithm is {document['signature_algorithm']!r}, not Ed25519")
     if not is_period(document["period"]):
@@ -112,7 +126,7 @@ def _manifest(data: bytes) -> Manifest:
     key_id = document["key_id"]
     if not isinstance(key_id, str) or _HEX64.fullmatch(key_id) is None:
         raise _fail("key_id is not 64 lowercase hex digits")
-    files = _files(document["files"])
+    files = _files(document["files"], document["format"])
     head = document["chain_head"]
     if head is not None and (
         not isinstance(head, dict)
@@ -123,17 +137,17 @@ def _manifest(data: bytes) -> Manifest:
         or _HEX64.fullmatch(head["hash"]) is None
     ):
         raise _fail("chain_head is neither null nor {\"seq\": integer, \"hash\": 64 lowercase hex}")
-    return Manifest(document["period"], files, head, key_id)
+    return Manifest(document["period"], files, head, key_id, document["format"])
 
 
-def _files(listed: object) -> dict[str, tuple[str, int]]:
-    """The manifest's files: each of FILES, with its SHA-256 and size, and nothing else."""
+def _files(listed: object, bundle_format: str) -> dict[str, tuple[str, int]]:
+    """The manifest's files: each file of its format, with its SHA-256 and size, and nothing else."""
     if not isinstance(listed, dict):
         raise _fail("files is not an object")
     files: dict[str, tuple[str, int]] = {}
     for name, entry in listed.items():
-        if name not in FILES:
-            raise _fail(f"files lists {name!r}, which is not a file of a {FORMAT} bundle")
+        if name not in FORMATS[bundle_format]:
+            raise _fail(f"files lists {name!r}, which is not a file of a {bundle_format} bundle")
         if (
             not isinstance(entry, dict)
             or entry.keys() != {"sha256", "bytes"}
@@ -144,7 +158,7 @@ def _files(listed: object) -> dict[str, tuple[str, int]]:
         ):
             raise _fail(f"files[{name!r}] is not {{\"sha256\": 64 lowercase hex, \"bytes\": integer}}")
         files[name] = (entry["sha256"], entry["bytes"])
-    for name in FILES:
+    for name in FORMATS[bundle_format]:
         if name not in files:
             raise _fail(f"files does not list {name}")
     return files

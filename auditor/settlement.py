@@ -1,8 +1,9 @@
 """What a statement's lines imply: its invoices, each member's net and the transfers.
 
 SPEC.md, "Invoices" and "Settlement between members". The statement check
-(auditor.statement) hands the verified lines' subtotals in and the stated invoices,
-nets and transfers to compare; what differs is reported against statement.json.
+(auditor.statement) hands the verified lines' subtotals (and the grants' draws, with the
+reimbursements funders owe resellers) in and the stated invoices, nets and transfers to
+compare; what differs is reported against statement.json.
 """
 
 from __future__ import annotations
@@ -47,9 +48,52 @@ def invoices_of(subtotals: dict[tuple[str, str], int], rate_percent: int) -> lis
     ]
 
 
+def subtotals_of(lines: Iterable) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """The subtotals of the tenant invoices (their retail) and of the member invoices the
+    (verified) statement lines add up to."""
+    tenant: dict[tuple[str, str], int] = {}
+    member: dict[tuple[str, str], int] = {}
+    for line in lines:
+        pair = (line.reseller, line.tenant)
+        tenant[pair] = tenant.get(pair, 0) + line.retail_yen
+        # A member reselling its own GPU does not invoice itself.
+        if line.provider != line.reseller:
+            pair = (line.provider, line.reseller)
+            member[pair] = member.get(pair, 0) + line.wholesale_yen
+    return tenant, member
+
+
+def without_credits(
+    grant_draws: list[tuple[str, str, str, str, int]], invoices: list[Invoice]
+) -> list[Invoice]:
+    """Tenant invoices of a statement with credits, in a bundle that carries no grants (/1)."""
+    # Without grants nothing may have drawn, so each invoice's retail is its subtotal.
+    if grant_draws:
+        grant = grant_draws[0][0]
+        raise _fail(f"grant_draws lists {grant!r}, but the bundle carries no grants")
+    return [
+        Invoice(i.issuer, i.recipient, i.subtotal_yen, i.tax_yen, i.total_yen, i.subtotal_yen, 0)
+        for i in invoices
+    ]
+
+
+def tenant_invoices_of(
+    retail: dict[tuple[str, str], int], credits: dict[tuple[str, str], int], rate_percent: int
+) -> list[Invoice]:
+    """One tenant invoice per (reseller, tenant): retail less credit is the subtotal, taxed."""
+    invoices = []
+    for pair, amount in sorted(retail.items()):
+        credit = credits.get(pair, 0)
+        subtotal = amount - credit
+        tax = _tax(subtotal, rate_percent)
+        invoices.append(Invoice(*pair, subtotal, tax, subtotal + tax, amount, credit))
+    return invoices
+
+
 def compare_invoices(
-    stated: list[Invoice], recomputed: list[Invoice], label: str, section: str
+    stated: list[Invoice], recomputed: list[Invoice], label: str, section: str, credit_note: str = ""
 ) -> None:
+    """The stated invoices against the recomputed ones; `credit_note` says where credits come from."""
     i = j = 0
     while i < len(stated) or j < len(recomputed):
         mine = stated[i] if i < len(stated) else None
@@ -69,24 +113,39 @@ def compare_invoices(
             if getattr(mine, name) is None and getattr(theirs, name) is None:
                 continue
             if getattr(mine, name) != getattr(theirs, name):
-                raise _fail(f"{where}: {name} is {getattr(mine, name)}, recomputed {getattr(theirs, name)}")
+                note = credit_note if name == "credit_yen" else ""
+                raise _fail(f"{where}: {name} is {getattr(mine, name)}, recomputed {getattr(theirs, name)}{note}")
         i += 1
         j += 1
 
 
 def check_nets(
-    stated: dict[str, int], parties: Iterable[str], member_invoices: list[Invoice]
+    stated: dict[str, int],
+    parties: Iterable[str],
+    member_invoices: list[Invoice],
+    reimbursements: Iterable[tuple[str, str, str, int]] = (),
 ) -> None:
-    """net_yen: every party to a line listed, each net what the member invoices make it."""
+    """net_yen: every party to a line or funder listed, each net what the member invoices and
+    the reimbursements, (grant, funder, reseller, yen) the funder owes the reseller, make it."""
     nets: dict[str, int] = {}
     for invoice in member_invoices:
         nets[invoice.issuer] = nets.get(invoice.issuer, 0) + invoice.total_yen
         nets[invoice.recipient] = nets.get(invoice.recipient, 0) - invoice.total_yen
+    funders: dict[str, str] = {}
+    for grant, funder, reseller, amount in reimbursements:
+        nets[funder] = nets.get(funder, 0) - amount
+        nets[reseller] = nets.get(reseller, 0) + amount
+        funders.setdefault(funder, grant)
     for member in parties:
         if member not in stated:
             raise _fail(
                 f"net_yen omits {member}, a party to the statement's lines "
                 f"(recomputed net {nets.get(member, 0)})"
+            )
+    for member, grant in funders.items():
+        if member not in stated:
+            raise _fail(
+                f"net_yen omits {member}, the funder of grant {grant} (recomputed net {nets[member]})"
             )
     for member, amount in stated.items():
         if amount != nets.get(member, 0):

@@ -1,8 +1,9 @@
 """statement.json: parsed, then every number recomputed from the evidence and the catalog.
 
-SPEC.md, "Rating" and "Settlement statement": the lines are recomputed here; what they
-imply (invoices, nets, transfers) is auditor.settlement's. Amounts use exact integer
-arithmetic on the prices' fractions, with one floor at the end.
+SPEC.md, "Rating" and "Settlement statement": the lines are recomputed here; the grants'
+draws on them are auditor.grants's; what they imply (invoices, nets, transfers) is
+auditor.settlement's. Amounts use exact integer arithmetic on the prices' fractions, with
+one floor at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ from typing import Any
 from auditor.catalog import Catalog
 from auditor.errors import VerificationError
 from auditor.evidence import UsageKey
+from auditor.grants import (
+    Draws,
+    Grant,
+    check_coverage,
+    check_draw_amounts,
+    check_draw_parties,
+    check_no_draws,
+    draws_of,
+)
 from auditor.instants import format_instant, parse_decimal, parse_instant
 from auditor.settlement import (
     Invoice,
@@ -21,6 +31,9 @@ from auditor.settlement import (
     check_transfers,
     compare_invoices,
     invoices_of,
+    subtotals_of,
+    tenant_invoices_of,
+    without_credits,
 )
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
@@ -326,46 +339,42 @@ def _compare_lines(stated: list[Line], recomputed: list[Line]) -> None:
         j += 1
 
 
-def check_statement(statement: Statement, usage: dict[UsageKey, int], catalog: Catalog) -> None:
-    """Every line, invoice, tax, net and transfer of `statement`, recomputed; raise at the first difference."""
+def check_statement(
+    statement: Statement, usage: dict[UsageKey, int], catalog: Catalog,
+    grants: dict[str, Grant] | None = None,
+) -> None:
+    """Every line, credit, invoice, tax, grant draw, net and transfer of `statement`,
+    recomputed; raise at the first difference. `grants` are grants.json's (format /2),
+    None for a bundle that carries no grants (format /1)."""
     _compare_lines(statement.lines, recompute_lines(usage, catalog))
-    tenant_subtotals, member_subtotals = _subtotals(statement.lines)
-    tenant_invoices = invoices_of(tenant_subtotals, catalog.tax_rate_percent)
-    if statement.grant_draws is not None:
-        tenant_invoices = _without_credits(statement.grant_draws, tenant_invoices)
-    compare_invoices(statement.tenant_invoices, tenant_invoices, "tenant invoice", "tenant_invoices")
-    member_invoices = invoices_of(member_subtotals, catalog.tax_rate_percent)
+    tenant_retail, member_subtotals = subtotals_of(statement.lines)
+    rate = catalog.tax_rate_percent
+    draws = Draws() if grants is None else _draws(statement, grants)
+    if statement.grant_draws is None:
+        tenant_invoices = invoices_of(tenant_retail, rate)
+    elif grants is None:
+        tenant_invoices = without_credits(statement.grant_draws, invoices_of(tenant_retail, rate))
+    else:
+        tenant_invoices = tenant_invoices_of(tenant_retail, draws.by_invoice, rate)
+    compare_invoices(statement.tenant_invoices, tenant_invoices, "tenant invoice", "tenant_invoices",
+                     " (the draws of grants.json's grants on its lines)" if grants is not None else "")
+    if grants is not None and statement.grant_draws is not None:
+        check_draw_amounts(statement.grant_draws, draws)
+    member_invoices = invoices_of(member_subtotals, rate)
     compare_invoices(statement.member_invoices, member_invoices, "member invoice", "member_invoices")
     parties = (member for line in statement.lines for member in (line.provider, line.reseller))
-    check_nets(statement.net_yen, parties, member_invoices)
+    reimbursements = draws.reimbursements(grants) if grants is not None else []
+    check_nets(statement.net_yen, parties, member_invoices, reimbursements)
     check_transfers(statement.transfers, statement.net_yen)
 
 
-def _subtotals(
-    lines: list[Line],
-) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
-    """The subtotals of the tenant invoices and of the member invoices the lines add up to."""
-    tenant: dict[tuple[str, str], int] = {}
-    member: dict[tuple[str, str], int] = {}
-    for line in lines:
-        pair = (line.reseller, line.tenant)
-        tenant[pair] = tenant.get(pair, 0) + line.retail_yen
-        # A member reselling its own GPU does not invoice itself.
-        if line.provider != line.reseller:
-            pair = (line.provider, line.reseller)
-            member[pair] = member.get(pair, 0) + line.wholesale_yen
-    return tenant, member
-
-
-def _without_credits(
-    grant_draws: list[tuple[str, str, str, str, int]], invoices: list[Invoice]
-) -> list[Invoice]:
-    """Tenant invoices of a statement with credits, in a bundle that carries no grants."""
-    # Without grants nothing may have drawn, so each invoice's retail is its subtotal.
-    if grant_draws:
-        grant = grant_draws[0][0]
-        raise _fail(f"grant_draws lists {grant!r}, but the bundle carries no grants")
-    return [
-        Invoice(i.issuer, i.recipient, i.subtotal_yen, i.tax_yen, i.total_yen, i.subtotal_yen, 0)
-        for i in invoices
-    ]
+def _draws(statement: Statement, grants: dict[str, Grant]) -> Draws:
+    """The grants' draws on the (verified) lines, once grants.json and the statement's
+    grant_draws are found to name the same grants and parties."""
+    check_coverage(grants, statement.lines)
+    if statement.grant_draws is not None:
+        check_draw_parties(statement.grant_draws, grants)
+    draws = draws_of(statement.lines, grants)
+    if statement.grant_draws is None:
+        check_no_draws(draws, grants)
+    return draws

@@ -8,21 +8,24 @@ and, where there is one, the 1-based line):
 
 1. manifest.sig is the Ed25519 signature of manifest.json's exact bytes under the given
    key; manifest.json is well-formed and its key_id is the SHA-256 of that raw key;
-2. every file manifest.json lists is present, of its size and SHA-256; no other file;
+2. every file manifest.json lists (the files of its format, /1 or /2) is present, of its
+   size and SHA-256; no other file;
 3. catalog.json is well-formed; every line of evidence.ndjson (streamed) is well-formed,
    sorted, has `seconds` bits set, overlaps neither `elsewhere` nor the other lines of
    its GPU and hour, lies inside its service period, which is not after the bundle's;
+   then (format /2) grants.json is well-formed;
 4. statement.json: its lines recomputed from the evidence and the catalog (split at
-   version changes), then its invoices, tax, nets and transfers;
+   version changes), then the grants' draws on them, its invoices and credits, tax,
+   grant draws, nets (reimbursements included) and transfers;
 5. journal.ndjson: the hash chain up to the manifest's chain_head, balanced entries,
    exactly the entries the statement implies, the trial balance and both sides of
-   every member invoice;
+   every member invoice and grant reimbursement;
 6. dead_letters.json is well-formed, of the bundle's period, and adds up.
 
 This module reads the files and runs the checks in that order. The rules of check 1
-are auditor.manifest's; of check 3, auditor.catalog's and auditor.evidence's; of check
-4, auditor.statement's and auditor.settlement's; of check 5, auditor.journal's. Checks
-2 and 6 are here.
+are auditor.manifest's; of check 3, auditor.catalog's, auditor.evidence's and
+auditor.grants's; of check 4, auditor.statement's, auditor.grants's and
+auditor.settlement's; of check 5, auditor.journal's. Checks 2 and 6 are here.
 
 Nothing here is shared with the code that produced the numbers (no `ledger`, `streams`
 or `schemas` import): only the standard library and `cryptography`.
@@ -41,8 +44,9 @@ from typing import BinaryIO
 from auditor.catalog import Catalog, parse_catalog
 from auditor.errors import VerificationError
 from auditor.evidence import LINE_LIMIT, EvidenceResult, check_evidence
+from auditor.grants import parse_grants
 from auditor.journal import check_journal
-from auditor.manifest import FILES, MANIFEST, SIGNATURE, Manifest, public_key, signed_manifest
+from auditor.manifest import GRANTS, MANIFEST, SIGNATURE, Manifest, public_key, signed_manifest
 from auditor.statement import check_statement, parse_statement
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
@@ -246,15 +250,17 @@ def _verify(folder: Path, public_key_pem: bytes) -> str:
     manifest = signed_manifest(key, manifest_bytes, _read(folder, SIGNATURE, 4096))
     period = manifest.period
 
-    # 2. and 3. Every listed file, then the catalog and the evidence.
+    # 2. and 3. Every listed file, then the catalog and the evidence, then (format /2)
+    #    the grants.
     contents, catalog, evidence = _check_files(folder, manifest)
+    grants = parse_grants(contents[GRANTS], period, catalog) if GRANTS in contents else None
 
-    # 4. The statement, recomputed. A second with no price or agreement in effect is the
-    #    first thing rating finds.
+    # 4. The statement, recomputed (with the draws of the grants, when the bundle has
+    #    them). A second with no price or agreement in effect is the first thing rating finds.
     if evidence.deferred is not None:
         raise evidence.deferred
     statement = parse_statement(contents["statement.json"], period, catalog)
-    check_statement(statement, evidence.usage, catalog)
+    check_statement(statement, evidence.usage, catalog, grants)
 
     # 5. The journal.
     check_journal(contents["journal.ndjson"], statement, manifest.chain_head)
@@ -269,7 +275,7 @@ def _check_files(
 ) -> tuple[dict[str, bytes], Catalog, EvidenceResult]:
     """Checks 2 and 3; returns the contents of the files read whole, the catalog, the evidence.
 
-    Every listed file, in the order of FILES; then no unlisted file. The evidence is
+    Every listed file, in the order of the format's files; then no unlisted file. The evidence is
     hashed in the same read as check 3 runs over it; that check's (and the catalog's)
     first problem is held until check 2 is complete.
     """
@@ -277,7 +283,7 @@ def _check_files(
     held: VerificationError | None = None
     catalog: Catalog | None = None
     evidence: EvidenceResult | None = None
-    for name in FILES:
+    for name in manifest.names:
         try:
             if name == LINE_DIGESTS:
                 _check_streamed(folder, name, manifest.files[name])
@@ -291,7 +297,7 @@ def _check_files(
             if name == LINE_DIGESTS or not (folder / name).is_file():
                 raise
             raise _locate(folder, name) or problem from None
-    allowed = {MANIFEST, SIGNATURE, *FILES}
+    allowed = {MANIFEST, SIGNATURE, *manifest.names}
     for name in sorted(os.listdir(folder)):
         if name not in allowed:
             raise VerificationError(f"{name}: in the bundle but not listed in {MANIFEST}")

@@ -4,6 +4,11 @@ It is deliberately naive and shares nothing with `auditor/` (nor with `ledger/`)
 every billed second, looks up its price and agreement by scanning the catalog, groups
 the seconds into statement lines and derives invoices, nets, transfers and the journal
 the plainest way, then signs the manifest with the Ed25519 key it is given.
+
+Given grants (grants.json's entries, each with its balance at the start of the period),
+it writes a format /2 bundle: every line draws on the grants that cover it, ending
+first first, and the statement carries the credits, the grant draws and the
+reimbursements; without, a format /1 bundle as before credits existed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", "evidence.ndjson",
          "journal.ndjson", "dead_letters.json")
+FORMAT_1, FORMAT_2 = "gpuledger-audit-bundle/1", "gpuledger-audit-bundle/2"
+FILES_2 = (*FILES, "grants.json")
 
 CATALOG = {
     "currency": "JPY",
@@ -98,6 +105,26 @@ USAGES = [
     Usage("GPU-G", "2026-10-09T00:00:00Z", "kddi", "highreso", "delta", "H200", "2026-10", list(range(60))),
 ]
 
+# grants.json's entries for USAGES' October (by id), each with its balance on 1 October.
+# kddi acme's lines, in statement order, retail 130 (September), 390, 1134 and 200 yen:
+# - sakura-acme-trial ends first (2026-10), so it draws first on each line although its id
+#   sorts after kddi-acme-2026q4's: 130 + 390 + 180, used up in the middle of the 1134;
+# - kddi-acme-2026q4 (from 2026-10: not the September line) takes the other 954 and the
+#   200, and has balance left; kddi funds its own tenant: no reimbursement. (Taken in id
+#   order instead, it would draw 390 + 1134 + 200 and sakura-acme-trial only the 130.)
+# - highreso-t-1 (H100 only) draws 100 of sakura t-1's 138: highreso reimburses sakura;
+# - beta-old covers beta's line with nothing left: listed, draws nothing.
+GRANTS = [
+    {"id": "beta-old", "funder": "sakura", "reseller": "kddi", "tenant": "beta", "amount_yen": 50,
+     "skus": None, "first_period": "2026-09", "last_period": "2026-10", "balance_yen": 0},
+    {"id": "highreso-t-1", "funder": "highreso", "reseller": "sakura", "tenant": "t-1", "amount_yen": 100,
+     "skus": ["H100"], "first_period": "2026-10", "last_period": "2026-10", "balance_yen": 100},
+    {"id": "kddi-acme-2026q4", "funder": "kddi", "reseller": "kddi", "tenant": "acme", "amount_yen": 5000,
+     "skus": None, "first_period": "2026-10", "last_period": "2026-12", "balance_yen": 4000},
+    {"id": "sakura-acme-trial", "funder": "sakura", "reseller": "kddi", "tenant": "acme", "amount_yen": 1000,
+     "skus": ["H100", "H200"], "first_period": "2026-09", "last_period": "2026-10", "balance_yen": 700},
+]
+
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -140,7 +167,33 @@ def _version(versions: list[dict], moment: datetime, **match) -> dict | None:
 # -- the statement, naively ----------------------------------------------------------------
 
 
-def statement_of(period: str, catalog: dict, usages: list[Usage]) -> dict:
+def covers(grant: dict, line: dict) -> bool:
+    return ((line["reseller"], line["tenant"]) == (grant["reseller"], grant["tenant"])
+            and (grant["skus"] is None or line["sku"] in grant["skus"])
+            and grant["first_period"] <= line["service_period"] <= grant["last_period"])
+
+
+def draws_of(lines: list[dict], grants: list[dict]) -> tuple[dict[str, int], dict[tuple, int]]:
+    """(yen per grant id, yen per (reseller, tenant)): each line, in order, draws on the
+    grants covering it, the one ending first first (then by id)."""
+    balance = {grant["id"]: grant["balance_yen"] for grant in grants}
+    by_grant: dict[str, int] = {}
+    by_invoice: dict[tuple, int] = {}
+    for line in lines:
+        left = line["retail_yen"]
+        for grant in sorted((g for g in grants if covers(g, line)), key=lambda g: (g["last_period"], g["id"])):
+            take = min(left, balance[grant["id"]])
+            if take > 0:
+                balance[grant["id"]] -= take
+                left -= take
+                by_grant[grant["id"]] = by_grant.get(grant["id"], 0) + take
+                pair = (line["reseller"], line["tenant"])
+                by_invoice[pair] = by_invoice.get(pair, 0) + take
+    return by_grant, by_invoice
+
+
+def statement_of(period: str, catalog: dict, usages: list[Usage], grants: list[dict] | None = None) -> dict:
+    """The statement; with `grants` (format /2), its credits, grant draws and reimbursements."""
     seconds: dict[tuple, int] = {}
     versions: dict[tuple, tuple[dict, dict | None]] = {}
     for usage in usages:
@@ -179,10 +232,16 @@ def statement_of(period: str, catalog: dict, usages: list[Usage]) -> dict:
         tax = subtotal * rate // 100
         return {first: a, second: b, "subtotal_yen": subtotal, "tax_yen": tax, "total_yen": subtotal + tax}
 
+    by_grant, by_invoice = draws_of(lines, grants or [])
     tenant_invoices = []
     for reseller, tenant in sorted({(line["reseller"], line["tenant"]) for line in lines}):
-        subtotal = sum(line["retail_yen"] for line in lines if (line["reseller"], line["tenant"]) == (reseller, tenant))
-        tenant_invoices.append(invoice("reseller", reseller, "tenant", tenant, subtotal))
+        retail = sum(line["retail_yen"] for line in lines if (line["reseller"], line["tenant"]) == (reseller, tenant))
+        if grants is None:
+            tenant_invoices.append(invoice("reseller", reseller, "tenant", tenant, retail))
+            continue
+        credit = by_invoice.get((reseller, tenant), 0)
+        tenant_invoices.append({"reseller": reseller, "tenant": tenant, "retail_yen": retail, "credit_yen": credit,
+                                **invoice("reseller", reseller, "tenant", tenant, retail - credit)})
     member_invoices = []
     for provider, reseller in sorted({(line["provider"], line["reseller"]) for line in lines}):
         if provider != reseller:
@@ -193,6 +252,14 @@ def statement_of(period: str, catalog: dict, usages: list[Usage]) -> dict:
     for inv in member_invoices:
         nets[inv["provider"]] += inv["total_yen"]
         nets[inv["reseller"]] -= inv["total_yen"]
+    grant_draws = [
+        {"grant": g["id"], "funder": g["funder"], "reseller": g["reseller"], "tenant": g["tenant"],
+         "amount_yen": by_grant[g["id"]]}
+        for g in sorted(grants or [], key=lambda g: g["id"]) if by_grant.get(g["id"], 0) > 0
+    ]
+    for draw in grant_draws:  # a funder other than the reseller reimburses it
+        nets[draw["funder"]] -= draw["amount_yen"]
+        nets[draw["reseller"]] += draw["amount_yen"]
     transfers = []
     left = dict(nets)
     while any(left.values()):
@@ -202,9 +269,12 @@ def statement_of(period: str, catalog: dict, usages: list[Usage]) -> dict:
         transfers.append({"from": debtor, "to": creditor, "amount_yen": amount})
         left[debtor] += amount
         left[creditor] -= amount
-    return {"period": period, "currency": "JPY", "closed": True, "lines": lines,
-            "tenant_invoices": tenant_invoices, "member_invoices": member_invoices,
-            "net_yen": nets, "transfers": transfers}
+    statement = {"period": period, "currency": "JPY", "closed": True, "lines": lines,
+                 "tenant_invoices": tenant_invoices, "member_invoices": member_invoices,
+                 "grant_draws": grant_draws, "net_yen": nets, "transfers": transfers}
+    if grants is None:
+        del statement["grant_draws"]
+    return statement
 
 
 def journal_of(statement: dict, first_seq: int, prev_hash: str) -> list[dict]:
@@ -216,11 +286,13 @@ def journal_of(statement: dict, first_seq: int, prev_hash: str) -> list[dict]:
 
     for inv in statement["tenant_invoices"]:
         r, t = inv["reseller"], inv["tenant"]
+        credit = inv.get("credit_yen", 0)
         bodies.append(("tenant_invoice",
                        {"tenant_invoice": {"reseller": r, "tenant": t},
                         "lines": [i for i, x in enumerate(lines) if (x["reseller"], x["tenant"]) == (r, t)]},
                        [post(f"{r}/receivable/tenant/{t}", inv["total_yen"]),
-                        post(f"{r}/revenue/retail", -inv["subtotal_yen"]),
+                        post(f"{r}/revenue/retail", -inv.get("retail_yen", inv["subtotal_yen"])),
+                        *([post(f"{r}/discount/grants", credit)] if credit else []),
                         post(f"{r}/tax/output", -inv["tax_yen"])]))
     for inv in statement["member_invoices"]:
         p, r = inv["provider"], inv["reseller"]
@@ -232,15 +304,26 @@ def journal_of(statement: dict, first_seq: int, prev_hash: str) -> list[dict]:
         bodies.append(("member_invoice_provider", reference,
                        [post(f"{p}/receivable/member/{r}", inv["total_yen"]),
                         post(f"{p}/revenue/wholesale", -inv["subtotal_yen"]), post(f"{p}/tax/output", -inv["tax_yen"])]))
-    if statement["member_invoices"]:
+    funded = [d for d in statement.get("grant_draws", []) if d["funder"] != d["reseller"]]
+    for d in funded:
+        f, r, a = d["funder"], d["reseller"], d["amount_yen"]
+        bodies.append(("grant_reimbursement", {"grant": d["grant"]},
+                       [post(f"{f}/expense/grants", a), post(f"{f}/payable/grants/{r}", -a),
+                        post(f"{r}/receivable/grants/{f}", a), post(f"{r}/discount/grants", -a)]))
+    if statement["member_invoices"] or funded:
         postings = []
         for inv in statement["member_invoices"]:
             p, r = inv["provider"], inv["reseller"]
             postings += [post(f"{r}/payable/member/{p}", inv["total_yen"]),
                          post(f"{p}/receivable/member/{r}", -inv["total_yen"])]
+        for d in funded:
+            postings += [post(f"{d['funder']}/payable/grants/{d['reseller']}", d["amount_yen"]),
+                         post(f"{d['reseller']}/receivable/grants/{d['funder']}", -d["amount_yen"])]
         postings += [post(f"{m}/settlement/clearing", net) for m, net in statement["net_yen"].items() if net]
-        bodies.append(("netting", {"member_invoices": [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]},
-                       postings))
+        reference = {"member_invoices": [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]}
+        if funded:
+            reference["grant_reimbursements"] = [d["grant"] for d in funded]
+        bodies.append(("netting", reference, postings))
     for index, t in enumerate(statement["transfers"]):
         a = t["amount_yen"]
         bodies.append(("transfer", {"transfer": index},
@@ -315,20 +398,26 @@ def write_bundle(
     usages: list[Usage] | None = None,
     first_seq: int = 41,
     prev_hash: str = hashlib.sha256(b"the previous period's last entry").hexdigest(),
+    grants: list[dict] | None = None,
 ) -> dict:
-    """Write a valid bundle into `folder` (created); return its statement."""
+    """Write a valid bundle into `folder` (created); return its statement. With `grants`
+    (grants.json's entries, possibly none), a format /2 bundle; without, format /1."""
     catalog = CATALOG if catalog is None else catalog
     usages = USAGES if usages is None else usages
     folder.mkdir(parents=True, exist_ok=True)
-    statement = statement_of(period, catalog, usages)
+    statement = statement_of(period, catalog, usages, grants)
     write_json(folder, "statement.json", statement)
     (folder / "statement.csv").write_text(statement_csv(statement), encoding="utf-8")
     write_json(folder, "catalog.json", catalog)
+    if grants is not None:
+        (folder / "grants.json").write_text(
+            json.dumps({"period": period, "grants": grants}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     write_ndjson(folder, "evidence.ndjson", evidence_rows(usages))
     write_ndjson(folder, "journal.ndjson", journal_of(statement, first_seq, prev_hash))
     write_json(folder, "dead_letters.json",
                {"period": period, "total": 3, "by_reason": {"malformed": 1, "conflict": 2}})
-    sign(folder, key, period)
+    sign(folder, key, period, bundle_format=FORMAT_1 if grants is None else FORMAT_2)
     return statement
 
 
@@ -339,18 +428,22 @@ def sign(
     *,
     key_id: str | None = None,
     chain_head: dict | None | str = "from the journal",
+    bundle_format: str | None = None,
 ) -> None:
-    """(Re)write manifest.json for the files as they are now, and manifest.sig."""
+    """(Re)write manifest.json for the files as they are now, and manifest.sig; the format
+    stays the manifest's unless `bundle_format` is given."""
     if period is None:
         period = read_json(folder, "manifest.json")["period"]
+    if bundle_format is None:
+        bundle_format = read_json(folder, "manifest.json")["format"]
     digests = []
-    for name in FILES:
+    for name in FILES_2:
         if name != "line-digests.tsv" and (folder / name).exists():
             for number, line in enumerate((folder / name).read_bytes().splitlines(keepends=True), 1):
                 digests.append(f"{name}\t{number}\t{hashlib.sha256(line).hexdigest()}\n")
     (folder / "line-digests.tsv").write_text("".join(digests))
     files = {}
-    for name in FILES:
+    for name in FILES_2:
         path = folder / name
         if path.exists():
             data = path.read_bytes()
@@ -360,7 +453,7 @@ def sign(
         chain_head = {"seq": journal[-1]["seq"], "hash": journal[-1]["hash"]} if journal else None
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     manifest = {
-        "format": "gpuledger-audit-bundle/1",
+        "format": bundle_format,
         "period": period,
         "created_at": "2026-11-28T08:00:00Z",
         "files": files,

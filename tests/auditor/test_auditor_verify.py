@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from auditor.verify import VerificationError, verify_bundle
 from tests.auditor.auditor_bundles import (
     FILES,
+    FORMAT_1,
+    GRANTS,
     Usage,
     chain,
     public_pem,
@@ -52,6 +54,21 @@ def bundle(tmp_path, template) -> Path:
     """A fresh copy of the valid bundle, for one test to tamper with."""
     folder = tmp_path / "bundle"
     shutil.copytree(template, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def template_with_grants(tmp_path_factory, key) -> Path:
+    folder = tmp_path_factory.mktemp("template-with-grants") / "bundle"
+    write_bundle(folder, key, grants=GRANTS)
+    return folder
+
+
+@pytest.fixture
+def granted(tmp_path, template_with_grants) -> Path:
+    """A fresh copy of the valid format /2 bundle with grants, for one test to tamper with."""
+    folder = tmp_path / "granted"
+    shutil.copytree(template_with_grants, folder)
     return folder
 
 
@@ -536,6 +553,284 @@ def test_given_dead_letters_that_do_not_add_up_then_it_fails(bundle, key):
     write_json(bundle, "dead_letters.json", {"period": "2026-10", "total": 4, "by_reason": {"malformed": 1, "conflict": 2}})
     sign(bundle, key)
     assert failure(bundle, key) == "dead_letters.json: total is 4, but by_reason adds up to 3"
+
+
+# -- 7. credits: grants.json (format /2) -------------------------------------------------
+
+
+def edit_grants(folder: Path, key: Ed25519PrivateKey, change) -> None:
+    document = read_json(folder, "grants.json")
+    change(document["grants"])
+    write_json(folder, "grants.json", document)
+    sign(folder, key)
+
+
+def test_given_a_bundle_with_grants_then_it_verifies_and_the_draws_are_as_by_hand(granted, key):
+    assert read_json(granted, "manifest.json")["format"] == "gpuledger-audit-bundle/2"
+    verify_bundle(granted, public_pem(key))
+    statement = read_json(granted, "statement.json")
+    assert [(d["grant"], d["funder"], d["reseller"], d["tenant"], d["amount_yen"]) for d in statement["grant_draws"]] == [
+        ("highreso-t-1", "highreso", "sakura", "t-1", 100),  # 100 of the line's 138
+        # Ends last: 954 after sakura-acme-trial used up its balance in the middle of the
+        # 1134-yen line, then the 200-yen line; not the September line (from 2026-10).
+        ("kddi-acme-2026q4", "kddi", "kddi", "acme", 1154),
+        # Ends first, so first on every line although its id sorts after kddi-...: 130 + 390 + 180.
+        ("sakura-acme-trial", "sakura", "kddi", "acme", 700),
+    ]  # beta-old covers beta's line but has nothing left: no draw
+    invoices = {(i["reseller"], i["tenant"]): i for i in statement["tenant_invoices"]}
+    assert invoices[("kddi", "acme")] == {
+        "reseller": "kddi", "tenant": "acme", "retail_yen": 1854, "credit_yen": 1854,
+        "subtotal_yen": 0, "tax_yen": 0, "total_yen": 0,
+    }
+    assert invoices[("sakura", "t-1")] == {
+        "reseller": "sakura", "tenant": "t-1", "retail_yen": 138, "credit_yen": 100,
+        "subtotal_yen": 38, "tax_yen": 3, "total_yen": 41,
+    }
+    assert invoices[("kddi", "beta")]["credit_yen"] == 0
+    # Member invoices do not change; funders other than the reseller reimburse it, tax-free:
+    # highreso 106 - 100, kddi -1622 + 700 (sakura's), sakura 1622 - 106 + 100 - 700.
+    assert statement["net_yen"] == {"highreso": 6, "kddi": -922, "sakura": 916, "zeta": 0}
+    entries = read_ndjson(granted, "journal.ndjson")
+    assert [e["reference"] for e in entries if e["kind"] == "grant_reimbursement"] == [
+        {"grant": "highreso-t-1"}, {"grant": "sakura-acme-trial"},  # kddi funds its own tenant
+    ]
+    netting = next(e for e in entries if e["kind"] == "netting")
+    assert netting["reference"]["grant_reimbursements"] == ["highreso-t-1", "sakura-acme-trial"]
+
+
+def test_given_a_period_without_usage_then_its_bundle_with_no_grants_verifies(tmp_path, key):
+    folder = tmp_path / "empty"
+    statement = write_bundle(folder, key, period="2026-12", usages=[], grants=[])
+    assert statement["grant_draws"] == [] and read_json(folder, "grants.json")["grants"] == []
+    verify_bundle(folder, public_pem(key))
+
+
+def test_given_a_draw_changed_then_the_grant_is_named(granted, key):
+    def change(statement):
+        statement["grant_draws"][1]["amount_yen"] = 999
+
+    edit_statement(granted, key, change)
+    assert failure(granted, key) == (
+        "statement.json: grant draw 2 (kddi-acme-2026q4): amount_yen is 999, recomputed 1154 "
+        "from grants.json and the lines"
+    )
+
+
+def test_given_draws_taken_in_id_order_then_the_grant_ending_first_is_missed(granted, key):
+    # Were the grants on a line taken by id, kddi-acme-2026q4 would draw first: 390 + 1134
+    # + 200, and sakura-acme-trial only the September 130. The credit is the same, the draws
+    # (and so the reimbursement sakura owes kddi, the nets and transfers) are not.
+    def change(statement):
+        statement["grant_draws"][1]["amount_yen"] = 1724
+        statement["grant_draws"][2]["amount_yen"] = 130
+        statement["net_yen"].update(kddi=-1492, sakura=1486)
+        statement["transfers"] = [{"from": "kddi", "to": "sakura", "amount_yen": 1486},
+                                  {"from": "kddi", "to": "highreso", "amount_yen": 6}]
+
+    edit_statement(granted, key, change)
+    assert failure(granted, key) == (
+        "statement.json: grant draw 2 (kddi-acme-2026q4): amount_yen is 1724, recomputed 1154 "
+        "from grants.json and the lines"
+    )
+
+
+def test_given_a_draw_and_its_credit_changed_together_then_the_invoice_is_named(granted, key):
+    def change(statement):
+        statement["grant_draws"][1]["amount_yen"] -= 10
+        invoice = statement["tenant_invoices"][2]  # kddi acme
+        invoice.update(credit_yen=1844, subtotal_yen=10, tax_yen=1, total_yen=11)
+
+    edit_statement(granted, key, change)
+    assert failure(granted, key) == (
+        "statement.json: tenant invoice 3 (kddi acme): credit_yen is 1844, recomputed 1854 "
+        "(the draws of grants.json's grants on its lines)"
+    )
+
+
+def test_given_a_credit_taxed_before_it_is_taken_then_the_invoice_is_named(granted, key):
+    def change(statement):
+        statement["tenant_invoices"][5].update(tax_yen=13, total_yen=51)  # 10% of the retail 138
+
+    edit_statement(granted, key, change)
+    assert failure(granted, key) == "statement.json: tenant invoice 6 (sakura t-1): tax_yen is 13, recomputed 3"
+
+
+def test_given_a_reimbursement_left_out_of_the_nets_then_it_fails(granted, key):
+    def change(statement):
+        statement["net_yen"]["highreso"] += 100
+        statement["net_yen"]["sakura"] -= 100
+
+    edit_statement(granted, key, change)
+    assert failure(granted, key) == "statement.json: net_yen['highreso'] is 106, recomputed 6"
+
+
+@pytest.mark.parametrize(
+    "index, balance, message",
+    [
+        # kddi-acme-2026q4 with 1000 left: 954 + 46, and 154 yen of acme's retail not credited.
+        (2, 1000, "tenant invoice 3 (kddi acme): credit_yen is 1854, recomputed 1700 "
+                  "(the draws of grants.json's grants on its lines)"),
+        # sakura-acme-trial with 600: 130 + 390 + 80; kddi-acme-2026q4 takes 100 more.
+        (3, 600, "grant draw 2 (kddi-acme-2026q4): amount_yen is 1154, recomputed 1254 "
+                 "from grants.json and the lines"),
+    ],
+    ids=["credit", "draws"],
+)
+def test_given_a_wrong_balance_then_what_is_recomputed_from_it_differs(granted, key, index, balance, message):
+    edit_grants(granted, key, lambda grants: grants[index].update(balance_yen=balance))
+    assert failure(granted, key) == f"statement.json: {message}"
+
+
+def test_given_a_balance_above_the_amount_then_grants_json_fails(granted, key):
+    edit_grants(granted, key, lambda grants: grants[3].update(balance_yen=1001))
+    assert failure(granted, key) == (
+        "grants.json: grant 4 (sakura-acme-trial): balance_yen is not an integer 0..amount_yen (1000)"
+    )
+
+
+def test_given_grants_json_missing_then_it_fails(granted, key):
+    (granted / "grants.json").unlink()
+    assert failure(granted, key) == "grants.json: listed in manifest.json but missing from the bundle"
+    sign(granted, key)  # still format /2, now without grants.json
+    assert failure(granted, key) == "manifest.json: files does not list grants.json"
+
+
+def test_given_one_byte_changed_in_grants_json_then_its_line_is_named(granted, key):
+    path = granted / "grants.json"
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"balance_yen": 700', b'"balance_yen": 900'))
+    changed_line = data[: data.index(b'"balance_yen": 700')].count(b"\n") + 1
+    assert failure(granted, key).startswith(f"grants.json line {changed_line}: differs from the signed bundle")
+
+
+def _swap_first_two(grants):
+    grants[0], grants[1] = grants[1], grants[0]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda grants: grants.insert(1, dict(grants[0])),
+         "grant 2 (beta-old): repeats grant 1 (beta-old): each grant is listed once"),
+        (_swap_first_two,
+         "grant 2 (beta-old): out of order after grant 1 (highreso-t-1): grants sort by id (code point order)"),
+        (lambda grants: grants[0].update(id="Beta-old"),
+         "grant 1: id 'Beta-old' is not a grant id (a-z 0-9 . _ -, 1-64, first a-z 0-9)"),
+        (lambda grants: grants[0].pop("tenant"), "grant 1: the key 'tenant' is missing"),
+        (lambda grants: grants[0].update(note="x"), "grant 1: unexpected key 'note'"),
+        (lambda grants: grants[0].update(funder="nobody"), "grant 1 (beta-old): funder 'nobody' is not a member of the catalog"),
+        (lambda grants: grants[0].update(amount_yen="50"), "grant 1 (beta-old): amount_yen is not an integer >= 1"),
+        (lambda grants: grants[0].update(skus=["H300"]), "grant 1 (beta-old): skus lists 'H300', which is not a SKU of the catalog"),
+        (lambda grants: grants[3].update(skus=["H200", "H100"]),
+         "grant 4 (sakura-acme-trial): skus are not sorted (code point order) and each listed once"),
+        (lambda grants: grants[0].update(skus=[]), "grant 1 (beta-old): skus is neither null nor a non-empty list"),
+        (lambda grants: grants[0].update(first_period="2026-11"),
+         "grant 1 (beta-old): first_period 2026-11 is after last_period 2026-10"),
+        (lambda grants: grants[0].update(last_period="2026-13"),
+         "grant 1 (beta-old): last_period '2026-13' is not a period YYYY-MM"),
+    ],
+    ids=["twice", "out of order", "id", "missing key", "extra key", "funder", "amount", "sku",
+         "skus order", "skus empty", "periods", "period"],
+)
+def test_given_a_malformed_grants_json_then_the_grant_is_named(granted, key, change, message):
+    edit_grants(granted, key, change)
+    assert failure(granted, key) == f"grants.json: {message}"
+
+
+def test_given_a_grant_that_covers_no_line_then_it_fails(granted, key):
+    stray = {"id": "zz-nobody", "funder": "kddi", "reseller": "kddi", "tenant": "nobody", "amount_yen": 10,
+             "skus": None, "first_period": "2026-10", "last_period": "2026-10", "balance_yen": 10}
+    edit_grants(granted, key, lambda grants: grants.append(stray))
+    assert failure(granted, key) == (
+        "grants.json: grant 5 (zz-nobody) covers no line of the statement (kddi nobody, every SKU, "
+        "service periods 2026-10..2026-10)"
+    )
+
+
+def test_given_a_draw_on_a_grant_the_bundle_does_not_carry_then_it_fails(granted, key):
+    edit_grants(granted, key, lambda grants: grants.pop(1))  # highreso-t-1
+    assert failure(granted, key) == (
+        "statement.json: grant draw 1 (highreso-t-1): grants.json carries no grant highreso-t-1"
+    )
+
+
+def test_given_a_grant_of_another_funder_than_its_draw_then_it_fails(granted, key):
+    edit_grants(granted, key, lambda grants: grants[1].update(funder="kddi"))
+    assert failure(granted, key) == (
+        "statement.json: grant draw 1 (highreso-t-1): funder is 'highreso', grants.json's "
+        "grant 2 (highreso-t-1) says 'kddi'"
+    )
+
+
+def test_given_a_statement_without_credits_that_grants_draw_on_then_it_fails(granted, key):
+    def change(statement):
+        del statement["grant_draws"]
+        for invoice in statement["tenant_invoices"]:
+            del invoice["retail_yen"], invoice["credit_yen"]
+
+    edit_statement(granted, key, change)
+    assert failure(granted, key) == (
+        "statement.json: carries no credits (no grant_draws), but grants.json's grant 2 (highreso-t-1) "
+        "draws 100 yen on its lines"
+    )
+
+
+def test_given_a_format_1_bundle_then_grants_json_is_not_one_of_its_files(granted, key):
+    sign(granted, key, bundle_format=FORMAT_1)
+    assert failure(granted, key) == (
+        "manifest.json: files lists 'grants.json', which is not a file of a gpuledger-audit-bundle/1 bundle"
+    )
+    (granted / "grants.json").unlink()
+    sign(granted, key, bundle_format=FORMAT_1)
+    assert failure(granted, key) == (
+        "statement.json: grant_draws lists 'highreso-t-1', but the bundle carries no grants"
+    )
+
+
+def test_given_an_unknown_format_then_the_manifest_fails(granted, key):
+    sign(granted, key, bundle_format="gpuledger-audit-bundle/3")
+    assert failure(granted, key) == (
+        "manifest.json: format is 'gpuledger-audit-bundle/3'; this verifier reads "
+        "gpuledger-audit-bundle/1 and gpuledger-audit-bundle/2"
+    )
+
+
+def test_given_the_discount_folded_into_revenue_then_the_journal_fails(granted, key):
+    def change(entries):
+        postings = entries[5]["postings"]  # sakura t-1: receivable, revenue, discount, tax
+        assert postings[2]["account"] == "sakura/discount/grants"
+        postings[1]["amount_yen"] += postings.pop(2)["amount_yen"]
+
+    edit_journal(granted, key, change, rehash=True)
+    assert failure(granted, key) == (
+        "journal.ndjson line 6: posting 2 is sakura/revenue/retail -38, the statement implies "
+        "sakura/revenue/retail -138 (the tenant invoice (sakura t-1))"
+    )
+
+
+def test_given_a_reimbursement_entry_left_out_then_the_journal_fails(granted, key):
+    def change(entries):
+        index = next(i for i, e in enumerate(entries) if e["kind"] == "grant_reimbursement")
+        del entries[index]
+        for offset, entry in enumerate(entries[index:]):
+            entry["seq"] = entries[index - 1]["seq"] + 1 + offset
+
+    edit_journal(granted, key, change, rehash=True)
+    assert failure(granted, key) == (
+        'journal.ndjson line 13: reference is {"grant":"sakura-acme-trial"}, the statement implies '
+        '{"grant":"highreso-t-1"}'
+    )
+
+
+def test_given_a_netting_without_its_reimbursements_then_the_journal_fails(granted, key):
+    def change(entries):
+        netting = next(e for e in entries if e["kind"] == "netting")
+        del netting["reference"]["grant_reimbursements"]
+
+    edit_journal(granted, key, change, rehash=True)
+    assert failure(granted, key).startswith(
+        'journal.ndjson line 15: reference is {"member_invoices":[["highreso","sakura"],'
+    )
 
 
 # -- scale -----------------------------------------------------------------------------------
