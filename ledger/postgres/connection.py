@@ -17,12 +17,22 @@ from ledger.postgres.errors import describe, redact, translated
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 
+# A worker acks its Kafka records once their transaction commits, so a commit must
+# survive a crash of the server: with synchronous_commit off (a server-wide setting some
+# clusters use for speed) the last commits of a crashed server are gone while Kafka has
+# moved past them. Set per session, whatever the server's default.
+SESSION_SETTINGS = {"synchronous_commit": "on", "application_name": "gpuledger"}
+
 
 async def create_pool(database_url: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
     """A pool, or ServiceUnavailable naming the server (without its password)."""
     try:
         return await asyncpg.create_pool(
-            database_url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_SECONDS
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            server_settings=SESSION_SETTINGS,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable(f"cannot reach PostgreSQL at {redact(database_url)}: {describe(exc)}") from exc
@@ -32,7 +42,9 @@ async def create_pool(database_url: str, min_size: int = 1, max_size: int = 4) -
 async def connection(database_url: str):
     """One connection (the owner's, for migrations), with an unreachable server reported."""
     try:
-        conn = await asyncpg.connect(database_url, timeout=CONNECT_TIMEOUT_SECONDS)
+        conn = await asyncpg.connect(
+            database_url, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=SESSION_SETTINGS
+        )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable(f"cannot reach PostgreSQL at {redact(database_url)}: {describe(exc)}") from exc
     try:
