@@ -30,7 +30,7 @@ from ledger.domain.records import BatchResult, Record
 from ledger.service.intake import Intake
 from ledger.settings import Settings
 from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, MAX_BATCH_RECORD_BYTES, is_batch
-from streams import metrics
+from streams import diagnostics, metrics
 from streams.auth import faust_credentials
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.topics import METER_GROUP
@@ -193,10 +193,13 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
 
     @app.agent(usage_topic, concurrency=1, name="meter")
     async def meter(stream) -> None:
+        if "diagnostics" not in state:
+            diagnostics.install(asyncio.get_running_loop())  # SIGUSR2: where each task waits
+            state["diagnostics"] = True
         if "store" not in state:
             # Open for the process's life; its connections come back after an outage.
             state["store"] = await open_store()
-        intake = Intake(state["store"])
+        intake = Intake(state["store"], on_retry=lambda reason: metrics.STORE_RETRIES.labels(reason).inc())
         if "frozen" not in state:
             gc.collect()
             gc.freeze()

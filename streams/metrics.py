@@ -27,6 +27,11 @@ REDELIVERED = Counter(
     "gpuledger_redelivered_records_total",
     "Records skipped because an earlier transaction had applied them",
 )
+STORE_RETRIES = Counter(
+    "gpuledger_store_retries_total",
+    "Batches retried because the ledger's database was busy (deadlock) or unavailable (outage)",
+    ["reason"],
+)
 COMMITTED_POSITION = Gauge(
     "gpuledger_committed_position",
     "Next offset to apply, as committed in PostgreSQL",

@@ -55,6 +55,7 @@ class Intake:
     def __init__(
         self, store: Store, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        on_retry: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.store = store
         self.catalog = Catalog()
@@ -62,9 +63,12 @@ class Intake:
         self._pieces: Pieces | None = None
         self._sleep = sleep
         self._clock_ms = clock_ms
+        self._on_retry = on_retry  # the worker counts retries by reason (busy, unavailable)
 
     async def apply(self, records: list[Record]) -> BatchResult:
-        """Apply a batch, retrying it whole on a deadlock or a lost connection."""
+        """Apply a batch, retrying it whole, with a bounded backoff, while the store is busy
+        (a deadlock) or away (a lost connection, a restart, no connection slot left): the
+        batch is not acked meanwhile, so nothing is lost however long the outage."""
         delay = RETRY_FIRST_DELAY_SECONDS
         while True:
             try:
@@ -72,8 +76,10 @@ class Intake:
                     return await self._apply_once(tx, records)
             except StoreBusy as exc:
                 log.warning("batch retried: %s", exc)
+                self._on_retry("busy")
             except ServiceUnavailable as exc:
                 log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
+                self._on_retry("unavailable")
             await self._sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY_SECONDS)
 
