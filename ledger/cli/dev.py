@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -9,6 +10,7 @@ import click
 from ledger.cli.output import echo_json, notice
 from ledger.cli.wiring import Context, pass_context, run
 from ledger.dev import Stack, free_port
+from ledger.dev.supervisor import SUPERVISOR, Supervisor
 from ledger.postgres.connection import connection
 from ledger.postgres.intake import forget_positions
 from ledger.postgres.schema import migrate
@@ -60,6 +62,13 @@ def _start_workers(stack: Stack, settings: Settings, workers: int, partitions: i
         stack.start_process(name, "worker", argv, ready_file=ready, timeout=WORKER_START_SECONDS)
 
 
+def _start_supervisor(stack: Stack, settings: Settings) -> None:
+    if stack.is_running(SUPERVISOR):
+        return
+    argv = [sys.executable, "-m", "ledger.cli", "--home", str(settings.home), "dev", "supervise"]
+    stack.start_process(SUPERVISOR, SUPERVISOR, argv)
+
+
 def _start_api(stack: Stack, settings: Settings) -> None:
     if stack.is_running("api"):
         return
@@ -86,6 +95,7 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool, api: bool
     Starts only what is not running, so a component that died comes back.
     """
     stack = Stack(obj.settings.home, log=notice)
+    stack.save_options({"durable": durable, "partitions": partitions})
     fresh_broker = not stack.is_running("broker")
     stack.start_broker()
     stack.start_postgres(durable=durable)
@@ -94,6 +104,7 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool, api: bool
     _start_workers(stack, settings, workers, partitions)
     if api:
         _start_api(stack, settings)
+    _start_supervisor(stack, settings)
     notice(NEXT_STEPS)
 
 
@@ -111,10 +122,26 @@ def dev_status(obj: Context) -> None:
     components = Stack(obj.settings.home).status()
     echo_json({
         "components": [
-            {"name": c["name"], "role": c["role"], "pid": c["pid"], "running": c["running"]}
+            {"name": c["name"], "role": c["role"], "pid": c["pid"], "running": c["running"],
+             "restarts": c["restarts"], "last_exit": c["last_exit"]}
             for c in components
         ]
     })
+
+
+@dev.command("supervise", hidden=True)
+@pass_context
+def dev_supervise(obj: Context) -> None:
+    """Restart the stack's components that die (started by `dev up`; runs until stopped)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    stack = Stack(obj.settings.home)
+    options = stack.options()
+
+    def after_broker_restart() -> None:
+        # A new embedded broker is empty: the topic again, and the old topic's positions forgotten.
+        run(_prepare(obj.settings, options.get("partitions", DEFAULT_PARTITIONS), fresh_broker=True))
+
+    Supervisor(stack, options, after_broker_restart).run()
 
 
 @dev.command("env")

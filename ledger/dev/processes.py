@@ -191,6 +191,9 @@ class Processes:
         self._children[process.pid] = process
         return process, log_path, offset
 
+    def child(self, pid: int) -> subprocess.Popen[bytes] | None:
+        return self._children.get(pid)
+
     def pid_alive(self, pid: int, start_ticks: int | None) -> bool:
         """Whether pid runs, and is the process that started at start_ticks (if given)."""
         child = self._children.get(pid)

@@ -65,7 +65,10 @@ class Stack:
     # ----------------------------------------------------------------- public queries
 
     def status(self) -> list[dict[str, Any]]:
-        """One entry per recorded component: name, role, pid, port, log, running."""
+        """One entry per recorded component: name, role, pid, port, log, running, and the
+        supervisor's restarts of it (count, last exit)."""
+        state = self._state.read()
+        restarts = state.get("restarts", {})
         return [
             {
                 "name": record["name"],
@@ -74,9 +77,33 @@ class Stack:
                 "port": record.get("port"),
                 "log": record.get("log"),
                 "running": self._processes.record_alive(record),
+                "restarts": restarts.get(record["name"], {}).get("count", 0),
+                "last_exit": restarts.get(record["name"], {}).get("last_exit"),
             }
-            for record in self._state.read()["components"]
+            for record in state["components"]
         ]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The recorded components, as stack.json holds them."""
+        return [dict(record) for record in self._state.read()["components"]]
+
+    def child(self, pid: int):
+        """The process object of a component this Stack object started (None otherwise)."""
+        return self._processes.child(pid)
+
+    def count_restart(self, name: str, last_exit: str) -> None:
+        with self._state.editing() as state:
+            entry = state.setdefault("restarts", {}).setdefault(name, {"count": 0})
+            entry["count"] += 1
+            entry["last_exit"] = last_exit
+
+    def options(self) -> dict[str, Any]:
+        """What `dev up` was last started with (durable, partitions, workers)."""
+        return dict(self._state.read().get("options", {}))
+
+    def save_options(self, options: dict[str, Any]) -> None:
+        with self._state.editing() as state:
+            state["options"] = dict(options)
 
     def component(self, name: str) -> dict[str, Any] | None:
         """The stack.json record of a component, or None if it is not recorded."""
@@ -211,6 +238,14 @@ class Stack:
             self._state.forget(name)
             raise
         return record
+
+    def restart_process(self, record: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        """Start a recorded process again with its recorded command (and ready file)."""
+        argv = list(record["argv"])
+        ready = argv[argv.index("--ready-file") + 1] if "--ready-file" in argv[:-1] else None
+        return self.start_process(
+            record["name"], record["role"], argv, ready_file=ready, timeout=timeout, port=record.get("port")
+        )
 
     def _check_new_process(self, name: str, role: str, argv: Sequence[Any]) -> None:
         if not COMPONENT_NAME.fullmatch(name):

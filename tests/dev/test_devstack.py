@@ -242,6 +242,8 @@ def test_start_process_waits_for_its_ready_file(home: Path) -> None:
             "port": None,
             "log": str(home / "logs" / "worker-1.log"),
             "running": True,
+            "restarts": 0,
+            "last_exit": None,
         }
     ]
     with pytest.raises(DevStackError, match="already running"):
