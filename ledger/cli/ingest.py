@@ -10,10 +10,12 @@ import click
 from ledger.cli import wiring
 from ledger.cli.output import Progress, echo_json, notice
 from ledger.cli.wiring import Context, pass_context, run
+from ledger.dev import Stack
 from ledger.domain.errors import InputError
 from ledger.domain.ndjson import read_chunks, split_lines
 from ledger.service import ingest as ingest_service
 from ledger.service.ingest import wait as wait_for
+from ledger.settings import Settings
 
 
 @click.command()
@@ -33,6 +35,8 @@ def ingest(obj: Context, file: str, wait: bool, timeout: float, batch_events: in
     ingest_id = uuid.uuid4().hex
     progress = Progress()
 
+    lost = broker_lost(settings)  # before anything is published
+
     async def publish_and_count() -> dict:
         # The broker first: a file is only read once something can take its events.
         async with wiring.publisher(settings) as publisher, wiring.store(settings) as store:
@@ -48,10 +52,25 @@ def ingest(obj: Context, file: str, wait: bool, timeout: float, batch_events: in
             return await wait_for(
                 store, ingest_id, published.received, timeout,
                 lambda done, final: progress.show("processed", done, total=published.received, final=final),
-                notice,
+                notice, lost,
             )
 
     echo_json(run(publish_and_count()))
+
+
+def broker_lost(settings: Settings):
+    """On the local stack: a check that the embedded broker is still the one the file was
+    published to (it keeps records in memory only, so a new one has lost them)."""
+    stack = Stack(settings.home)
+    if stack.settings().get("kafka_bootstrap") != settings.kafka_bootstrap:
+        return lambda: None  # a real deployment: Kafka keeps what it acknowledged
+
+    def identity():
+        record = stack.component("broker") or {}
+        return record.get("pid"), record.get("start_ticks")
+
+    published_to = identity()
+    return lambda: "the embedded broker restarted after the file was published" if identity() != published_to else None
 
 
 def register(cli: click.Group) -> None:

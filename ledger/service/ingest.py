@@ -15,12 +15,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ledger.domain import events
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import LedgerError, ServiceUnavailable
 from ledger.domain.ports import DeadLetter, Publisher, Store, Tally
 from schemas.wire import MAX_EVENT_BYTES
 
 POLL_SECONDS = 0.2
 STALL_NOTICE_SECONDS = 30
+# Records a worker fetched before the broker went away are still written: events are
+# called lost only once nothing more arrives for this long after.
+LOST_GRACE_SECONDS = 10
 
 
 @dataclass
@@ -86,16 +89,36 @@ async def tally(store: Store, ingest_id: str) -> dict:
     }
 
 
+class EventsLost(LedgerError):
+    """Events that were published will never be decided (the embedded broker lost them)."""
+
+
 async def wait(
     store: Store, ingest_id: str, received: int, timeout: float,
     on_progress: Callable[[int, bool], None], notice: Callable[[str], None],
+    lost: Callable[[], str | None] = lambda: None,
 ) -> dict:
-    """Poll the ingest's tally until every received event is decided; return the counts."""
+    """Poll the ingest's tally until every received event is decided; return the counts.
+
+    Rides through a database outage (the counts are read again once it is back), and
+    stops with EventsLost when `lost()` says the events can no longer arrive: it never
+    returns counts that are not the whole ingest's.
+    """
     started = last_change = time.monotonic()
     last_seen = -1
+    counts = {"received": 0}
     while True:
-        counts = await tally(store, ingest_id)
+        try:
+            counts = await tally(store, ingest_id)
+        except ServiceUnavailable as exc:
+            notice(f"cannot read the counts yet ({exc}); trying again")
         done = counts["received"]
+        why = lost() if done < received else None
+        if why and time.monotonic() - last_change > LOST_GRACE_SECONDS:
+            raise EventsLost(
+                f"{why}: {done} of {received} events of ingest {ingest_id} were decided and the "
+                "rest can no longer be; ingest the file again (what was billed is a duplicate)"
+            )
         on_progress(done, done >= received)
         if done >= received:
             return counts

@@ -1,11 +1,14 @@
 """The worker's slicing of a take into transactions: every record once, in order, bounded
-in bytes and in events."""
+in bytes and in events; and the task dump an operator asks a stuck worker for."""
+
+import asyncio
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.domain.records import Record
 from schemas.wire import BATCH_CONTENT_TYPE, CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, encode_batch
+from streams import diagnostics
 from streams.app import estimated_events, to_record, transactions
 
 
@@ -62,3 +65,26 @@ def test_a_record_is_read_whatever_its_headers_and_timestamp_hold():
     assert record.received_at(1000).timestamp_ms == 1000
     assert Record("t", 0, 0, 5000, b"", {}).received_at(1000).timestamp_ms == 1000
     assert Record("t", 0, 0, 500, b"", {}).received_at(1000).timestamp_ms == 500
+
+
+def test_the_task_dump_shows_the_whole_await_chain(capsys) -> None:
+    async def innermost(event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def middle(event: asyncio.Event) -> None:
+        await innermost(event)
+
+    async def scenario() -> None:
+        event = asyncio.Event()
+        task = asyncio.create_task(middle(event), name="metering")
+        await asyncio.sleep(0)
+        diagnostics.dump_tasks()
+        event.set()
+        await task
+
+    asyncio.run(scenario())
+
+    dump = capsys.readouterr().err
+    chain = dump[dump.index("task metering:"):].splitlines()
+    assert [line.rsplit(" in ", 1)[-1] for line in chain[1:4]] == ["middle", "innermost", "wait"]
+    assert chain[4].startswith("  (awaiting")  # the future the task is suspended on
