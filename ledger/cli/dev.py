@@ -95,16 +95,17 @@ def dev_up(obj: Context, workers: int, partitions: int, durable: bool, api: bool
     Starts only what is not running, so a component that died comes back.
     """
     stack = Stack(obj.settings.home, log=notice)
-    stack.save_options({"durable": durable, "partitions": partitions})
-    fresh_broker = not stack.is_running("broker")
-    stack.start_broker()
-    stack.start_postgres(durable=durable)
-    settings = obj.settings  # now with the stack's addresses
-    run(_prepare(settings, partitions, fresh_broker))
-    _start_workers(stack, settings, workers, partitions)
-    if api:
-        _start_api(stack, settings)
-    _start_supervisor(stack, settings)
+    with stack.starting():  # the supervisor waits: nothing is started twice
+        stack.save_options({"durable": durable, "partitions": partitions})
+        fresh_broker = not stack.is_running("broker")
+        stack.start_broker()
+        stack.start_postgres(durable=durable)
+        settings = obj.settings  # now with the stack's addresses
+        run(_prepare(settings, partitions, fresh_broker))
+        _start_workers(stack, settings, workers, partitions)
+        if api:
+            _start_api(stack, settings)
+        _start_supervisor(stack, settings)
     notice(NEXT_STEPS)
 
 

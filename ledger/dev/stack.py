@@ -8,6 +8,7 @@ stop, and keeps stack.json in step; `broker`, `postgres` and `processes` do the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shlex
@@ -104,6 +105,15 @@ class Stack:
     def save_options(self, options: dict[str, Any]) -> None:
         with self._state.editing() as state:
             state["options"] = dict(options)
+
+    @contextlib.contextmanager
+    def starting(self):
+        """Held while components are started: `dev up` and the supervisor take turns, so
+        a component that died is not started by both at once."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / ".start.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def component(self, name: str) -> dict[str, Any] | None:
         """The stack.json record of a component, or None if it is not recorded."""

@@ -53,19 +53,27 @@ class Supervisor:
     def check_once(self) -> list[str]:
         """Start again every recorded component that is not running; return their names."""
         restarted = []
-        for record in self.stack.records():
-            if record["role"] == SUPERVISOR or self.stack.is_running(record["name"]):
+        for listed in self.stack.records():
+            if listed["role"] == SUPERVISOR or self.stack.is_running(listed["name"]):
                 continue
-            last_exit = describe_exit(self._exit_code(record))
-            log.warning("%s (%s) is not running (%s): starting it again", record["name"], record["role"], last_exit)
-            try:
-                self._restart(record)
-            except Exception as error:  # noqa: BLE001 - it is tried again in a second
-                log.error("could not restart %s: %s", record["name"], error)
-                last_exit += f"; restart failed: {error}"
-            self.stack.count_restart(record["name"], last_exit)
-            restarted.append(record["name"])
+            with self.stack.starting():
+                # `dev up` may have started it meanwhile: decide again under the lock.
+                record = self.stack.component(listed["name"])
+                if record is None or self.stack.is_running(record["name"]):
+                    continue
+                restarted.append(self._restart_dead(record))
         return restarted
+
+    def _restart_dead(self, record: dict[str, Any]) -> str:
+        last_exit = describe_exit(self._exit_code(record))
+        log.warning("%s (%s) is not running (%s): starting it again", record["name"], record["role"], last_exit)
+        try:
+            self._restart(record)
+        except Exception as error:  # noqa: BLE001 - it is tried again in a second
+            log.error("could not restart %s: %s", record["name"], error)
+            last_exit += f"; restart failed: {error}"
+        self.stack.count_restart(record["name"], last_exit)
+        return record["name"]
 
     def _restart(self, record: dict[str, Any]) -> None:
         if record["role"] == POSTGRES:
