@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import faust
+from faust.types import TP
 
 from ledger.domain.ports import Store
 from ledger.domain.records import BatchResult, Record
@@ -48,6 +49,9 @@ TRANSACTION_MAX_BYTES = 8 << 20
 # ...and of about this many events: a batch record may carry thousands of tiny ones.
 TRANSACTION_MAX_EVENTS = 50_000
 
+
+# The broker's high watermark of (topic, partition), if known: for the lag metric.
+Highwater = Callable[[str, int], "int | None"]
 
 # Opens the ledger's store for the worker's lifetime, inside Faust's event loop (the
 # composition root, `gpuledger worker`, decides which store).
@@ -132,7 +136,7 @@ def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
     )
 
 
-def _record_metrics(records: list[Record], result: BatchResult, seconds: float) -> None:
+def _record_metrics(records: list[Record], result: BatchResult, seconds: float, highwater: Highwater) -> None:
     metrics.FLUSH_SECONDS.observe(seconds)
     metrics.BATCH_RECORDS.observe(len(records))
     metrics.BATCH_EVENTS.observe(result.received)
@@ -144,9 +148,12 @@ def _record_metrics(records: list[Record], result: BatchResult, seconds: float) 
         next_offsets[(record.topic, record.partition)] = record.offset + 1
     for (topic, partition), offset in next_offsets.items():
         metrics.COMMITTED_POSITION.labels(topic, partition).set(offset)
+        end = highwater(topic, partition)
+        if end is not None:
+            metrics.CONSUMER_LAG.labels(topic, partition).set(max(0, end - offset))
 
 
-async def _write_or_exit(intake: Intake, events) -> None:
+async def _write_or_exit(intake: Intake, events, highwater: Highwater) -> None:
     """Write a take, or end the process: nothing may let take_events ack an unwritten batch."""
     started = time.perf_counter()
     try:
@@ -166,7 +173,7 @@ async def _write_or_exit(intake: Intake, events) -> None:
         log.exception("batch could not be written; exiting so that it is not acked")
         logging.shutdown()
         os._exit(70)
-    _record_metrics(records, result, time.perf_counter() - started)
+    _record_metrics(records, result, time.perf_counter() - started, highwater)
 
 
 def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> faust.App:
@@ -205,7 +212,14 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
             gc.freeze()
             state["frozen"] = True
         async for events in stream.take_events(TAKE_MAX_RECORDS, within=TAKE_WITHIN_SECONDS):
-            await _write_or_exit(intake, events)
+            await _write_or_exit(intake, events, highwater)
+
+    def highwater(topic: str, partition: int) -> int | None:
+        """The broker's end of a partition as of the last fetch (None before one)."""
+        try:
+            return app.consumer.highwater(TP(topic, partition))
+        except Exception:  # noqa: BLE001 - a metric must never stop a worker
+            return None
 
     return app
 

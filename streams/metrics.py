@@ -38,6 +38,12 @@ COMMITTED_POSITION = Gauge(
     ["topic", "partition"],
 )
 
+CONSUMER_LAG = Gauge(
+    "gpuledger_consumer_lag_records",
+    "Records of the partition after the last batch written (the broker's high watermark minus the next offset)",
+    ["topic", "partition"],
+)
+
 
 def serve_metrics(port: int) -> None:
     """Serve this process's metrics on http://0.0.0.0:PORT/metrics (OSError if taken)."""

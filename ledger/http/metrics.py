@@ -10,6 +10,9 @@
 never the raw path, so a client cannot grow the series by inventing paths; a path no
 route knows is `unmatched`. `method` is one of the usual HTTP methods, else `other`.
 
+`gpuledger_books_closed_through_end_timestamp_seconds` and `gpuledger_store_up` are read
+from the ledger when /metrics is scraped (the monthly close's progress, the database).
+
 `gpuledger_api_events_accepted_total` counts the events the events route handed to
 Kafka: the middleware reads `accepted` from that route's 202 body (a few bytes), so the
 route itself needs no change. `count_accepted_events(n)` is there for any other caller.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import time
 
 import orjson
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 UNMATCHED = "unmatched"
 EVENTS_ROUTE = ("POST", "/v1/events")
@@ -41,6 +44,16 @@ HTTP_REQUEST_SECONDS = Histogram(
 EVENTS_ACCEPTED = Counter(
     "gpuledger_api_events_accepted_total",
     "Events accepted by POST /v1/events and sent to Kafka (not yet decided by a worker)",
+)
+
+BOOKS_CLOSED_THROUGH_END = Gauge(
+    "gpuledger_books_closed_through_end_timestamp_seconds",
+    "End of the last closed period (Unix seconds), read when /metrics is scraped; NaN until a first close",
+)
+BOOKS_CLOSED_THROUGH_END.set(float("nan"))  # compares false: no alert before a first close
+STORE_UP = Gauge(
+    "gpuledger_store_up",
+    "1 if the API read the ledger's database when /metrics was last scraped, else 0",
 )
 
 

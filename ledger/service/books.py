@@ -38,6 +38,17 @@ async def statement(store: Store, period: str, close: bool = False) -> bytes:
         return render(await compute_statement(books, period, catalog, closed=False))
 
 
+async def closed_through_end(store: Store) -> int | None:
+    """The end of the last closed period in Unix seconds (None while nothing is closed):
+    how far behind the monthly close is, for the operators' alert."""
+    async with store.snapshot() as snapshot:
+        closed = await snapshot.closed_through()
+        if closed is None:
+            return None
+        catalog = await snapshot.catalog()
+    return catalog.calendar.bounds(closed)[1]
+
+
 async def closed_statement(books: BooksReader, period: str) -> bytes | None:
     """The bytes a closed period prints, or None if the period is open."""
     parse_period(period)

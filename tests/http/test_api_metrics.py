@@ -1,18 +1,23 @@
-"""The usage API's HTTP metrics (ledger/http/metrics.py), in process, without services."""
+"""The usage API's metrics (ledger/http/metrics.py), in process, on the in-memory store."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 
+from ledger.domain.errors import ServiceUnavailable
 from ledger.http.app import create_app
 from ledger.http.metrics import instrument
 from ledger.memory.store import MemoryStore
+from ledger.service import books
 from ledger.settings import Settings
+from tests.factories import DEFAULT_CATALOG
+from tests.service.conftest import load_catalog
 
 
 async def in_memory() -> MemoryStore:
@@ -86,3 +91,26 @@ async def test_an_exception_is_counted_as_500():
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         assert (await http.get("/boom/1")).status_code == 500
     assert sample("gpuledger_http_requests_total", route="/boom/{n}", method="GET", status="500") == before + 1
+
+
+class _Unreachable(MemoryStore):
+    def snapshot(self):
+        raise ServiceUnavailable("cannot reach PostgreSQL")
+
+
+async def test_metrics_read_how_far_the_books_are_closed_and_whether_the_database_answers():
+    store = MemoryStore()
+    await load_catalog(store, DEFAULT_CATALOG)
+    await books.statement(store, "2026-09", close=True)
+    app = create_app(Settings(Path("."), None, None), open_store=in_memory)
+    app.state.ledger = SimpleNamespace(store=store)  # what the lifespan would have opened
+    async with client(app) as http:
+        await http.get("/metrics")
+    # 2026-09 ends at 2026-10-01T00:00:00+09:00.
+    assert sample("gpuledger_books_closed_through_end_timestamp_seconds") == 1790780400
+    assert sample("gpuledger_store_up") == 1
+
+    app.state.ledger = SimpleNamespace(store=_Unreachable())
+    async with client(app) as http:
+        assert (await http.get("/metrics")).status_code == 200
+    assert sample("gpuledger_store_up") == 0

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ledger.domain.errors import ServiceUnavailable
+from ledger.http import metrics as http_metrics
+from ledger.service import books
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -15,6 +23,22 @@ async def healthz() -> dict:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> PlainTextResponse:
-    """The API's and the process's Prometheus metrics (ledger.http.metrics)."""
+async def metrics(request: Request) -> PlainTextResponse:
+    """The API's and the process's Prometheus metrics (ledger.http.metrics), with the
+    books' close progress read now; an unreachable database answers store_up 0."""
+    ledger = getattr(request.app.state, "ledger", None)  # None until the lifespan opened it
+    if ledger is not None:
+        await _read_books(ledger.store)
     return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _read_books(store) -> None:
+    try:
+        end = await books.closed_through_end(store)
+    except ServiceUnavailable as exc:
+        log.warning("metrics: %s", exc)
+        http_metrics.STORE_UP.set(0)
+        return
+    http_metrics.STORE_UP.set(1)
+    if end is not None:
+        http_metrics.BOOKS_CLOSED_THROUGH_END.set(end)
