@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export GPULEDGER_HOME ?= $(CURDIR)/.gpuledger
 
-.PHONY: install test test-fast demo bench down lint clean
+.PHONY: install test test-fast demo bench chaos down lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gpuledger needs Python 3.11 or newer"'
@@ -31,6 +31,11 @@ demo: $(STAMP)
 ## bench: end-to-end throughput and memory figures
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+
+## chaos: the public scenarios under injected faults, and the model-based test at length
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
+	GPULEDGER_MODEL_EXAMPLES=300 GPULEDGER_MODEL_STEPS=30 $(BIN)/python -m pytest -q -p no:cacheprovider tests/postgres/test_ledger_machine.py
 
 down: $(STAMP)
 	$(BIN)/gpuledger dev down
