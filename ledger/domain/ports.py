@@ -167,6 +167,10 @@ class BooksReader(Protocol):
     async def members_at_close(self, period: str) -> list[str] | None:
         """The members known at the close that covered `period` (None: not closed)."""
 
+    async def closed_at(self, period: str) -> int | None:
+        """When `period` was closed, Unix seconds (floored): the time its statement was
+        stored, else that of the close that covered it; None while it is open."""
+
     def journal(self, period: str | None = None) -> AsyncIterator[ChainedEntry]:
         """Journal entries in sequence order (of one period, or all), streamed."""
 

@@ -49,6 +49,12 @@ class MemoryBooks:
         covering = sorted((through, members) for through, members in self.state.period_closes if through >= period)
         return covering[0][1] if covering else None
 
+    async def closed_at(self, period: str) -> int | None:
+        if period in self.state.closed_statements:
+            return self.state.closed_at[period]
+        covering = sorted(through for through, _ in self.state.period_closes if through >= period)
+        return self.state.closed_at["through " + covering[0]] if covering else None
+
     async def journal(self, period: str | None = None):
         for entry in list(self.state.journal):
             if period is None or entry.period == period:
@@ -64,6 +70,7 @@ class MemoryBooks:
         if period in self.state.closed_statements:
             raise LedgerError(f"closed_statements: {period} is stored already")
         self.state.closed_statements[period] = document
+        self.state.closed_at[period] = int(self.clock())
 
     async def journal_head(self) -> tuple[int, bytes]:
         journal = self.state.journal
@@ -80,6 +87,7 @@ class MemoryBooks:
         if self.state.closed_through is not None and closed_through <= self.state.closed_through:
             raise LedgerError(f"books: closed through {self.state.closed_through}, they cannot move back")
         self.state.period_closes.append((closed_through, list(member_ids)))
+        self.state.closed_at["through " + closed_through] = int(self.clock())
         self.state.closed_through = closed_through
 
     async def evidence(self, booking_period: str):

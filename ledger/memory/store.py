@@ -40,6 +40,7 @@ class State:
     closed_through: str | None = None
     closed_statements: dict[str, bytes] = field(default_factory=dict)
     period_closes: list[tuple[str, list[str]]] = field(default_factory=list)
+    closed_at: dict[str, int] = field(default_factory=dict)  # period, or "through " + closed_through: Unix s
     claims: dict[ClaimKey, int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)  # id = index + 1
     replays: dict[int, str] = field(default_factory=dict)
@@ -57,6 +58,7 @@ class State:
             loads=list(self.loads),
             closed_statements=dict(self.closed_statements),
             period_closes=list(self.period_closes),
+            closed_at=dict(self.closed_at),
             claims=dict(self.claims),
             dead_letters=list(self.dead_letters),
             replays=dict(self.replays),

@@ -40,6 +40,12 @@ SELECT_CLOSED_STATEMENTS = "SELECT period, document FROM closed_statements"
 SELECT_MEMBERS_AT_CLOSE = """
 SELECT member_ids FROM period_closes WHERE closed_through >= $1 ORDER BY closed_through LIMIT 1
 """
+SELECT_CLOSED_AT = """
+SELECT floor(extract(epoch FROM coalesce(
+    (SELECT closed_at FROM closed_statements WHERE period = $1),
+    (SELECT closed_at FROM period_closes WHERE closed_through >= $1 ORDER BY closed_through LIMIT 1)
+)))::bigint
+"""
 SELECT_EARLIEST_BOOKING = "SELECT min(booking_period) FROM claims"
 SELECT_NOW = "SELECT extract(epoch FROM now())::bigint"
 INSERT_CLOSED_STATEMENT = "INSERT INTO closed_statements (period, document) VALUES ($1, $2)"
@@ -135,6 +141,10 @@ class PgBooks:
     @translating
     async def members_at_close(self, period: str) -> list[str] | None:
         return await self.conn.fetchval(SELECT_MEMBERS_AT_CLOSE, period)
+
+    @translating
+    async def closed_at(self, period: str) -> int | None:
+        return await self.conn.fetchval(SELECT_CLOSED_AT, period)
 
     @translating_iterator
     async def journal(self, period: str | None = None):

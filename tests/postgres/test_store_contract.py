@@ -185,6 +185,19 @@ async def test_a_closed_statement_is_stored_once(store):
         assert await books.closed_statement("2026-10") is None
 
 
+async def test_a_period_remembers_when_it_was_closed(store):
+    async with store.books(close=True) as books:
+        assert await books.closed_at("2026-09") is None
+        now = await books.now()
+        await books.store_closed_statement("2026-09", b'{"period":"2026-09"}')
+        await books.record_close("2026-09", ["kddi"])
+    async with store.snapshot() as books:
+        stored = await books.closed_at("2026-09")
+        assert now - 1 <= stored <= now + 5
+        assert await books.closed_at("2026-08") == stored  # covered by the close, no statement stored
+        assert await books.closed_at("2026-10") is None
+
+
 async def test_the_journal_appends_balanced_entries_after_its_head(store):
     entries = [journal.Entry("transfer", {"transfer": 0}, [("kddi/cash", -5), ("sakura/cash", 5)])]
     async with store.books(close=True) as books:
