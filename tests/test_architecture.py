@@ -29,8 +29,12 @@ ROOMS: dict[str, tuple[set[str], set[str]]] = {
     "ledger.service": ({"ledger.service", "ledger.domain", "schemas"}, {"orjson", "cryptography"}),
     "ledger.memory": ({"ledger.memory", "ledger.domain", "schemas"}, set()),
     "ledger.postgres": ({"ledger.postgres", "ledger.domain", "schemas"}, {"asyncpg", "orjson"}),
+    "ledger.documents": (
+        {"ledger.documents", "ledger.service", "ledger.domain", "ledger.settings", "schemas"},
+        {"jinja2", "weasyprint", "matplotlib", "orjson"},
+    ),
     "ledger.http": (
-        {"ledger.http", "ledger.service", "ledger.domain", "ledger.settings", "schemas"},
+        {"ledger.http", "ledger.documents", "ledger.service", "ledger.domain", "ledger.settings", "schemas"},
         {"fastapi", "starlette", "pydantic", "orjson", "prometheus_client", "uvicorn"},
     ),
     "streams": (
@@ -39,7 +43,7 @@ ROOMS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "ledger.dev": ({"ledger.dev", "ledger.domain", "ledger.settings", "ledger.postgres", "streams"}, set()),
     "ledger.cli": (
-        {"ledger.cli", "ledger.dev", "ledger.http", "ledger.postgres", "ledger.service", "ledger.domain",
+        {"ledger.cli", "ledger.dev", "ledger.documents", "ledger.http", "ledger.postgres", "ledger.service", "ledger.domain",
          "ledger.settings", "streams", "schemas", "auditor"},
         {"click", "orjson"},
     ),
@@ -56,6 +60,9 @@ HOMES = {
     "uvicorn": {"ledger.http"},
     "click": {"ledger.cli"},
     "prometheus_client": {"streams", "ledger.http"},
+    "jinja2": {"ledger.documents"},
+    "weasyprint": {"ledger.documents"},
+    "matplotlib": {"ledger.documents"},
 }
 STDLIB = set(sys.stdlib_module_names)
 

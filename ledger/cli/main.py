@@ -7,7 +7,20 @@ import sys
 
 import click
 
-from ledger.cli import audit, catalog, db, dev, dlq, grants, ingest, report, serve, settle, topic
+from ledger.cli import (
+    audit,
+    catalog,
+    db,
+    dev,
+    dlq,
+    documents,
+    grants,
+    ingest,
+    report,
+    serve,
+    settle,
+    topic,
+)
 from ledger.cli.output import notice
 from ledger.cli.wiring import Context
 from ledger.domain.errors import LedgerError
@@ -29,7 +42,7 @@ def cli(ctx, home, database_url, kafka_bootstrap, usage_topic) -> None:
     ctx.obj = Context(home, database_url, kafka_bootstrap, usage_topic)
 
 
-for module in (dev, db, topic, catalog, ingest, settle, grants, report, audit, serve, dlq):
+for module in (dev, db, topic, catalog, ingest, settle, grants, report, documents, audit, serve, dlq):
     module.register(cli)
 
 

@@ -75,3 +75,13 @@ def member_view(statement: dict, member: str, key: bytes) -> dict:
         "net_yen": {member: statement["net_yen"].get(member, 0)},
         "transfers": [t for t in statement["transfers"] if member in (t["from"], t["to"])],
     }
+
+
+def sees_document(caller: Caller, kind: str, issuer: str | None, recipient: str | None) -> bool:
+    """Which documents of a period a caller may read: a member the invoices it issued or
+    received, its own settlement report and the capacity report; an auditor or admin all."""
+    if caller.member is None or kind == "capacity_report":
+        return True
+    if kind == "member_invoice":
+        return caller.member in (issuer, recipient)
+    return issuer == caller.member  # its tenant invoices, its own settlement report

@@ -21,6 +21,7 @@ from ledger.http.metrics import instrument
 from ledger.http.routes import (
     admin,
     dead_letters,
+    documents,
     events,
     grants,
     reports,
@@ -71,7 +72,7 @@ def create_app(
         lifespan=_lifespan(settings, open_store, open_publisher, ready_file),
         responses=errors.responses(401, 404),
     )
-    for module in (system, usage, statements, grants, reports, events, admin, dead_letters):
+    for module in (system, usage, statements, grants, reports, documents, events, admin, dead_letters):
         app.include_router(module.router)
     errors.install(app)
     instrument(app)  # gpuledger_http_* and gpuledger_api_events_accepted_total

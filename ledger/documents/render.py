@@ -1,0 +1,141 @@
+"""A document's content as HTML (Jinja2, autoescaped) and as PDF (WeasyPrint).
+
+The HTML is one self-contained file: its style sheet inline, its charts as SVG `data:`
+images, no script and nothing fetched. The PDF is made from the same HTML, A4, with IPAex
+Gothic embedded; its creation date is the HTML's `dcterms.created` (a closed period's
+close), so a closed period's documents come out the same, byte for byte, every time.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from weasyprint import CSS, HTML
+from weasyprint.urls import URLFetcher
+
+from ledger.documents import charts
+from ledger.documents.fonts import CSS_FAMILIES, FAMILY, japanese_font
+from ledger.domain.settlement_report import OWN, TENANTS
+
+TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE = {
+    "tenant_invoice": "invoice.html",
+    "member_invoice": "invoice.html",
+    "settlement_report": "settlement_report.html",
+    "capacity_report": "capacity_report.html",
+}
+# Documents hold nothing to fetch but the font and their own data: URIs.
+FETCHER = URLFetcher(allowed_protocols={"file", "data"})
+# Pango and fontconfig under WeasyPrint are not known to be thread-safe: one PDF at a time.
+_PDF_LOCK = threading.Lock()
+
+
+def yen(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def hours(value: str | float | int | None) -> str:
+    if value is None:
+        return "—"
+    number = Decimal(str(value))
+    places = -number.as_tuple().exponent if number.as_tuple().exponent < 0 else 0
+    return f"{number:,.{places}f}"
+
+
+def date_ja(value: str | None) -> str:
+    """`2026-11-30` -> `2026年11月30日`."""
+    if not value:
+        return ""
+    year, month, day = value.split("-")
+    return f"{int(year)}年{int(month)}月{int(day)}日"
+
+
+def period_ja(value: str) -> str:
+    year, month = value.split("-")
+    return f"{int(year)}年{int(month)}月"
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    environment.filters.update(yen=yen, hours=hours, date_ja=date_ja, period_ja=period_ja)
+    environment.globals["font_families"] = CSS_FAMILIES
+    return environment
+
+
+ENVIRONMENT = _environment()
+
+
+def _label(names: dict[str, str], key: str) -> str:
+    if key == OWN:
+        return "自社GPU / own GPUs"
+    if key == TENANTS:
+        return "テナント / tenants"
+    return names.get(key, key)
+
+
+def _report_charts(content: dict) -> dict:
+    names = content["names"]
+    by_sku, by_counterpart = content["daily"]["by_sku"], content["daily"]["by_counterpart"]
+    flows = content["revenue_and_cost"]
+    history = content["history"]
+    return {
+        "by_sku": charts.daily_stacked(by_sku["days"], [{"name": s["label"], "hours": s["hours"]} for s in by_sku["series"]], "GPU時間 / GPU-hours"),
+        "by_counterpart": charts.daily_stacked(
+            by_counterpart["days"], [{"name": _label(names, s["label"]), "hours": s["hours"]} for s in by_counterpart["series"]],
+            "GPU時間 / GPU-hours",
+        ),
+        "revenue_and_cost": charts.paired_bars(
+            [_label(names, row["counterpart"]) for row in flows],
+            [("収益 / revenue", [row["revenue_yen"] for row in flows]), ("費用 / cost", [row["cost_yen"] for row in flows])],
+            "円（税抜） / yen, excluding tax",
+        ) if flows else None,
+        "history": charts.months(
+            [m["period"] for m in history],
+            [("テナント売上 / tenant revenue", [m["tenant_revenue_yen"] for m in history]),
+             ("卸売上 / wholesale revenue", [m["wholesale_revenue_yen"] for m in history]),
+             ("仕入 / wholesale cost", [m["wholesale_cost_yen"] for m in history])],
+            ("精算差額 / net", [m["net_yen"] for m in history]),
+        ),
+    }
+
+
+def _capacity_charts(content: dict) -> dict:
+    rows = content["rows"]
+    labels = [f"{r['provider']} · {r['sku']} · {r['region'] or '(未登録 unregistered)'}" for r in rows]
+    return {
+        "registered_and_billed": charts.paired_bars(
+            labels,
+            [("登録 / registered", [round(r["registered_gpu_seconds"] / 3600) for r in rows]),
+             ("請求 / billed", [round(r["billed_gpu_seconds"] / 3600) for r in rows]),
+             ("再販 / resold", [round(r["resold_gpu_seconds"] / 3600) for r in rows])],
+            "GPU時間 / GPU-hours", height=max(1.8, 0.55 * len(rows) + 0.8),
+        ) if rows else None,
+        "utilisation": charts.utilisation(
+            content["utilisation"]["days"],
+            [{"name": s["label"], "percent": s["percent"]} for s in content["utilisation"]["series"]],
+        ),
+    }
+
+
+def html(content: dict) -> str:
+    """A document's HTML page."""
+    kind = content["kind"]
+    drawn = {"settlement_report": _report_charts, "capacity_report": _capacity_charts}.get(kind)
+    template = ENVIRONMENT.get_template(TEMPLATE[kind])
+    return template.render(doc=content, charts=drawn(content) if drawn else {})
+
+
+def pdf(page: str) -> bytes:
+    """The PDF of a document's HTML page, with IPAex Gothic embedded."""
+    face = CSS(
+        string=f'@font-face {{ font-family: "{FAMILY}"; src: url("{japanese_font().as_uri()}"); }}',
+        url_fetcher=FETCHER,
+    )
+    with _PDF_LOCK:
+        return HTML(string=page, url_fetcher=FETCHER, media_type="print").write_pdf(stylesheets=[face])
