@@ -37,6 +37,11 @@ def yen(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
+def money(value: int) -> str:
+    """`-¥1,234`: the sign before the currency."""
+    return f"-¥{-value:,}" if value < 0 else f"¥{value:,}"
+
+
 def hours(value: str | float | int | None) -> str:
     if value is None:
         return "—"
@@ -63,7 +68,7 @@ def _environment() -> Environment:
         loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    environment.filters.update(yen=yen, hours=hours, date_ja=date_ja, period_ja=period_ja)
+    environment.filters.update(yen=yen, money=money, hours=hours, date_ja=date_ja, period_ja=period_ja)
     environment.globals["font_families"] = CSS_FAMILIES
     return environment
 
