@@ -27,7 +27,11 @@ from ledger.domain.instants import format_utc, parse_instant
 
 KINDS = ("tenant_invoice", "member_invoice", "settlement_report", "capacity_report")
 NUMBER_PREFIX = {"tenant_invoice": "TI", "member_invoice": "MI"}
-FOLDERS = {"tenant_invoice": "tenant-invoices", "member_invoice": "member-invoices"}
+# Where each kind's files go, relative to the documents' folder (and to /v1/documents/P/).
+PATHS = {
+    "tenant_invoice": "tenant-invoices/", "member_invoice": "member-invoices/",
+    "settlement_report": "settlement-reports/", "capacity_report": "capacity-report",
+}
 HOURS_PLACES = Decimal("0.0001")
 
 
@@ -80,14 +84,14 @@ def plan(statement: dict) -> list[Planned]:
     for invoice in statement["tenant_invoices"]:
         issuer, recipient = invoice["reseller"], invoice["tenant"]
         number = document_number("tenant_invoice", period, issuer, recipient)
-        found.append(Planned("tenant_invoice", issuer, recipient, invoice["total_yen"], f"tenant-invoices/{number}"))
+        found.append(Planned("tenant_invoice", issuer, recipient, invoice["total_yen"], PATHS["tenant_invoice"] + number))
     for invoice in statement["member_invoices"]:
         issuer, recipient = invoice["provider"], invoice["reseller"]
         number = document_number("member_invoice", period, issuer, recipient)
-        found.append(Planned("member_invoice", issuer, recipient, invoice["total_yen"], f"member-invoices/{number}"))
+        found.append(Planned("member_invoice", issuer, recipient, invoice["total_yen"], PATHS["member_invoice"] + number))
     for member in sorted(statement["net_yen"]):
-        found.append(Planned("settlement_report", member, None, None, f"settlement-reports/{member}"))
-    found.append(Planned("capacity_report", None, None, None, "capacity-report"))
+        found.append(Planned("settlement_report", member, None, None, PATHS["settlement_report"] + member))
+    found.append(Planned("capacity_report", None, None, None, PATHS["capacity_report"]))
     return found
 
 

@@ -30,10 +30,6 @@ from ledger.service import books, tokens
 from ledger.service.usage import known_period
 
 FIRST_PERIOD = "0001-01"
-PATH_PREFIXES = {
-    "tenant_invoice": "tenant-invoices/", "member_invoice": "member-invoices/",
-    "settlement_report": "settlement-reports/", "capacity_report": "capacity-report.",
-}
 HISTORY_MONTHS = 6  # the month and up to five before it, in a report's "month against the previous months"
 
 
@@ -60,7 +56,7 @@ class PeriodDocuments:
     def kind_of(relative_path: str) -> str:
         """Which kind of document a file of the manifest is, from its folder (NotFound:
         no document has such a path)."""
-        for kind, prefix in PATH_PREFIXES.items():
+        for kind, prefix in invoices.PATHS.items():
             if relative_path.startswith(prefix):
                 return kind
         raise NotFound(f"no document {relative_path!r}")
