@@ -1,6 +1,6 @@
-"""The documents of the public scenario's closed months, through the real stack.
+"""The documents of the public scenarios' closed months, through the real stack.
 
-Given a stack that ran alliance-2026-q4's steps (September and October closed), when
+Given a stack that ran a public scenario's steps (September and October closed), when
 `gpuledger documents PERIOD --out DIR` runs for each month, then the manifest lists every
 invoice of the statement, a report per member and the capacity report; each invoice's
 PDF text holds the issuer's registration number, the recipient, the tax and the total
@@ -20,34 +20,51 @@ import orjson
 import pytest
 
 from tests.documents.browser import artefacts, ink, screenshot
+from tests.documents.stackless import catalog
 from tests.documents.test_render import pdf_text
 from tests.scenario import run_steps, scenario_dirs
 
 pytestmark = pytest.mark.infra
 
-Q4 = scenario_dirs()[1]
+Q3, Q4 = scenario_dirs()
 MONTHS = {"2026-09": "settle_sep_again", "2026-10": "settle_oct"}
 MEMBERS = ("highreso", "kddi", "sakura")
 
 
-@pytest.fixture(scope="module")
-def ledger(make_stack, tmp_path_factory):
+def documents_of(make_stack, tmp_path_factory, directory):
+    """A stack that ran the scenario's steps, and the documents of both closed months."""
     stack = make_stack()
-    folder = tmp_path_factory.mktemp("q4")
-    steps = run_steps(stack, Q4, folder)
+    folder = tmp_path_factory.mktemp(directory.name)
+    steps = run_steps(stack, directory, folder)
     written = {}
     for period in MONTHS:
         started = time.monotonic()
         manifest = stack.json("documents", period, "--out", str(folder / period))
-        print(f"gpuledger documents {period}: {len(manifest['documents'])} documents in "
+        print(f"{directory.name}: gpuledger documents {period}: {len(manifest['documents'])} documents in "
               f"{time.monotonic() - started:.1f} s", file=sys.stderr)
         written[period] = manifest
     return stack, steps, folder, written
 
 
+@pytest.fixture(scope="module")
+def ledger(make_stack, tmp_path_factory):
+    """alliance-2026-q4: grants, the registry, the capacity report."""
+    return documents_of(make_stack, tmp_path_factory, Q4)
+
+
+@pytest.fixture(scope="module")
+def q3_ledger(make_stack, tmp_path_factory):
+    return documents_of(make_stack, tmp_path_factory, Q3)
+
+
+@pytest.fixture(params=[Q3.name, Q4.name])
+def scenario(request):
+    return request.param, request.getfixturevalue("q3_ledger" if request.param == Q3.name else "ledger")
+
+
 @pytest.mark.parametrize("period", MONTHS)
-def test_every_document_of_a_closed_month_is_written_and_listed(ledger, period):
-    _, steps, folder, written = ledger
+def test_every_document_of_a_closed_month_is_written_and_listed(scenario, period):
+    _, (_, steps, folder, written) = scenario
     statement, manifest = steps[MONTHS[period]], written[period]
     assert orjson.loads((folder / period / "manifest.json").read_bytes()) == manifest
     listed = [(e["kind"], e["issuer"], e["recipient"], e["total_yen"]) for e in manifest["documents"]]
@@ -63,11 +80,13 @@ def test_every_document_of_a_closed_month_is_written_and_listed(ledger, period):
 
 
 @pytest.mark.parametrize("period", MONTHS)
-def test_each_invoices_pdf_holds_the_statements_registration_recipient_tax_and_total(ledger, period):
-    _, steps, folder, written = ledger
+def test_each_invoices_pdf_holds_the_statements_registration_recipient_tax_and_total(scenario, period):
+    name, (_, steps, folder, written) = scenario
     statement = steps[MONTHS[period]]
-    registrations = {"kddi": "T2676123716326", "sakura": "T3152963889760", "highreso": "T7016748827996"}
-    names = {"kddi": "KDDI", "sakura": "Sakura Internet", "highreso": "Highreso"}
+    members = catalog(Q3 if name == Q3.name else Q4).members
+    registrations = {m: member.invoice_registration for m, member in members.items()}
+    names = {m: member.name for m, member in members.items()}
+    assert all(registrations.values())
     figures = {("tenant_invoice", i["reseller"], i["tenant"]): i for i in statement["tenant_invoices"]}
     figures |= {("member_invoice", i["provider"], i["reseller"]): i for i in statement["member_invoices"]}
     for entry in written[period]["documents"]:
@@ -83,8 +102,8 @@ def test_each_invoices_pdf_holds_the_statements_registration_recipient_tax_and_t
 
 
 @pytest.mark.parametrize("period", MONTHS)
-def test_each_members_report_reconciles_to_the_statements_net(ledger, period):
-    _, steps, folder, written = ledger
+def test_each_members_report_reconciles_to_the_statements_net(scenario, period):
+    _, (stack, steps, folder, written) = scenario
     statement = steps[MONTHS[period]]
     for entry in written[period]["documents"]:
         if entry["kind"] == "settlement_report":
@@ -93,7 +112,7 @@ def test_each_members_report_reconciles_to_the_statements_net(ledger, period):
             shown = f"-¥{-net:,}" if net < 0 else f"¥{net:,}"
             assert f"The statement's net {shown} ✓ 一致 reconciled" in text, entry["issuer"]
     capacity = pdf_text(folder / period / written[period]["documents"][-1]["pdf"])
-    report = steps["capacity_sep" if period == "2026-09" else "capacity_oct"]
+    report = stack.json("report", "capacity", period)
     for row in report["rows"]:
         assert f"{row['billed_gpu_seconds']:,}" in capacity
 
