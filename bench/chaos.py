@@ -20,6 +20,7 @@ already: all duplicates or rejections, so the statements must not move).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import threading
 import time
@@ -61,7 +62,8 @@ def run_one(scenario: str, fault: str, times: int) -> dict:
             got = run.steps(during_ingest=thread, over_http=fault.startswith("API"))
         diff = difference(got, expected(directory))
     finally:
-        stack.down()
+        if stack.down().returncode == 0:
+            shutil.rmtree(stack.folder, ignore_errors=True)  # kept to look into otherwise
     return {"scenario": scenario, "fault": fault, "times": times if fault != DUPLICATE_FLOOD else 1,
             **diff, "recovered_seconds": round(max(recoveries, default=0.0), 1)}
 
