@@ -114,3 +114,4 @@ async def test_metrics_read_how_far_the_books_are_closed_and_whether_the_databas
     async with client(app) as http:
         assert (await http.get("/metrics")).status_code == 200
     assert sample("gpuledger_store_up") == 0
+
