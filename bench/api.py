@@ -15,8 +15,9 @@ a. Latency from an event entering POST /v1/events to it being visible in GET /v1
    own answer time (202: the event is in Kafka) is reported too. An event not visible
    within --visible-timeout seconds counts as lost (the figures say how many).
 b. Requests/s of `GET /v1/usage?granularity=day&group_by=tenant` under load. First
-   ~50,000 events (--load-events) are generated and loaded with `gpuledger ingest
-   FILE --wait`: 60-second events of 500 GPUs (alpha's and beta's, resold by the other
+   10,000,000 billed GPU-seconds of history (--history-gpu-seconds) are generated and
+   loaded with `gpuledger ingest FILE --wait`: 300-second events (33,334 of them) of
+   500 GPUs (alpha's and beta's, resold by the other
    and by themselves, 40 tenants), spread over the last 20 days, so the query groups
    ~thousands of (attribution, tenant, hour) rows into days and tenants. Then K=16
    concurrent workers (--concurrency), each with its own httpx.AsyncClient, send that
@@ -183,7 +184,7 @@ def format_table(results: dict) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
         f"gpuledger usage API ({results['config']['workers']} worker(s), {results['environment']['cpus']} CPUs, "
-        f"loopback; load query ?granularity=day&group_by=tenant over {b['data']['events']:,} events, "
+        f"loopback; load query ?granularity=day&group_by=tenant over {b['data']['gpu_seconds']:,} GPU-seconds ({b['data']['events']:,} events), "
         f"{seq['response_items']} items per answer)",
         "",
     ]
@@ -208,14 +209,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--events", type=int, default=200, help="single events of phase a (default 200)")
     parser.add_argument("--visible-timeout", type=float, default=30.0, help="seconds to wait for one event to show (default 30)")
-    parser.add_argument("--load-events", type=int, default=50_000, help="events loaded before phase b (default 50,000)")
+    parser.add_argument("--history-gpu-seconds", type=int, default=10_000_000,
+                        help="billed GPU-seconds loaded before phase b, as 300-second events (default 10,000,000)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients of phase b (default 16)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of phase b's load (default 15)")
     parser.add_argument("--sequential", type=int, default=50, help="sequential requests before the load (default 50)")
     parser.add_argument("--workers", type=int, default=1, help="stream workers of the stack (default 1)")
     parser.add_argument("--keep", action="store_true", help="leave the stack and its folder in place at the end")
     args = parser.parse_args(argv)
-    if not (1 <= args.events <= 100_000 and 1 <= args.load_events <= 5_000_000 and 1 <= args.concurrency <= 256
+    if not (1 <= args.events <= 100_000 and 1 <= args.history_gpu_seconds <= 1_000_000_000 and 1 <= args.concurrency <= 256
             and 0 < args.seconds <= 600 and 0 < args.visible_timeout <= 600 and 1 <= args.workers <= 16
             and 1 <= args.sequential <= 100_000):
         parser.error("an option is out of range")
@@ -253,7 +255,7 @@ def prepare(args: argparse.Namespace, folder: Path, stack: LocalStack) -> tuple[
 def phase_b(args, folder: Path, stack: LocalStack, url: str, token: str, watched, run_tag: str) -> dict:
     """Load history with `ingest --wait`, then time GET /v1/usage alone and under load."""
     events_path = folder / "load.ndjson"
-    data = write_load_events(events_path, run_tag, args.load_events)
+    data = write_load_events(events_path, run_tag, args.history_gpu_seconds)
     notice(f"phase b: loading {data['events']:,} events with `gpuledger ingest --wait`")
     started = time.perf_counter()
     counts = json.loads(stack.run("ingest", str(events_path), "--wait", timeout=1800).stdout)
@@ -302,7 +304,7 @@ def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
         "config": {
             "workers": args.workers,
             "latency_events": args.events,
-            "load_events": args.load_events,
+            "history_gpu_seconds": args.history_gpu_seconds,
             "concurrency": args.concurrency,
             "load_seconds": args.seconds,
             "member": MEMBER,

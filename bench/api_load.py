@@ -42,17 +42,19 @@ def summary_ms(seconds: list[float]) -> dict:
 # --------------------------------------------------------------------------- a. latency
 
 
-def write_load_events(path: Path, run_tag: str, events: int, gpus: int = 500) -> dict:
-    """`events` 60-second events of `gpus` GPUs, spread over the last LOAD_DAYS days.
+def write_load_events(path: Path, run_tag: str, gpu_seconds: int, gpus: int = 500, event_seconds: int = 300) -> dict:
+    """`gpu_seconds` of history as `event_seconds`-second events of `gpus` GPUs, spread
+    over the last LOAD_DAYS days.
 
     GPU g's k-th event starts at T0 + k * step (step = the span / events per GPU, at
-    least 60 s), T0 = now - LOAD_DAYS days; the last ends well before now. Attributions
-    rotate over alpha and beta as provider and reseller (self-resold and cross-resold),
-    tenants over 40 ids.
+    least one event's length), T0 = now - LOAD_DAYS days; the last ends well before now.
+    Attributions rotate over alpha and beta as provider and reseller (self-resold and
+    cross-resold), tenants over 40 ids.
     """
+    events = -(-gpu_seconds // event_seconds)
     per_gpu = -(-events // gpus)
     span = LOAD_DAYS * 86400 - 3600
-    step = max(60, span // per_gpu)
+    step = max(event_seconds, span // per_gpu)
     t0 = int(time.time()) - LOAD_DAYS * 86400
     attributions = [("alpha", "alpha"), ("alpha", "beta"), ("beta", "alpha"), ("beta", "beta")]
     written = 0
@@ -76,13 +78,13 @@ def write_load_events(path: Path, run_tag: str, events: int, gpus: int = 500) ->
                         "tenant": f"tenant-{g % 40:02d}",
                         "gpu_uuid": f"GPU-{run_tag}-load{g:05d}-4c1e-9a7b-3d2f6e8a0b1c",
                         "sku": "H100",
-                        "seconds": 60,
+                        "seconds": event_seconds,
                     },
                 }))
                 written += 1
             out.write(b"\n".join(lines) + b"\n")
-    return {"events": written, "gpus": gpus, "first": utc(t0), "last": utc(t0 + (per_gpu - 1) * step + 59),
-            "step_seconds": step, "event_seconds": 60}
+    return {"events": written, "gpus": gpus, "first": utc(t0), "last": utc(t0 + (per_gpu - 1) * step + event_seconds - 1),
+            "step_seconds": step, "event_seconds": event_seconds, "gpu_seconds": written * event_seconds}
 
 
 async def sequential_latency(url: str, token: str, params: dict, requests: int) -> dict:

@@ -48,6 +48,8 @@ TAKE_WITHIN_SECONDS = 0.5
 TRANSACTION_MAX_BYTES = 8 << 20
 # ...and of about this many events: a batch record may carry thousands of tiny ones.
 TRANSACTION_MAX_EVENTS = 50_000
+# How often a worker asks the store to prepare the coming months (and once at start).
+PREPARE_MONTHS_EVERY_SECONDS = 3600.0
 
 
 # The broker's high watermark of (topic, partition), if known: for the lag metric.
@@ -176,6 +178,25 @@ async def _write_or_exit(intake: Intake, events, highwater: Highwater) -> None:
     _record_metrics(records, result, time.perf_counter() - started, highwater)
 
 
+def _month_preparer(state: dict) -> Callable[[], Awaitable[None]]:
+    """Makes the next months' storage (partitions) ready long before their first usage;
+    any worker may, the database makes each once. Run once the store is open, then hourly."""
+
+    async def prepare_months() -> None:
+        store = state.get("store")
+        if store is None:
+            return
+        try:
+            made = await store.prepare_months()
+        except Exception:  # noqa: BLE001 - retried at the next tick; a row never waits for it
+            log.warning("could not prepare the coming months' storage", exc_info=True)
+            return
+        if made:
+            log.info("storage prepared for the coming months: %s", ", ".join(made))
+
+    return prepare_months
+
+
 def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> faust.App:
     app = _faust_app(settings, worker)
     usage_topic = app.topic(
@@ -190,6 +211,9 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
         # Faust's Monitor sensor does bookkeeping for every message, for its web views,
         # which these workers do not serve; the ledger's own metrics are in streams.metrics.
         app.sensors.remove(app.monitor)
+
+    prepare_months = _month_preparer(state)
+    app.timer(PREPARE_MONTHS_EVERY_SECONDS, on_leader=False, name="prepare_months")(prepare_months)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs) -> None:
@@ -206,6 +230,7 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
         if "store" not in state:
             # Open for the process's life; its connections come back after an outage.
             state["store"] = await open_store()
+            await prepare_months()
         intake = Intake(state["store"], on_retry=lambda reason: metrics.STORE_RETRIES.labels(reason).inc())
         if "frozen" not in state:
             gc.collect()

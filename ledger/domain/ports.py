@@ -286,6 +286,10 @@ class Store(Protocol):
     async def forget_positions(self, topic: str) -> None:
         """Drop the stored positions of a topic that was recreated (empty, from offset 0)."""
 
+    async def prepare_months(self) -> list[str]:
+        """Make the storage of the coming months ready before their usage arrives
+        (PostgreSQL: monthly partitions); the names of what was made."""
+
     async def close(self) -> None:
         """Release what the store holds (connections)."""
 

@@ -260,6 +260,9 @@ class MemoryStore:
     async def close(self) -> None:
         """Nothing to release."""
 
+    async def prepare_months(self) -> list[str]:
+        return []  # memory needs no preparing
+
     async def forget_positions(self, topic: str) -> None:
         async with self._transaction() as state:
             for key in [k for k in state.positions if k[0] == topic]:

@@ -22,11 +22,14 @@ from ledger.postgres.intake import claim_key
 
 CURSOR_PREFETCH = 2000
 
+# Whole hours from the rollups (migration 0008); hours a price changes within are read
+# bit by bit from the claims.
 SELECT_HOUR_TOTALS = """
 SELECT reseller, tenant, provider, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
-FROM claims
+FROM usage_hours
 WHERE booking_period = $1 AND NOT (hour_start = ANY($2::bigint[]))
 GROUP BY reseller, tenant, provider, sku, service_period, hour_start
+HAVING sum(seconds) > 0
 """
 
 SELECT_HOUR_BITS = """
@@ -80,11 +83,11 @@ ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reselle
 """
 
 SELECT_CAPACITY_BILLED = """
-SELECT c.provider, c.sku, r.region, c.reseller <> c.provider AS resold, sum(c.seconds)::bigint AS seconds
-FROM claims c
-LEFT JOIN gpu_registrations r ON r.uuid = c.gpu_uuid AND r.provider = c.provider AND r.sku = c.sku
-WHERE c.service_period = $1
+SELECT provider, sku, region, reseller <> provider AS resold, sum(seconds)::bigint AS seconds
+FROM usage_hours
+WHERE service_period = $1
 GROUP BY 1, 2, 3, 4
+HAVING sum(seconds) > 0
 """
 
 SELECT_DEAD_LETTER_COUNTS = """

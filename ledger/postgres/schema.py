@@ -36,6 +36,11 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# Monthly partitions are made this many months ahead, at every migrate and by workers.
+PARTITION_MONTHS_AHEAD = 2
+HAS_PARTITIONS = "SELECT to_regprocedure('ledger_ensure_partitions(int)') IS NOT NULL"
+ENSURE_PARTITIONS = "SELECT ledger_ensure_partitions($1) AS made"
+
 SET_APP_PASSWORD = "SELECT format('ALTER ROLE gpuledger_app PASSWORD %L', $1::text)"
 
 
@@ -68,4 +73,6 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                     f"{applied[name][:12]}..., shipped {digest[:12]}...): a change to the schema "
                     "is a new migration file, never an edit"
                 )
+        if await conn.fetchval(HAS_PARTITIONS):
+            await conn.fetch(ENSURE_PARTITIONS, PARTITION_MONTHS_AHEAD)
     return applied_now

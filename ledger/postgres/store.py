@@ -27,6 +27,7 @@ from ledger.postgres.intake import (
     forget_positions,
     ingest_tally,
 )
+from ledger.postgres.schema import ENSURE_PARTITIONS, PARTITION_MONTHS_AHEAD
 
 
 @asynccontextmanager
@@ -47,6 +48,10 @@ class PostgresStore:
     async def connect(cls, database_url: str, max_connections: int = 2) -> PostgresStore:
         """A store on a new pool, for a process's life (`close` ends it)."""
         return cls(await create_pool(database_url, min_size=1, max_size=max_connections))
+
+    async def prepare_months(self) -> list[str]:
+        async with self._connection() as conn, translated():
+            return [r["made"] for r in await conn.fetch(ENSURE_PARTITIONS, PARTITION_MONTHS_AHEAD)]
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -1,4 +1,4 @@
-"""Usage read for the usage API: billed seconds per attribution and hour."""
+"""Usage read for the usage API: billed seconds per attribution and hour, from the rollups."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import asyncpg
 
 from ledger.domain.rating import HourUsage
 
+# The hourly rollups (migration 0008), which equal claims grouped with the registry as it
+# is now: one index range of hours, whatever the size of the claims table.
 SELECT_USAGE = """
-SELECT c.provider, c.reseller, c.tenant, c.sku, c.service_period, r.region, c.hour_start,
-       sum(c.seconds)::bigint AS seconds
-FROM claims c
-LEFT JOIN gpu_registrations r ON r.uuid = c.gpu_uuid AND r.provider = c.provider AND r.sku = c.sku
-WHERE c.hour_start >= $1 AND c.hour_start < $2
-  AND ($3::text IS NULL OR c.reseller = $3 OR c.provider = $3)
-  AND ($4::text IS NULL OR c.provider = $4)
-  AND ($5::text IS NULL OR c.reseller = $5)
-  AND ($6::text IS NULL OR c.sku = $6)
-  AND ($7::text IS NULL OR c.service_period = $7)
-  AND ($8::text IS NULL OR r.region = $8)
-GROUP BY c.provider, c.reseller, c.tenant, c.sku, c.service_period, r.region, c.hour_start
+SELECT provider, reseller, tenant, sku, service_period, region, hour_start, sum(seconds)::bigint AS seconds
+FROM usage_hours
+WHERE hour_start >= $1 AND hour_start < $2
+  AND ($3::text IS NULL OR reseller = $3 OR provider = $3)
+  AND ($4::text IS NULL OR provider = $4)
+  AND ($5::text IS NULL OR reseller = $5)
+  AND ($6::text IS NULL OR sku = $6)
+  AND ($7::text IS NULL OR service_period = $7)
+  AND ($8::text IS NULL OR region = $8)
+GROUP BY provider, reseller, tenant, sku, service_period, region, hour_start
+HAVING sum(seconds) > 0
 """
 
 

@@ -50,6 +50,7 @@ from tests.postgres.ledger_reference import (
     Event,
     Reference,
 )
+from tests.postgres.rollups import rollup_mismatches
 from tests.service.conftest import LoopbackPublisher
 
 pytestmark = pytest.mark.infra
@@ -207,6 +208,10 @@ class LedgerMachine(RuleBasedStateMachine):
             assert _project(document) == self.reference.statement(period), period
             if period in self.frozen:
                 assert printed["postgres"] == self.frozen[period], f"closed {period} changed"
+
+    @invariant()
+    def rollups_are_the_claims_grouped(self) -> None:
+        assert self.run(rollup_mismatches(self.database_url)) == []
 
     def teardown(self) -> None:
         self.run(self.postgres.close())

@@ -323,3 +323,36 @@ async def test_tokens_are_found_revoked_once_and_keyed_by_one_pseudonym_key(stor
     assert (await store.token("0123456789abcdef")).revoked
     first = await store.pseudonym_key(b"k" * 32)
     assert first == b"k" * 32 and await store.pseudonym_key(b"z" * 32) == first
+
+
+async def test_a_gpu_registered_after_its_seconds_were_billed_gets_its_region_in_usage(store):
+    """Usage is grouped with the registry as it is now (PostgreSQL: the rollups move)."""
+    await load_catalog(store)
+    own = ("kddi", "kddi", "kdd-1", "H100")
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b111), (key(gpu="GPU-2"), 0b1), (key(attribution=own, gpu="GPU-3"), 0b11)])
+    before = await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)
+    assert sorted((u.tenant, u.region, u.seconds) for u in before) == [("acme", None, 4), ("kdd-1", None, 2)]
+    registry = "\n".join(
+        f'[[gpus]]\nuuid = "{uuid}"\nprovider = "{provider}"\nsku = "{sku}"\nregion = "jp-tokyo"\n'
+        'registered_from = "2026-04-01T00:00:00+09:00"\n'
+        for uuid, provider, sku in (("GPU-1", "sakura", "H200"), ("GPU-3", "kddi", "B200"))
+    )
+    await load_catalog(store, SPEC_CATALOG + "\n" + registry)
+    after = await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)
+    # GPU-3 is registered as another SKU than it was billed as: no region for its seconds.
+    assert sorted((u.tenant, u.region or "", u.seconds) for u in after) == [
+        ("acme", "", 1), ("acme", "jp-tokyo", 3), ("kdd-1", "", 2),
+    ]
+    assert await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None, "jp-tokyo") == [
+        u for u in after if u.region == "jp-tokyo"
+    ]
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111)])
+    grown = await store.hour_usage(HOUR, HOUR + 3600, "sakura", None, None, None, None, "jp-tokyo")
+    assert [(u.tenant, u.seconds) for u in grown] == [("acme", 4)]
+    async with store.books() as books:
+        billed = await books.capacity_billed("2026-09")
+    assert sorted((b.provider, b.region or "", b.seconds) for b in billed) == [
+        ("kddi", "", 2), ("sakura", "", 1), ("sakura", "jp-tokyo", 4),
+    ]
