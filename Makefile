@@ -33,8 +33,9 @@ test-fast: system-test $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not infra"
 
 ## demo: start the local stack, run the public scenario, leave the stack running
+## (SIMULATE=SECONDS: then run the fleet simulator that long)
 demo: system $(STAMP)
-	$(BIN)/python -m ledger.dev.demo
+	$(BIN)/python -m ledger.dev.demo $(if $(SIMULATE),--simulate $(SIMULATE))
 
 ## bench: end-to-end throughput and memory figures
 bench: $(STAMP)

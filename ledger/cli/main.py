@@ -19,6 +19,7 @@ from ledger.cli import (
     report,
     serve,
     settle,
+    simulate,
     topic,
 )
 from ledger.cli.output import notice
@@ -42,7 +43,7 @@ def cli(ctx, home, database_url, kafka_bootstrap, usage_topic) -> None:
     ctx.obj = Context(home, database_url, kafka_bootstrap, usage_topic)
 
 
-for module in (dev, db, topic, catalog, ingest, settle, grants, report, documents, audit, serve, dlq):
+for module in (dev, db, topic, catalog, ingest, simulate, settle, grants, report, documents, audit, serve, dlq):
     module.register(cli)
 
 

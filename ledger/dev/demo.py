@@ -3,10 +3,13 @@
 Starts the stack (or reuses a running one), loads the scenario's catalog, ingests its
 two batches with the scenario's closes in between, prints September and October, and
 leaves the stack running. On a stack where the scenario already ran, it only prints.
+With `--simulate SECONDS` (`make demo SIMULATE=30`) it then runs `gpuledger simulate`
+that long, so the current period's usage moves in the API; else it says how to.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import subprocess
 import sys
@@ -32,7 +35,18 @@ def step(title: str) -> None:
     print(f"\n== {title}", file=sys.stderr, flush=True)
 
 
-def main() -> None:
+def simulate(seconds: int) -> None:
+    """The live fleet for a while: synthesised GPUs (the scenario registers none) rented
+    to tenants of the three members, in real time, through Kafka and the worker."""
+    step(f"simulating the fleet for {seconds} s (gpuledger simulate): usage of this month")
+    sys.stdout.buffer.write(gpuledger("simulate", "--duration", str(seconds), "--progress", "5", capture=True))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ledger.dev.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--simulate", type=int, default=0, metavar="SECONDS",
+                        help="then run the fleet simulator this long (0: only say how)")
+    args = parser.parse_args(argv)
     step("starting the local stack (broker, PostgreSQL, stream worker)")
     gpuledger("dev", "up")
     step(f"loading the catalog {SCENARIO / 'catalog.toml'}")
@@ -55,6 +69,8 @@ def main() -> None:
         step(f"statement {period}")
         sys.stdout.flush()
         gpuledger("settle", period, "--format", "table")
+    if args.simulate > 0:
+        simulate(args.simulate)
     print(
         "\nThe stack is still running. Next:\n"
         "  .venv/bin/gpuledger settle 2026-10            # the statement as JSON\n"
@@ -64,6 +80,10 @@ def main() -> None:
         "  .venv/bin/gpuledger token create --member kddi   # a token for the usage API\n"
         "  curl -H \"Authorization: Bearer $TOKEN\" \"$GPULEDGER_API_URL/v1/usage?period=2026-10&group_by=tenant\"\n"
         "  .venv/bin/gpuledger keys init && .venv/bin/gpuledger export 2026-10 --out bundle-2026-10\n"
+        "  .venv/bin/gpuledger simulate --gpus 16        # a live fleet until Ctrl-C: this month's usage\n"
+        "      grows in GET /v1/usage (the current period by default) and in `settle YYYY-MM`; the\n"
+        "      Grafana dashboard (deploy/grafana) shows it on the docker-compose deployment, whose\n"
+        "      workers serve metrics (on the local stack only the API's /metrics does)\n"
         "  .venv/bin/gpuledger dev down                  # stop it (PostgreSQL data is kept)",
         file=sys.stderr,
     )

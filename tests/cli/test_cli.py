@@ -37,7 +37,7 @@ def assert_one_line_error(completed, exit_code: int, *words: str) -> None:
 @pytest.mark.parametrize(
     "command",
     [[], ["dev"], ["dev", "up"], ["dev", "down"], ["dev", "status"], ["dev", "env"], ["catalog"],
-     ["catalog", "load"], ["ingest"], ["settle"], ["worker"], ["db", "migrate"]],
+     ["catalog", "load"], ["ingest"], ["simulate"], ["settle"], ["worker"], ["db", "migrate"]],
     ids=lambda c: " ".join(c) or "gpuledger",
 )
 def test_every_command_has_help(command, tmp_path):
