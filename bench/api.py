@@ -49,8 +49,10 @@ import orjson
 
 from bench.api_load import (
     LOAD_DAYS,
+    distinct_queries,
     load_phase,
     sequential_latency,
+    statement_latency,
     summary_ms,
     utc,
     write_load_events,
@@ -161,7 +163,7 @@ async def latency_phase(url: str, token: str, events: int, visible_timeout: floa
 def format_table(results: dict) -> str:
     a, b = results["a_ingest_to_visible"], results["b_usage_under_load"]
     lat, post = a["post_to_visible"], a["post_answer"]
-    seq, load = b["single_client"], b["load"]
+    seq, load, unc, st = b["single_client"], b["load"], b["load_uncached"], b["statement"]
     cpu = b["load_cpu"]["cpu_seconds"]
     wall = b["load_cpu"]["wall_seconds"]
 
@@ -180,6 +182,12 @@ def format_table(results: dict) -> str:
          f"p50 {load['latency']['p50_ms']} ms", f"p99 {load['latency']['p99_ms']} ms",
          f"max {load['latency']['max_ms']} ms",
          f"{load['requests_per_second']:,} req/s, {load['errors']} errors"),
+        ("   the same, every request a new query (no cached answer)",
+         f"p50 {unc['latency']['p50_ms']} ms", f"p99 {unc['latency']['p99_ms']} ms",
+         f"max {unc['latency']['max_ms']} ms",
+         f"{unc['requests_per_second']:,} req/s, {unc['errors']} errors"),
+        (f"c. GET /v1/statements/{st['period']} (open, {st['gpu_seconds']:,} GPU-seconds)",
+         f"p50 {st['p50_ms']} ms", f"p99 {st['p99_ms']} ms", f"max {st['max_ms']} ms", f"{st['count']} requests"),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
@@ -214,12 +222,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients of phase b (default 16)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of phase b's load (default 15)")
     parser.add_argument("--sequential", type=int, default=50, help="sequential requests before the load (default 50)")
+    parser.add_argument("--statements", type=int, default=5, help="requests of the open statement (default 5)")
     parser.add_argument("--workers", type=int, default=1, help="stream workers of the stack (default 1)")
     parser.add_argument("--keep", action="store_true", help="leave the stack and its folder in place at the end")
     args = parser.parse_args(argv)
     if not (1 <= args.events <= 100_000 and 1 <= args.history_gpu_seconds <= 1_000_000_000 and 1 <= args.concurrency <= 256
             and 0 < args.seconds <= 600 and 0 < args.visible_timeout <= 600 and 1 <= args.workers <= 16
-            and 1 <= args.sequential <= 100_000):
+            and 1 <= args.sequential <= 100_000 and 1 <= args.statements <= 1000):
         parser.error("an option is out of range")
     return args
 
@@ -237,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_benchmark(parse_args(argv), run, RESULTS_FILE, format_table)
 
 
-def prepare(args: argparse.Namespace, folder: Path, stack: LocalStack) -> tuple[str, str, list]:
-    """A fresh stack with the bench's catalog; returns (API URL, member token, components)."""
+def prepare(args: argparse.Namespace, folder: Path, stack: LocalStack) -> tuple[str, str, str, list]:
+    """A fresh stack with the bench's catalog; returns (API URL, member token, auditor token, components)."""
     notice(f"starting a fresh stack in {folder} ({args.workers} worker(s), --no-durable)")
     stack.up(args.workers)
     url = api_url(stack)
@@ -248,12 +257,15 @@ def prepare(args: argparse.Namespace, folder: Path, stack: LocalStack) -> tuple[
     catalog_path.write_text(CATALOG)
     stack.run("catalog", "load", str(catalog_path))
     token = json.loads(stack.run("token", "create", "--member", MEMBER, "--label", "bench.api").stdout)["token"]
-    notice(f"catalog loaded (alpha, beta, H100); member token of {MEMBER} created")
-    return url, token, watched
+    auditor = json.loads(stack.run("token", "create", "--role", "auditor", "--label", "bench.api").stdout)["token"]
+    notice(f"catalog loaded (alpha, beta, H100); member token of {MEMBER} and an auditor token created")
+    return url, token, auditor, watched
 
 
-def phase_b(args, folder: Path, stack: LocalStack, url: str, token: str, watched, run_tag: str) -> dict:
-    """Load history with `ingest --wait`, then time GET /v1/usage alone and under load."""
+def phase_b(args, folder: Path, stack: LocalStack, url: str, tokens: tuple[str, str], watched, run_tag: str) -> dict:
+    """Load history with `ingest --wait`, then time GET /v1/usage alone and under load
+    (the member's token), and the open statement (the auditor's: every line)."""
+    token, auditor = tokens
     events_path = folder / "load.ndjson"
     data = write_load_events(events_path, run_tag, args.history_gpu_seconds)
     notice(f"phase b: loading {data['events']:,} events with `gpuledger ingest --wait`")
@@ -270,9 +282,30 @@ def phase_b(args, folder: Path, stack: LocalStack, url: str, token: str, watched
     before = cpu.snapshot()
     load = asyncio.run(load_phase(url, token, params, args.concurrency, args.seconds))
     load_cpu = CpuMeter.delta(before, cpu.snapshot())
-    notice(f"phase b: {load['requests_per_second']} requests/s, {load['errors']} errors")
+    notice(f"phase b: {load['requests_per_second']} requests/s, p99 {load['latency']['p99_ms']} ms, {load['errors']} errors")
+    before = cpu.snapshot()
+    uncached = asyncio.run(load_phase(url, token, distinct_queries(params), args.concurrency, args.seconds))
+    uncached_cpu = CpuMeter.delta(before, cpu.snapshot())
+    notice(f"phase b: no cached answers: {uncached['requests_per_second']} requests/s, p99 {uncached['latency']['p99_ms']} ms")
+    period = max(usage_periods(data), key=lambda p: p[1])[0]
+    statement = asyncio.run(statement_latency(url, auditor, period, args.statements))
+    notice(f"phase b: statement {period} ({statement['gpu_seconds']:,} GPU-seconds): p50 {statement['p50_ms']} ms")
     return {"query": {"path": "/v1/usage", **params}, "data": data, "single_client": single,
-            "load": load, "load_cpu": load_cpu}
+            "load": load, "load_cpu": load_cpu, "load_uncached": uncached, "load_uncached_cpu": uncached_cpu,
+            "statement": statement}
+
+
+def usage_periods(data: dict) -> list[tuple[str, int]]:
+    """(period, days of history in it) of the loaded history, periods in JST."""
+    first = dt.datetime.fromisoformat(data["first"].replace("Z", "+00:00"))
+    last = dt.datetime.fromisoformat(data["last"].replace("Z", "+00:00"))
+    days: dict[str, int] = {}
+    day = first
+    while day <= last:
+        name = (day + dt.timedelta(hours=9)).strftime("%Y-%m")
+        days[name] = days.get(name, 0) + 1
+        day += dt.timedelta(days=1)
+    return list(days.items())
 
 
 def environment(load_before) -> dict:
@@ -293,11 +326,11 @@ def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
     run_tag = uuid.uuid4().hex[:8]
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     load_before = os.getloadavg()
-    url, token, watched = prepare(args, folder, stack)
+    url, token, auditor, watched = prepare(args, folder, stack)
     notice(f"phase a: {args.events} single events through POST /v1/events, polling GET /v1/usage every 20 ms")
     phase_a = asyncio.run(latency_phase(url, token, args.events, args.visible_timeout, run_tag))
     notice(f"phase a: p50 {phase_a['post_to_visible']['p50_ms']} ms, p99 {phase_a['post_to_visible']['p99_ms']} ms")
-    b = phase_b(args, folder, stack, url, token, watched, run_tag)
+    b = phase_b(args, folder, stack, url, (token, auditor), watched, run_tag)
     return {
         "benchmark": "bench.api",
         "started_at": started_at,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -106,7 +108,8 @@ async def sequential_latency(url: str, token: str, params: dict, requests: int) 
     }
 
 
-async def load_phase(url: str, token: str, params: dict, concurrency: int, duration: float) -> dict:
+async def load_phase(url: str, token: str, params, concurrency: int, duration: float) -> dict:
+    """`params`: the query of every request, or a function giving each request's."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     transport_errors: dict[str, int] = {}
@@ -117,7 +120,7 @@ async def load_phase(url: str, token: str, params: dict, concurrency: int, durat
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
                 try:
-                    response = await client.get("/v1/usage", params=params)
+                    response = await client.get("/v1/usage", params=params() if callable(params) else params)
                 except httpx.HTTPError as error:
                     name = type(error).__name__
                     transport_errors[name] = transport_errors.get(name, 0) + 1
@@ -142,6 +145,32 @@ async def load_phase(url: str, token: str, params: dict, concurrency: int, durat
         "statuses": statuses,
         "transport_errors": transport_errors,
     }
+
+
+def distinct_queries(params: dict) -> Callable[[], dict]:
+    """The same query with a different `end` each time (one second apart, all after the
+    history): no answer can come from the API's cache of recent answers."""
+    counter = itertools.count()
+    base = time.time() + 7200
+
+    def next_params() -> dict:
+        return {**params, "end": utc(base + next(counter))}
+
+    return next_params
+
+
+async def statement_latency(url: str, token: str, period: str, requests: int) -> dict:
+    """GET /v1/statements/{period} of an open period, one request at a time."""
+    seconds = []
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+        for _ in range(requests):
+            sent = time.perf_counter()
+            response = await client.get(f"/v1/statements/{period}")
+            seconds.append(time.perf_counter() - sent)
+            response.raise_for_status()
+        statement = response.json()
+    gpu_seconds = sum(line["gpu_seconds"] for line in statement["lines"])
+    return {**summary_ms(seconds), "period": period, "closed": statement.get("closed"), "gpu_seconds": gpu_seconds}
 
 
 # --------------------------------------------------------------------------- table

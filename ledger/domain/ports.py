@@ -25,6 +25,7 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
 from ledger.domain.rating import HourUsage
+from ledger.domain.usage import Coarsening
 
 # -- records that cross the ports ------------------------------------------------------
 
@@ -238,6 +239,10 @@ class Store(Protocol):
 
     async def catalog_revision(self) -> int: ...
 
+    async def ledger_version(self) -> tuple[int, int]:
+        """(catalog revision, a number that grows whenever workers meter a batch): equal
+        versions, equal usage (replays of dead letters excepted)."""
+
     async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
         """Dead letters and their tally, at once (events rejected before any worker saw them)."""
 
@@ -260,10 +265,12 @@ class Store(Protocol):
     async def hour_usage(
         self, start: int, end: int, member: str | None, provider: str | None,
         reseller: str | None, sku: str | None, service_period: str | None, region: str | None = None,
+        coarse: Coarsening | None = None,
     ) -> list[HourUsage]:
         """Billed seconds per attribution, service period, region and hour in [start, end),
         naming `member` as provider or reseller (None: all), filtered; `bits` not set.
-        The region is that of the uuid's registration with the same provider and SKU."""
+        The region is that of the uuid's registration with the same provider and SKU.
+        With `coarse`, hours may be summed as `ledger.domain.usage.coarsen` does."""
 
     async def member_exists(self, member: str) -> bool: ...
 

@@ -9,11 +9,11 @@ line and rounds tax per invoice.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 
 from ledger.domain.access import Caller, pseudonym
 from ledger.domain.catalog import PRICE_SCALE, Catalog
@@ -48,27 +48,98 @@ def _bucket(catalog: Catalog, hour_start: int, granularity: str) -> int:
     return int(local.replace(hour=0, minute=0, second=0).timestamp())
 
 
-def _hourly_amounts(catalog: Catalog, row: HourUsage) -> tuple[Fraction, Fraction]:
-    """Exact retail and wholesale yen of one attribution's seconds in one hour."""
-    seconds = row.seconds
+# Every hourly amount is a whole number of 1/AMOUNT_SCALE yen: seconds times a price in
+# 1/PRICE_SCALE yen per GPU-hour, over 3600, times a share in basis points over 10,000.
+AMOUNT_SCALE = 3600 * PRICE_SCALE * 10_000
+
+
+def _rates(catalog: Catalog, row: HourUsage) -> tuple[int, int]:
+    """Retail and wholesale yen per GPU-second of the versions in effect at the hour's
+    start, in 1/AMOUNT_SCALE yen: exact integers."""
     price = catalog.price_at(row.reseller, row.sku, row.hour_start)
-    retail = Fraction(seconds * price.yen_per_gpu_hour_units, 3600 * PRICE_SCALE) if price else Fraction(0)
+    retail = price.yen_per_gpu_hour_units * 10_000 if price else 0
     if row.provider == row.reseller:
-        return retail, Fraction(0)
+        return retail, 0
     agreement = catalog.agreement_at(row.reseller, row.provider, row.sku, row.hour_start)
     if agreement is None:
-        return retail, Fraction(0)
+        return retail, 0
     if agreement.wholesale_units is not None:
-        return retail, Fraction(seconds * agreement.wholesale_units, 3600 * PRICE_SCALE)
-    return retail, retail * agreement.share_bps / 10_000
+        return retail, agreement.wholesale_units * 10_000
+    return retail, (price.yen_per_gpu_hour_units * agreement.share_bps if price else 0)
+
+
+def price_breaks(catalog: Catalog) -> list[int]:
+    """The hours from which some price or agreement version is in effect, sorted. Between
+    two of them every hour is priced by the same versions, so a store may sum usage over
+    such hours (within one bucket) before `summarize` prices it."""
+    starts = {v.effective_from for vs in catalog.prices.values() for v in vs}
+    starts |= {v.effective_from for vs in catalog.agreements.values() for v in vs}
+    return sorted({-(-start // 3600) * 3600 for start in starts})
+
+
+@dataclass(frozen=True)
+class Coarsening:
+    """How a store may sum hourly usage before `summarize`: the hours between two
+    consecutive `bounds` (sorted) are in one bucket and priced by the same versions."""
+
+    bounds: tuple[int, ...]
+
+
+def coarsening(catalog: Catalog, granularity: str, start: int, end: int) -> Coarsening | None:
+    """What `summarize` allows for a granularity over [start, end): the starts of its
+    buckets and the price breaks (None for hours: nothing to sum)."""
+    if granularity == "hour":
+        return None
+    bounds = {b for b in price_breaks(catalog) if start < b < end}
+    # 36 hours after a day's start is always within the next day (days last 23 to 25
+    # hours), 45 days after a month's start within the next month.
+    step = 45 * 86400 if granularity == "month" else 36 * 3600
+    bucket = _bucket(catalog, start, granularity)
+    while bucket < end:
+        bounds.add(bucket)
+        bucket = _bucket(catalog, bucket + step, granularity)
+    return Coarsening(tuple(sorted(bounds)))
+
+
+def coarsen(rows: Iterable[HourUsage], how: Coarsening | None) -> list[HourUsage]:
+    """Hourly rows summed per attribution, service period, region and span between two
+    bounds; each sum carries the first of its hours. `summarize` gives the same answer for
+    these rows as for the hourly ones."""
+    if how is None:
+        return list(rows)
+    sums: dict[tuple, list[int]] = {}
+    for row in rows:
+        key = (row.reseller, row.tenant, row.provider, row.sku, row.service_period, row.region,
+               bisect_right(how.bounds, row.hour_start))
+        found = sums.get(key)
+        if found is None:
+            sums[key] = [row.hour_start, row.seconds]
+        else:
+            found[0] = min(found[0], row.hour_start)
+            found[1] += row.seconds
+    return [
+        HourUsage(k[0], k[1], k[2], k[3], k[4], first, seconds, None, k[5])
+        for k, (first, seconds) in sums.items()
+    ]
 
 
 def summarize(rows: Iterable[HourUsage], query: UsageQuery, caller: Caller, catalog: Catalog, key: bytes) -> list[dict]:
-    """Billed seconds per attribution and hour -> the caller's view, grouped and sorted."""
-    groups: dict[tuple, list] = defaultdict(lambda: [0, Fraction(0), Fraction(0), False])
+    """Billed seconds per attribution and hour -> the caller's view, grouped and sorted.
+
+    A row may also sum several hours of one bucket priced by the same versions (see
+    `price_breaks`); its `hour_start` is then the first of them."""
+    groups: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, False])
+    buckets: dict[int, int] = {}
+    rates: dict[tuple, tuple[int, int]] = {}
+    tenants: dict[tuple[str, str], str] = {}
     for row in rows:
         own = caller.member is None or row.reseller == caller.member
-        tenant = row.tenant if own else pseudonym(key, caller.member, row.reseller, row.tenant)
+        if own:
+            tenant = row.tenant
+        else:
+            tenant = tenants.get((row.reseller, row.tenant))
+            if tenant is None:
+                tenant = tenants[(row.reseller, row.tenant)] = pseudonym(key, caller.member, row.reseller, row.tenant)
         if query.tenant is not None and tenant != query.tenant:
             continue
         values = {
@@ -79,24 +150,32 @@ def summarize(rows: Iterable[HourUsage], query: UsageQuery, caller: Caller, cata
             "service_period": row.service_period,
             "region": row.region,
         }
-        group = (_bucket(catalog, row.hour_start, query.granularity),
-                 *(values[name] for name in query.group_by))
-        retail, wholesale = _hourly_amounts(catalog, row)
-        totals = groups[group]
+        bucket = buckets.get(row.hour_start)
+        if bucket is None:
+            bucket = buckets[row.hour_start] = _bucket(catalog, row.hour_start, query.granularity)
+        rate_key = (row.reseller, row.provider, row.sku, row.hour_start)
+        rate = rates.get(rate_key)
+        if rate is None:
+            rate = rates[rate_key] = _rates(catalog, row)
+        totals = groups[(bucket, *(values[name] for name in query.group_by))]
         totals[0] += row.seconds
         if own:
-            totals[1] += retail
+            totals[1] += row.seconds * rate[0]
             totals[3] = True
-        totals[2] += wholesale
+        totals[2] += row.seconds * rate[1]
     items = []
+    printed: dict[int, str] = {}
     for group in sorted(groups):
         seconds, retail, wholesale, any_own = groups[group]
-        item = {"bucket_start": format_utc(group[0])}
+        bucket_start = printed.get(group[0])
+        if bucket_start is None:
+            bucket_start = printed[group[0]] = format_utc(group[0])
+        item = {"bucket_start": bucket_start}
         item.update(zip(query.group_by, group[1:], strict=True))
         item["gpu_seconds"] = seconds
         # Retail prices of other resellers are theirs: None when the caller resold none of it.
-        item["retail_yen_estimate"] = int(retail) if any_own else None  # never negative
-        item["wholesale_yen_estimate"] = int(wholesale)
+        item["retail_yen_estimate"] = retail // AMOUNT_SCALE if any_own else None  # floored once
+        item["wholesale_yen_estimate"] = wholesale // AMOUNT_SCALE
         items.append(item)
     return items
 

@@ -11,7 +11,7 @@ from ledger.domain import access
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import Forbidden, Unauthorized
 from ledger.domain.ports import Publisher, Store
-from ledger.service import tokens
+from ledger.service import tokens, usage
 from ledger.settings import Settings
 
 
@@ -25,12 +25,21 @@ class Ledger:
     pseudonym_key: bytes = b""
     catalog: Catalog = field(default_factory=Catalog)
     catalog_revision: int = -1
+    usage_pages: usage.PageCache = field(default_factory=usage.PageCache)
 
     async def current_catalog(self) -> Catalog:
         revision = await self.store.catalog_revision()
         if revision != self.catalog_revision:
             self.catalog, self.catalog_revision = await self.store.catalog()
         return self.catalog
+
+    async def catalog_and_version(self) -> tuple[Catalog, tuple[int, int]]:
+        """The current catalog and the ledger's version, in one round trip when the
+        catalog has not changed."""
+        version = await self.store.ledger_version()
+        if version[0] != self.catalog_revision:
+            self.catalog, self.catalog_revision = await self.store.catalog()
+        return self.catalog, version
 
 
 def ledger_of(request: Request) -> Ledger:

@@ -26,6 +26,7 @@ from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
 from ledger.domain.ports import DeadLetter, DeadLetterFilter, DeadLetterRef, Tally, TokenRecord
 from ledger.domain.rating import HourUsage
+from ledger.domain.usage import coarsen
 from ledger.memory.books import MemoryBooks
 from ledger.memory.intake import MemoryIntake
 
@@ -149,6 +150,9 @@ class MemoryStore:
     async def catalog_revision(self) -> int:
         return self.state.revision
 
+    async def ledger_version(self) -> tuple[int, int]:
+        return self.state.revision, sum(self.state.positions.values())
+
     async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
         async with self._transaction() as state:
             state.dead_letters.extend(letters)
@@ -204,7 +208,9 @@ class MemoryStore:
             if i in self.state.replays and _matches(letter, where, as_reseller=False)
         )
 
-    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period, region=None) -> list[HourUsage]:
+    async def hour_usage(
+        self, start, end, member, provider, reseller, sku, service_period, region=None, coarse=None
+    ) -> list[HourUsage]:
         _no_nul(member, provider, reseller, sku, service_period, region)
         catalog = self.state.catalog
         totals: dict[tuple, int] = {}
@@ -219,7 +225,8 @@ class MemoryStore:
                 continue
             group = (r, tenant, p, s, key.service_period, key.hour_start, found_region)
             totals[group] = totals.get(group, 0) + bits.bit_count()
-        return [HourUsage(*group[:6], seconds, None, group[6]) for group, seconds in totals.items()]
+        hourly = [HourUsage(*group[:6], seconds, None, group[6]) for group, seconds in totals.items()]
+        return coarsen(hourly, coarse)
 
     async def member_exists(self, member: str) -> bool:
         return member in self.state.catalog.members

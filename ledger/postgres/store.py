@@ -40,6 +40,13 @@ async def open_store(database_url: str, max_connections: int = 2):
         await store.close()
 
 
+# Every batch a worker meters moves a position forward in the same transaction.
+SELECT_LEDGER_VERSION = f"""
+SELECT ({SELECT_REVISION}) AS revision,
+       (SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_positions) AS metered
+"""
+
+
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -103,6 +110,11 @@ class PostgresStore:
         async with self._connection() as conn:
             return await conn.fetchval(SELECT_REVISION)
 
+    @translating
+    async def ledger_version(self) -> tuple[int, int]:
+        async with self._connection() as conn:
+            return tuple(await conn.fetchrow(SELECT_LEDGER_VERSION))
+
     async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
         async with transaction(self.pool) as conn, translated():
             await copy_dead_letters(conn, letters)
@@ -134,9 +146,13 @@ class PostgresStore:
             return await deadletters.count_replayed(conn, where)
 
     @translating
-    async def hour_usage(self, start, end, member, provider, reseller, sku, service_period, region=None) -> list[HourUsage]:
+    async def hour_usage(
+        self, start, end, member, provider, reseller, sku, service_period, region=None, coarse=None
+    ) -> list[HourUsage]:
         async with self._connection() as conn:
-            return await usage.hour_usage(conn, start, end, member, provider, reseller, sku, service_period, region)
+            return await usage.hour_usage(
+                conn, start, end, member, provider, reseller, sku, service_period, region, coarse=coarse
+            )
 
     @translating
     async def member_exists(self, member: str) -> bool:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncpg
 
 from ledger.domain.rating import HourUsage
+from ledger.domain.usage import Coarsening
 
 # The hourly rollups (migration 0008), which equal claims grouped with the registry as it
 # is now: one index range of hours, whatever the size of the claims table.
-SELECT_USAGE = """
-SELECT provider, reseller, tenant, sku, service_period, region, hour_start, sum(seconds)::bigint AS seconds
+WHERE_USAGE = """
 FROM usage_hours
 WHERE hour_start >= $1 AND hour_start < $2
   AND ($3::text IS NULL OR reseller = $3 OR provider = $3)
@@ -18,15 +18,34 @@ WHERE hour_start >= $1 AND hour_start < $2
   AND ($6::text IS NULL OR sku = $6)
   AND ($7::text IS NULL OR service_period = $7)
   AND ($8::text IS NULL OR region = $8)
-GROUP BY provider, reseller, tenant, sku, service_period, region, hour_start
-HAVING sum(seconds) > 0
 """
 
+SELECT_USAGE = (
+    "SELECT provider, reseller, tenant, sku, service_period, region, hour_start, sum(seconds)::bigint AS seconds"
+    + WHERE_USAGE
+    + "GROUP BY provider, reseller, tenant, sku, service_period, region, hour_start\nHAVING sum(seconds) > 0"
+)
 
-async def hour_usage(conn: asyncpg.Connection, *args) -> list[HourUsage]:
-    """(start, end, member, provider, reseller, sku, service_period, region) -> HourUsage rows."""
+# `ledger.domain.usage.coarsen` in SQL: summed per span between two bounds (width_bucket
+# counts the bounds at or before an hour).
+SELECT_COARSE_USAGE = (
+    "SELECT provider, reseller, tenant, sku, service_period, region, min(hour_start) AS hour_start,\n"
+    "       sum(seconds)::bigint AS seconds"
+    + WHERE_USAGE
+    + "GROUP BY provider, reseller, tenant, sku, service_period, region, width_bucket(hour_start, $9::bigint[])\n"
+    "HAVING sum(seconds) > 0"
+)
+
+
+async def hour_usage(conn: asyncpg.Connection, *args, coarse: Coarsening | None = None) -> list[HourUsage]:
+    """(start, end, member, provider, reseller, sku, service_period, region) -> HourUsage rows,
+    summed as `coarse` allows."""
+    if coarse is None:
+        rows = await conn.fetch(SELECT_USAGE, *args)
+    else:
+        rows = await conn.fetch(SELECT_COARSE_USAGE, *args, list(coarse.bounds))
     return [
         HourUsage(r["reseller"], r["tenant"], r["provider"], r["sku"], r["service_period"],
                   r["hour_start"], r["seconds"], None, r["region"])
-        for r in await conn.fetch(SELECT_USAGE, *args)
+        for r in rows
     ]

@@ -6,6 +6,10 @@ module resolves the time range, reads the store and pages the result.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ledger.domain import usage
@@ -74,33 +78,98 @@ def _range(request: UsageRequest, catalog: Catalog, now: int) -> tuple[int, int]
     return start, end
 
 
+class PageCache:
+    """Recent answers, for dashboards that poll the same view: the items of a query and
+    its credit estimate, kept for a ledger version (a worker's next batch or a catalog
+    load makes a new one) and at most MAX_AGE_SECONDS (dead-letter replays move no
+    version), least recently used first out."""
+
+    MAX_ENTRIES = 256
+    MAX_ITEMS = 1_000_000
+    MAX_AGE_SECONDS = 2.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.entries: OrderedDict[tuple, tuple[float, list[dict], dict | None]] = OrderedDict()
+        self.items = 0
+        self.hits = self.misses = 0
+        self.running: dict[tuple, asyncio.Future] = {}
+
+    def get(self, key: tuple) -> tuple[list[dict], dict | None] | None:
+        found = self.entries.get(key)
+        if found is None or self.clock() - found[0] > self.MAX_AGE_SECONDS:
+            self.misses += 1
+            return None
+        self.entries.move_to_end(key)
+        self.hits += 1
+        return found[1], found[2]
+
+    async def answer(self, key: tuple, compute: Callable[[], Awaitable[tuple[list[dict], dict | None]]]):
+        """The cached answer, or computed once however many ask for it at the same time."""
+        found = self.get(key)
+        if found is not None:
+            return found
+        running = self.running.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        running = self.running[key] = asyncio.ensure_future(compute())
+        try:
+            found = await asyncio.shield(running)
+        finally:
+            self.running.pop(key, None)
+        self.put(key, *found)
+        return found
+
+    def put(self, key: tuple, items: list[dict], credits: dict | None) -> None:
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.items -= len(old[1])
+        self.entries[key] = (self.clock(), items, credits)
+        self.items += len(items)
+        while self.entries and (len(self.entries) > self.MAX_ENTRIES or self.items > self.MAX_ITEMS):
+            _, (_, dropped, _) = self.entries.popitem(last=False)
+            self.items -= len(dropped)
+
+
 async def query(
-    store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest, now: int | None = None
+    store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest, now: int | None = None,
+    cache: PageCache | None = None, version: tuple | None = None,
 ) -> dict:
-    """One page of the caller's usage: {"granularity", "group_by", "start", "end", "items", "next_cursor"}."""
+    """One page of the caller's usage: {"granularity", "group_by", "start", "end", "items", "next_cursor"}.
+
+    With a cache and the ledger's version read before, an equal query by the same caller
+    at the same version is answered from the cache (pages of one query share it)."""
     now = usage.now_utc() if now is None else now
     start, end = _range(request, catalog, now)
     wanted = usage.UsageQuery(
         start, end, request.granularity, tuple(dict.fromkeys(request.group_by)),
         request.tenant, request.provider, request.reseller, request.sku, request.period, request.region,
     )
-    rows = await store.hour_usage(
-        start, end, caller.member, request.provider, request.reseller, request.sku, request.period,
-        request.region,
-    )
-    items = usage.summarize(rows, wanted, caller, catalog, key)
-    page = items[request.offset : request.offset + request.limit]
+    cache_key = None
+    if cache is not None and version is not None:
+        credits_period = catalog.calendar.period_of(now) if request.credits else None
+        cache_key = (version, caller.role, caller.member, wanted, credits_period)
+
+    async def compute() -> tuple[list[dict], dict | None]:
+        rows = await store.hour_usage(
+            start, end, caller.member, request.provider, request.reseller, request.sku, request.period,
+            request.region, coarse=usage.coarsening(catalog, request.granularity, start, end),
+        )
+        items = usage.summarize(rows, wanted, caller, catalog, key)
+        return items, (await credit_estimate(store, catalog, caller, now) if request.credits else None)
+
+    items, credits = await (compute() if cache_key is None else cache.answer(cache_key, compute))
     more = request.offset + request.limit < len(items)
     page = {
         "granularity": request.granularity,
         "group_by": list(wanted.group_by),
         "start": format_utc(start),
         "end": format_utc(end),
-        "items": page,
+        "items": items[request.offset : request.offset + request.limit],
         "next_cursor": str(request.offset + request.limit) if more else None,
     }
-    if request.credits:
-        page["credit_estimate"] = await credit_estimate(store, catalog, caller, now)
+    if credits is not None:
+        page["credit_estimate"] = credits
     return page
 
 

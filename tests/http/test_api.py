@@ -20,6 +20,7 @@ import pytest
 
 from ledger.dev import free_port
 from ledger.domain.instants import format_utc
+from ledger.http.routes.usage import UsagePage
 from tests.db import fetch
 from tests.scenario import batch_bytes, scenario_dirs
 
@@ -76,6 +77,14 @@ def test_a_member_sees_only_its_resales_and_its_gpus(api, member):
             assert item["retail_yen_estimate"] is None
     others = [p for m, p in TENANT_PREFIX.items() if m != member]
     assert not any(prefix in response.text for prefix in others)
+
+
+@pytest.mark.parametrize("params", [OCTOBER, {"period": "2026-10", "granularity": "hour"},
+                                    {"period": "2026-10", "group_by": ["region", "service_period"], "credits": "true"}])
+def test_a_usage_page_is_what_its_documented_model_says(api, params):
+    """The page is written without FastAPI's response model: it must still be that model."""
+    body = get(api, "kddi", "/v1/usage", **params).json()
+    assert UsagePage.model_validate(body).model_dump(exclude_unset=True) == body
 
 
 @pytest.mark.parametrize("member", MEMBERS)

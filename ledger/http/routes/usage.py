@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from ledger.http.auth import Caller, LedgerState
@@ -74,10 +75,14 @@ async def get_usage(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,9}$")] = None,
     credits: bool = False,
-) -> dict:
+) -> Response:
     request = usage.UsageRequest(
         start, end, period, tenant, provider, reseller, sku, region, tuple(group_by), granularity, limit,
         int(cursor or 0), credits,
     )
-    catalog = await ledger.current_catalog()
-    return await usage.query(ledger.store, catalog, who, ledger.pseudonym_key, request)
+    catalog, version = await ledger.catalog_and_version()
+    page = await usage.query(ledger.store, catalog, who, ledger.pseudonym_key, request,
+                             cache=ledger.usage_pages, version=version)
+    # The service's page already has UsagePage's shape (its tests hold it to the model):
+    # written straight out, a page of thousands of items costs a fifth of the time.
+    return Response(orjson.dumps(page), media_type="application/json")
