@@ -37,9 +37,10 @@ test-fast: system-test $(STAMP)
 demo: system $(STAMP)
 	$(BIN)/python -m ledger.dev.demo $(if $(SIMULATE),--simulate $(SIMULATE))
 
-## bench: end-to-end throughput and memory figures
+## bench: end-to-end throughput and memory figures, then the usage API's
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.api
 
 ## chaos: the public scenarios under injected faults, and the model-based test at length
 chaos: $(STAMP)
