@@ -39,7 +39,7 @@ demo: system $(STAMP)
 
 ## bench: end-to-end throughput and memory figures, then the usage API's
 bench: $(STAMP)
-	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.pipeline --workers 2
 	$(BIN)/python -m bench.api
 
 ## chaos: the public scenarios under injected faults, and the model-based test at length

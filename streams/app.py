@@ -34,15 +34,12 @@ from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, MAX_BATCH_RECORD
 from streams import diagnostics, metrics
 from streams.auth import faust_credentials
 from streams.faust_ext import LedgerApp, RawSchema
-from streams.take import LedgerStream
 from streams.topics import METER_GROUP
 
 log = logging.getLogger(__name__)
 
 # Up to 10,000 records per take: a GPU-hour's bitmap is then read and written once for
-# many single-event records (takes of 2,000 cost about 4 us more per record). A take
-# waits at most TAKE_WITHIN_SECONDS for its first record, then lingers 50 ms for more
-# (streams/take.py).
+# many single-event records (takes of 2,000 cost about 4 us more per record).
 TAKE_MAX_RECORDS = 10000
 TAKE_WITHIN_SECONDS = 0.5
 # A batch record may carry hundreds of events: what a worker takes is written in
@@ -137,9 +134,6 @@ def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
         # A record may be as large as an API request (one record each): fetch it whole.
         consumer_max_fetch_size=MAX_BATCH_RECORD_BYTES,
         web_enabled=False,
-        # take_events that lingers 50 ms once a take has events, instead of waiting out
-        # TAKE_WITHIN_SECONDS with the next records already fetched (streams/take.py).
-        Stream=LedgerStream,
         broker_credentials=faust_credentials(settings.kafka_auth),
     )
 
