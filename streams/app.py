@@ -1,12 +1,13 @@
 """The Faust app: the usage topic and the agent that meters it into the ledger.
 
 Processing guarantee: at least once from Kafka, effectively once in the ledger. The
-agent takes batches with `take_events`, which acks (and so lets Faust commit) a batch
-only after the loop body returns, and the body returns only after the batch is
-committed in the store together with its Kafka positions (`ledger.service.intake`). A batch
-redelivered after a crash is recognised by those positions and skipped. If a batch
-cannot be written for a reason that retrying will not fix, the process exits at once
-instead of letting `take_events` ack what was not written.
+agent takes batches of records from the consumer's direct path (`faust_ext.Batches`,
+past Faust's streams) and acks them (which lets Faust commit their offsets) only after
+the batch is committed in the store together with its Kafka positions
+(`ledger.service.intake`). A batch redelivered after a crash or a rebalance is
+recognised by those positions and skipped. If a batch cannot be written for a reason
+that retrying will not fix, the process exits at once instead of acking what was not
+written.
 
 Broker features used: consumer groups and offset commits (both present on the Tansu
 test broker); no transactions, no idempotent producer, no end offsets.
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 # many single-event records (takes of 2,000 cost about 4 us more per record).
 TAKE_MAX_RECORDS = 10000
 TAKE_WITHIN_SECONDS = 0.5
+# Once a take has records, how long it waits for more (those fetched while the last
+# take was written are there already).
+TAKE_LINGER_SECONDS = 0.05
 # A batch record may carry hundreds of events: what a worker takes is written in
 # transactions of at most this many bytes of record values (in offset order, so each
 # one's positions cover exactly its records), which bounds a worker's memory.
@@ -71,11 +75,10 @@ class Worker:
     group_id: str = METER_GROUP
 
 
-def to_record(event) -> Record:
-    """A Faust event as the ledger's Record, whatever a producer put in it: header names
-    that are not UTF-8 are read with replacement characters, a missing or negative
-    timestamp becomes None (judged at the worker's clock)."""
-    message = event.message
+def to_record(message) -> Record:
+    """A Kafka message (Faust's) as the ledger's Record, whatever a producer put in it:
+    header names that are not UTF-8 are read with replacement characters, a missing or
+    negative timestamp becomes None (judged at the worker's clock)."""
     headers = {}
     for key, value in message.headers or ():
         name = key if isinstance(key, str) else bytes(key).decode("utf-8", "replace")
@@ -113,6 +116,7 @@ def transactions(records: list[Record], max_bytes: int, max_events: int) -> list
 def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
     return LedgerApp(
         worker.group_id,
+        direct=True,
         broker=f"kafka://{settings.need_kafka()}",
         datadir=str(worker.data_dir),
         store="memory://",
@@ -155,13 +159,13 @@ def _record_metrics(records: list[Record], result: BatchResult, seconds: float, 
             metrics.CONSUMER_LAG.labels(topic, partition).set(max(0, end - offset))
 
 
-async def _write_or_exit(intake: Intake, events, highwater: Highwater) -> None:
+async def _write_or_exit(intake: Intake, messages, highwater: Highwater) -> None:
     """Write a take, or end the process: nothing may let take_events ack an unwritten batch."""
     started = time.perf_counter()
     try:
         # Everything from here to the commit sits inside this try: an exception escaping
         # the loop body would let take_events ack what was not written.
-        records = [to_record(event) for event in events]
+        records = [to_record(message) for message in messages]
         result = BatchResult()
         for chunk in transactions(records, TRANSACTION_MAX_BYTES, TRANSACTION_MAX_EVENTS):
             result.add(await intake.apply(chunk))
@@ -236,8 +240,14 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
             gc.collect()
             gc.freeze()
             state["frozen"] = True
-        async for events in stream.take_events(TAKE_MAX_RECORDS, within=TAKE_WITHIN_SECONDS):
-            await _write_or_exit(intake, events, highwater)
+        # The direct path (streams/faust_ext.py, `Batches`): the stream itself stays empty.
+        batches, ack = app.consumer.batches, app.consumer.ack
+        while True:
+            messages = await batches.take(TAKE_MAX_RECORDS, TAKE_WITHIN_SECONDS, TAKE_LINGER_SECONDS)
+            if messages:
+                await _write_or_exit(intake, messages, highwater)
+                for message in messages:
+                    ack(message)
 
     def highwater(topic: str, partition: int) -> int | None:
         """The broker's end of a partition as of the last fetch (None before one)."""

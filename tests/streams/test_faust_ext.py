@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from streams import faust_ext
@@ -268,3 +269,54 @@ async def test_a_recount_that_finds_room_wakes_the_waiting_record(bounded):
     assert consumer.recount_unacked_bytes() == 0
     await asyncio.wait_for(waiting, 0.5)  # well before the periodic recount
     assert delivered == [0, 1]
+
+
+# -- the direct path -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def direct(monkeypatch):
+    monkeypatch.setattr(faust_ext, "RECORD_OVERHEAD_BYTES", 0)
+    app = LedgerApp("test-direct", broker="kafka://127.0.0.1:1", store="memory://", direct=True)
+    consumer = app.consumer
+    consumer.max_unacked_bytes = 100
+    return consumer
+
+
+def on(partition: int, offset: int, size: int = 10) -> ConsumerMessage:
+    return ConsumerMessage("gpu.usage", partition, offset, 0.0, 0, [], b"GPU-1", b"x" * size, None)
+
+
+async def test_the_direct_path_hands_records_to_the_batches_in_place_and_never_to_the_streams(direct):
+    direct.deliver = None  # Faust's conductor must not be called
+    for offset in range(3):
+        finished, _ = run_eagerly(direct.callback(on(0, offset)))
+        assert finished
+    assert [m.offset for m in direct.batches.records] == [0, 1, 2] and direct.unacked_bytes == 30
+
+
+async def test_a_take_is_the_records_in_order_up_to_its_size_and_waits_only_within(direct):
+    batches = direct.batches
+    assert await batches.take(10, within=0.01, linger=0) == []  # nothing came: the caller looks up
+    for offset in range(5):
+        await direct.callback(on(0, offset))
+    assert [m.offset for m in await batches.take(3, within=1, linger=0)] == [0, 1, 2]
+    late = asyncio.get_running_loop().call_later(0.02, lambda: batches.put(on(0, 5)))
+    taken = await batches.take(10, within=1, linger=0.05)  # lingers: the late one joins
+    late.cancel()
+    assert [m.offset for m in taken] == [3, 4, 5]
+
+
+async def test_records_count_against_the_bound_until_acked_and_a_revoked_partition_is_dropped(direct):
+    first = [on(0, 0, 60), on(1, 0, 60)]
+    for msg in first:
+        await direct.callback(msg)
+    waiting = asyncio.ensure_future(direct.callback(on(0, 1, 10)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    taken = await direct.batches.take(10, within=1, linger=0)
+    assert not waiting.done()  # taken is not written: still unacked
+    direct.ack(taken[0])
+    await asyncio.wait_for(waiting, 5)
+    assert direct.batches.drop({TP("gpu.usage", 0)}) == 1  # the offset 1 of partition 0
+    assert list(direct.batches.records) == []

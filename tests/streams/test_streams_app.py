@@ -49,19 +49,14 @@ class _Message:
         self.headers, self.timestamp, self.value = headers, timestamp, value
 
 
-class _Event:
-    def __init__(self, message) -> None:
-        self.message = message
-
-
 def test_a_record_is_read_whatever_its_headers_and_timestamp_hold():
     """Given header names that are not UTF-8 and timestamps a producer chose, then the
     worker reads the record (names with replacement characters, no timestamp as None)."""
-    record = to_record(_Event(_Message([(b"\xff\xfeKey", b"x"), ("Content-Type", None)], -0.001, None)))
+    record = to_record(_Message([(b"\xff\xfeKey", b"x"), ("Content-Type", None)], -0.001, None))
     assert record.headers == {"\ufffd\ufffdkey": b"x", "content-type": b""}
     assert record.timestamp_ms is None and record.value == b""
-    assert to_record(_Event(_Message([], None))).timestamp_ms is None
-    assert to_record(_Event(_Message([], 1.5))).timestamp_ms == 1500
+    assert to_record(_Message([], None)).timestamp_ms is None
+    assert to_record(_Message([], 1.5)).timestamp_ms == 1500
     assert record.received_at(1000).timestamp_ms == 1000
     assert Record("t", 0, 0, 5000, b"", {}).received_at(1000).timestamp_ms == 1000
     assert Record("t", 0, 0, 500, b"", {}).received_at(1000).timestamp_ms == 500
