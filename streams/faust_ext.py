@@ -2,7 +2,16 @@
 
 Measured on the Tansu test broker with an agent that only counts single-event records:
 about 55 us of CPU per record with stock Faust (`python -m bench.pipeline`, phase d),
-about 28 us with these. Most of the difference is in one place:
+about 28 us with the first two changes below; the workers (`streams.app`) also take the
+third, the direct path, and spend about 24 us a single-event record with the ledger's
+work included.
+
+- **The direct path** (`LedgerApp(direct=True)`, `Batches`): the consumer puts each
+  record in a queue the agent takes lists from, instead of handing it to Faust's
+  conductor, channel queue, Event, stream processors and per-record acks; the agent
+  acks with `Consumer.ack` once a list is written. Faust still does what it is there
+  for: group membership, assignment, fetching, flow control on rebalances and offset
+  commits.
 
 - **The eager message callback.** Faust's fetcher hands each record to the conductor
   with `Service.wait_first(callback(message), suspend_flow.wait())`, which wraps the
@@ -22,8 +31,7 @@ about 28 us with these. Most of the difference is in one place:
   consumer counts the bytes of the records it has handed to the streams and not yet
   seen acked (the value plus `RECORD_OVERHEAD_BYTES` for Faust's objects), and holds
   the next record back while they exceed `max_unacked_bytes`.
-  The agent acks a take once it is written (through `Stream.ack`, which calls
-  `Consumer.ack`), which makes room; a take never waits for more than its `within`, so
+  The agent acks a take once it is written (`Consumer.ack`), which makes room; a take never waits for more than its `within`, so
   this cannot deadlock. One record is always let through, however large. Records that
   leave without an ack (a rebalance clears the streams' buffers; Faust skips records of
   an old generation) would hold room: the count is recomputed from the records still
