@@ -27,12 +27,6 @@ class Ledger:
     catalog_revision: int = -1
     usage_pages: usage.PageCache = field(default_factory=usage.PageCache)
 
-    async def current_catalog(self) -> Catalog:
-        revision = await self.store.catalog_revision()
-        if revision != self.catalog_revision:
-            self.catalog, self.catalog_revision = await self.store.catalog()
-        return self.catalog
-
     async def catalog_and_version(self) -> tuple[Catalog, tuple[int, int]]:
         """The current catalog and the ledger's version, in one round trip when the
         catalog has not changed."""
