@@ -320,3 +320,28 @@ async def test_records_count_against_the_bound_until_acked_and_a_revoked_partiti
     await asyncio.wait_for(waiting, 5)
     assert direct.batches.drop({TP("gpu.usage", 0)}) == 1  # the offset 1 of partition 0
     assert list(direct.batches.records) == []
+
+
+async def test_the_worker_consumer_waits_at_most_the_app_fetch_wait():
+    """Faust fixes 1500 ms; the test broker answers a waiting fetch only at its end."""
+    app = LedgerApp("test-fetch-wait", broker="kafka://127.0.0.1:1", store="memory://", fetch_max_wait_ms=100)
+    thread = app.consumer._thread
+    assert isinstance(thread, faust_ext.LedgerConsumerThread)
+    aiokafka_consumer = thread._create_worker_consumer(app.transport)
+    try:
+        assert aiokafka_consumer._fetch_max_wait_ms == 100
+    finally:
+        await aiokafka_consumer.stop()
+    # ...which the installed aiokafka reads when it builds its fetcher.
+    from aiokafka import AIOKafkaConsumer
+
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+async def test_without_a_fetch_wait_the_app_keeps_faust_own():
+    app = LedgerApp("test-fetch-wait-default", broker="kafka://127.0.0.1:1", store="memory://")
+    aiokafka_consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert aiokafka_consumer._fetch_max_wait_ms == 1500
+    finally:
+        await aiokafka_consumer.stop()
