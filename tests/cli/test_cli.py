@@ -103,3 +103,30 @@ def test_dev_status_of_an_empty_home_lists_nothing(tmp_path):
     completed = gpuledger("dev", "status", home=tmp_path)
     assert completed.returncode == 0
     assert completed.stdout == b'{"components":[]}\n'
+
+
+def test_the_lazy_command_table_names_every_command_its_module_registers():
+    import importlib
+
+    import click
+
+    from ledger.cli.main import COMMANDS
+
+    registered: dict[str, str] = {}
+    for module in sorted(set(COMMANDS.values())):
+        scratch = click.Group()
+        importlib.import_module(f"ledger.cli.{module}").register(scratch)
+        registered |= {name: module for name in scratch.commands}
+    assert registered == COMMANDS
+    modules = {path.stem for path in (ROOT / "ledger" / "cli").glob("*.py") if "def register(" in path.read_text()}
+    assert modules == set(COMMANDS.values())
+
+
+def test_an_ingest_loads_no_other_command():
+    probe = (
+        "import sys; from ledger.cli.main import cli; cli.get_command(None, 'ingest'); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('ledger.cli.'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, cwd=ROOT, check=True).stdout.split()
+    assert b"ledger.cli.ingest" in loaded
+    assert not {b"ledger.cli.audit", b"ledger.cli.catalog", b"ledger.cli.serve"} & set(loaded)
