@@ -66,54 +66,65 @@ async def started_producer(bootstrap: str, options: dict | None = None) -> AIOKa
     return producer
 
 
-class _Batcher:
-    """Groups one GPU's consecutive events into batch records and sends them."""
+class _Batches:
+    """Groups one GPU's consecutive events into batches; no I/O, so the per-line work
+    is a few dictionary operations (the caller awaits sends only when a batch is ready)."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, ingest_id: str, max_events: int) -> None:
-        self.producer, self.topic, self.max_events = producer, topic, max_events
-        ingest = (INGEST_HEADER, ingest_id.encode("ascii"))
-        self.single = [(CONTENT_TYPE_HEADER, SINGLE_CONTENT_TYPE), ingest]
-        self.batch = [(CONTENT_TYPE_HEADER, BATCH_CONTENT_TYPE), ingest]
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
         self.buffers: dict[bytes, list[bytes]] = {}
         self.sizes: dict[bytes, int] = {}
-        self.pending: list[asyncio.Future] = []
-        self.records = 0
         self.buffered = 0
 
-    async def add(self, raw: bytes) -> None:
+    def add(self, raw: bytes) -> list[tuple[bytes | None, list[bytes]]] | None:
+        """The batches that are ready once `raw` is added (None: none yet)."""
         key = gpu_key(raw)
         if key is None:
-            await self.send(None, [raw])
-            return
-        buffer = self.buffers.setdefault(key, [])
-        buffer.append(raw)
+            return [(None, [raw])]
+        buffer = self.buffers.get(key)
+        if buffer is None:
+            buffer = self.buffers[key] = [raw]
+            size = self.sizes[key] = len(raw) + 2
+        else:
+            buffer.append(raw)
+            size = self.sizes[key] = self.sizes[key] + len(raw) + 2
         self.buffered += 1
-        size = self.sizes[key] = self.sizes.get(key, 0) + len(raw) + 2
         if len(buffer) >= self.max_events or size >= BATCH_MAX_BYTES:
-            await self.send(key, buffer)
             del self.buffers[key], self.sizes[key]
             self.buffered -= len(buffer)
-        elif self.buffered >= MAX_BUFFERED_EVENTS:
-            await self.send_buffered()
+            return [(key, buffer)]
+        if self.buffered >= MAX_BUFFERED_EVENTS:
+            return self.rest()
+        return None
 
-    async def send(self, key: bytes | None, raws: list[bytes]) -> None:
-        if len(raws) == 1:
-            value, headers = raws[0], self.single
-        else:
-            value, headers = encode_batch(raws), self.batch
-        self.pending.append(await self.producer.send(self.topic, value, key=key, headers=headers))
-        self.records += 1
-
-    async def send_buffered(self) -> None:
-        for key, buffer in self.buffers.items():
-            await self.send(key, buffer)
+    def rest(self) -> list[tuple[bytes | None, list[bytes]]]:
+        """Every unfinished batch, as it is."""
+        ready = list(self.buffers.items())
         self.buffers.clear()
         self.sizes.clear()
         self.buffered = 0
+        return ready
 
-    async def flush(self) -> None:
-        await self.send_buffered()
-        await self.drain()
+
+class _Sender:
+    """Sends batches as records of one ingest; keeps their acknowledgements to await."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, ingest_id: str) -> None:
+        self.producer, self.topic = producer, topic
+        ingest = (INGEST_HEADER, ingest_id.encode("ascii"))
+        self.single = [(CONTENT_TYPE_HEADER, SINGLE_CONTENT_TYPE), ingest]
+        self.batch = [(CONTENT_TYPE_HEADER, BATCH_CONTENT_TYPE), ingest]
+        self.pending: list[asyncio.Future] = []
+        self.records = 0
+
+    async def send(self, ready: list[tuple[bytes | None, list[bytes]]]) -> None:
+        for key, raws in ready:
+            if len(raws) == 1:
+                value, headers = raws[0], self.single
+            else:
+                value, headers = encode_batch(raws), self.batch
+            self.pending.append(await self.producer.send(self.topic, value, key=key, headers=headers))
+        self.records += len(ready)
 
     async def drain(self) -> None:
         await asyncio.gather(*self.pending)
@@ -158,18 +169,23 @@ class KafkaPublisher:
         self, lines: Iterable[bytes], ingest_id: str, *, batch_max_events: int = BATCH_MAX_EVENTS,
         on_progress: Callable[[int], None] | None = None,
     ) -> int:
-        batcher = _Batcher(await self._started(), self.topic, ingest_id, batch_max_events)
+        batches, sender = _Batches(batch_max_events), _Sender(await self._started(), self.topic, ingest_id)
+        count = 0
         try:
-            for count, line in enumerate(lines, start=1):
-                await batcher.add(line)
-                if len(batcher.pending) >= MAX_PENDING_SENDS:
-                    await batcher.drain()
-                    if on_progress is not None:
-                        on_progress(count)
-            await batcher.flush()
+            for line in lines:
+                count += 1
+                ready = batches.add(line)
+                if ready is not None:
+                    await sender.send(ready)
+                    if len(sender.pending) >= MAX_PENDING_SENDS:
+                        await sender.drain()
+                        if on_progress is not None:
+                            on_progress(count)
+            await sender.send(batches.rest())
+            await sender.drain()
         except KafkaError as exc:
             raise self._unavailable(exc) from exc
-        return batcher.records
+        return sender.records
 
     async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
         """Events held in memory (an HTTP request's) as one record: one append to the log,
