@@ -66,8 +66,15 @@ class Pieces:
         return info
 
     def split(self, start: int, seconds: int) -> list[Piece]:
+        end = start + seconds
+        hour_start = start - start % HOUR_SECONDS
+        if end <= hour_start + HOUR_SECONDS:
+            # Most events: inside one hour, and no period boundary in [start, end).
+            period, boundary = self._hour(hour_start)
+            if boundary >= end:
+                return [Piece(hour_start, ((1 << seconds) - 1) << (start - hour_start), period)]
         pieces = []
-        moment, end = start, start + seconds
+        moment = start
         while moment < end:
             hour_start = moment - moment % HOUR_SECONDS
             period, boundary = self._hour(hour_start)
@@ -97,11 +104,22 @@ class Meter:
 
     def __init__(self, pieces: Pieces, closed_through: str | None) -> None:
         self.pieces = pieces
-        self.closed_through = closed_through
+        self._closed_through = closed_through
         # (gpu, hour) -> attribution -> union of bits over service and booking periods
         self._by_hour: dict[tuple[str, int], dict[Attribution, int]] = defaultdict(dict)
         self._claims: dict[ClaimKey, int] = {}
         self._changed: set[ClaimKey] = set()
+        self._keys: dict[tuple[str, int, Attribution, str], ClaimKey] = {}  # booking period known
+
+    @property
+    def closed_through(self) -> str | None:
+        return self._closed_through
+
+    @closed_through.setter
+    def closed_through(self, value: str | None) -> None:
+        """A close between events: the booking periods of new seconds may change."""
+        self._closed_through = value
+        self._keys = {}
 
     def load(self, key: ClaimKey, bits: int) -> None:
         """Add a bitmap already stored."""
@@ -111,12 +129,14 @@ class Meter:
 
     def apply(self, usage: Usage) -> str | Rejection:
         """ACCEPTED, DUPLICATE, or a `conflict` Rejection; the state changes only if accepted."""
-        attribution = usage.attribution
-        fresh: list[tuple[Piece, int]] = []
-        for piece in self.pieces.split(usage.start, usage.seconds):
-            held = self._by_hour.get((usage.gpu_uuid, piece.hour_start))
+        gpu_uuid, provider, reseller, tenant, sku, start, seconds = usage
+        attribution = (provider, reseller, tenant, sku)
+        by_hour = self._by_hour
+        fresh: list[tuple[Piece, int, dict[Attribution, int] | None]] = []
+        for piece in self.pieces.split(start, seconds):
+            held = by_hour.get((gpu_uuid, piece.hour_start))
             if not held:
-                fresh.append((piece, piece.mask))
+                fresh.append((piece, piece.mask, held))
                 continue
             for other, bits in held.items():
                 if other != attribution and bits & piece.mask:
@@ -125,20 +145,24 @@ class Meter:
                     return Rejection(CONFLICT, CONFLICT_DETAIL)
             new = piece.mask & ~held.get(attribution, 0)
             if new:
-                fresh.append((piece, new))
+                fresh.append((piece, new, held))
         if not fresh:
             return DUPLICATE
-        for piece, new in fresh:
-            key = ClaimKey(
-                usage.gpu_uuid,
-                piece.hour_start,
-                attribution,
-                piece.service_period,
-                booking_period_for(piece.service_period, self.closed_through),
-            )
-            self._claims[key] = self._claims.get(key, 0) | new
+        claims, keys = self._claims, self._keys
+        for piece, new, held in fresh:
+            hour_start, _, service_period = piece
+            # One ClaimKey per bitmap, not per event: the plain tuple is cheaper to build.
+            name = (gpu_uuid, hour_start, attribution, service_period)
+            key = keys.get(name)
+            if key is None:
+                key = keys[name] = ClaimKey(
+                    gpu_uuid, hour_start, attribution, service_period,
+                    booking_period_for(service_period, self._closed_through),
+                )
+            claims[key] = claims.get(key, 0) | new
             self._changed.add(key)
-            held = self._by_hour[(usage.gpu_uuid, piece.hour_start)]
+            if held is None:
+                held = by_hour[(gpu_uuid, hour_start)]
             held[attribution] = held.get(attribution, 0) | new
         return ACCEPTED
 
