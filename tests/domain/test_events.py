@@ -737,3 +737,21 @@ def test_property_an_event_failing_several_checks_reports_the_earliest(
         broken.add(MALFORMED)
     expected = min(broken, key=REASONS.index) if broken else "accepted"
     assert ledger.receive(raw, RECEIPT_MS) == expected
+
+
+_NEAR_ASCII = st.text(
+    alphabet=st.one_of(st.characters(min_codepoint=0, max_codepoint=0x200), st.characters()), max_size=140
+)
+
+
+@given(_NEAR_ASCII)
+@settings(max_examples=2000)
+def test_the_tenant_and_gpu_uuid_checks_are_the_documented_patterns(text):
+    assert events.is_tenant(text) == (events._TENANT.fullmatch(text) is not None)
+    assert events.is_gpu_uuid(text) == (events._GPU_UUID.fullmatch(text) is not None)
+
+
+@pytest.mark.parametrize("text", ["", " ", "a" * 64, "a" * 65, "a" * 128, "a" * 129, "\x7f", "\x1f", "~", "é", "a b"])
+def test_the_tenant_and_gpu_uuid_checks_at_their_edges(text):
+    assert events.is_tenant(text) == (events._TENANT.fullmatch(text) is not None)
+    assert events.is_gpu_uuid(text) == (events._GPU_UUID.fullmatch(text) is not None)
