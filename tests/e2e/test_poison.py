@@ -87,3 +87,28 @@ def test_poison_records_leave_every_worker_running_and_every_event_counted(make_
     path.write_bytes(orjson.dumps(event(data={"gpu_uuid": "GPU-poison-after"})) + b"\n")
     assert stack.json("ingest", str(path), "--wait", "--timeout", "120")["accepted"] == 1
     assert all(c["running"] for c in stack.json("dev", "status")["components"])
+
+
+def test_records_compressed_with_any_kafka_codec_are_metered(make_stack):
+    """A member's producer may compress its batches with any codec Kafka defines: a worker
+    that could not read one would stop on that record and hold its partition."""
+    stack = make_stack(workers=1)
+    stack.run("catalog", "load", str(SCENARIOS / "alliance-2026-q3" / "catalog.toml"))
+    ingest_id = uuid.uuid4().hex
+    headers = [(INGEST_HEADER, ingest_id.encode())]
+    codecs = ("gzip", "snappy", "lz4", "zstd")
+
+    async def run():
+        for number, codec in enumerate(codecs):
+            producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, compression_type=codec)
+            await producer.start()
+            try:
+                value = orjson.dumps(event(id=f"e-{codec}", data={"gpu_uuid": f"GPU-codec-{number}"}))
+                await producer.send_and_wait(TOPIC, value, key=f"GPU-codec-{number}".encode(), headers=headers)
+            finally:
+                await producer.stop()
+
+    asyncio.run(run())
+    found = wait_for(stack, ingest_id, len(codecs), timeout=60)
+    assert found["received"] == found["accepted"] == len(codecs)
+    assert all(c["running"] for c in stack.json("dev", "status")["components"])
