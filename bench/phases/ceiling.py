@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.events import EventSet
 from bench.harness import ROOT, notice
+from bench.phases import PLAIN_PRODUCER
 from bench.phases.single_records import produce_single_records
 from bench.sampling import process_cpu_seconds
 from schemas.wire import SINGLE_CONTENT_TYPE
@@ -69,7 +70,7 @@ def _wait_assigned(status_files: list[Path], children: list[subprocess.Popen], p
 
 async def _produce(bootstrap: str, topic: str, events: EventSet) -> tuple[float, float]:
     """Send the records; wall-clock times of the first send and of the last delivery."""
-    producer = new_producer(bootstrap)
+    producer = new_producer(bootstrap, PLAIN_PRODUCER)
     await producer.start()
     try:
         started = time.time()

@@ -2,7 +2,7 @@
 
 Owns: producing one CloudEvent per Kafka record (keyed by gpu_uuid, partitioned as
 Kafka's default partitioner does, a fresh `gpuledger-ingest` header) with a plain
-aiokafka producer's `create_batch`/`send_batch` (phase d sends the same records), and
+aiokafka producer's `create_batch`/`send_batch`, uncompressed (phase d sends the same records), and
 the time from the first send until the intake tallies of that ingest id reach N.
 """
 
@@ -14,7 +14,7 @@ import uuid
 
 from bench.events import EventSet
 from bench.harness import notice
-from bench.phases import rounded
+from bench.phases import PLAIN_PRODUCER, rounded
 from bench.tallies import ingest_counts, received_under
 from schemas.wire import INGEST_HEADER, SINGLE_CONTENT_TYPE, USAGE_TOPIC
 from streams.publish import new_producer
@@ -79,7 +79,7 @@ async def single_records_phase(
 
     ingest_id = f"bench-single-{uuid.uuid4().hex}"
     headers = [("content-type", SINGLE_CONTENT_TYPE), (INGEST_HEADER, ingest_id.encode("ascii"))]
-    producer = new_producer(bootstrap)
+    producer = new_producer(bootstrap, PLAIN_PRODUCER)
     await producer.start()
     conn = await asyncpg.connect(database_url)
     try:
