@@ -57,6 +57,12 @@ TRANSACTION_MAX_EVENTS = 50_000
 # between a record's production and its worker; 100 ms keeps a single event's way to
 # the ledger well under a second, for ten empty fetches a second on an idle Kafka.
 FETCH_MAX_WAIT_MS = 100
+# Records one poll of the consumer may return (Faust's default: all that were fetched).
+# A fetch is bounded in bytes as they travel, so compressed records (zstd: a twelfth)
+# made one poll hold twelve times the events: draining a backlog of 2M events from
+# `gpuledger ingest`, workers peaked at 417 MiB; with 2,000, 213 MiB and as fast
+# (500: 200 MiB, 20% slower). Measured with python -m bench.pipeline --backlog.
+MAX_POLL_RECORDS = 2000
 # How often a worker asks the store to prepare the coming months (and once at start).
 PREPARE_MONTHS_EVERY_SECONDS = 3600.0
 
@@ -141,6 +147,7 @@ def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
         # Records read ahead of the agent (per stream). faust_ext's bound of 64 MiB
         # usually stops read-ahead first; larger buffers did not go faster.
         stream_buffer_maxsize=65536,
+        broker_max_poll_records=MAX_POLL_RECORDS,
         # A record may be as large as an API request (one record each): fetch it whole.
         consumer_max_fetch_size=MAX_BATCH_RECORD_BYTES,
         web_enabled=False,

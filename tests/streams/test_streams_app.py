@@ -83,3 +83,19 @@ def test_the_task_dump_shows_the_whole_await_chain(capsys) -> None:
     chain = dump[dump.index("task metering:"):].splitlines()
     assert [line.rsplit(" in ", 1)[-1] for line in chain[1:4]] == ["middle", "innermost", "wait"]
     assert chain[4].startswith("  (awaiting")  # the future the task is suspended on
+
+
+async def test_the_worker_consumer_bounds_a_poll_and_a_fetch_wait(tmp_path):
+    """A poll returns at most MAX_POLL_RECORDS records (compressed fetches hold many
+    times more events than their bytes say) and a fetch waits FETCH_MAX_WAIT_MS at most."""
+    from ledger.settings import Settings
+    from streams.app import FETCH_MAX_WAIT_MS, MAX_POLL_RECORDS, Worker, _faust_app
+
+    settings = Settings(home=tmp_path, database_url=None, kafka_bootstrap="127.0.0.1:1")
+    app = _faust_app(settings, Worker("worker-test", tmp_path / "faust", 4))
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._max_poll_records == MAX_POLL_RECORDS
+        assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+    finally:
+        await consumer.stop()
