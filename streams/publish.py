@@ -198,14 +198,10 @@ class KafkaPublisher:
         so the request is in Kafka whole or not at all. Keyed by its first event's GPU."""
         if not raws:
             return 0
-        ingest = (INGEST_HEADER, ingest_id.encode("ascii"))
-        if len(raws) == 1:
-            value, headers = raws[0], [(CONTENT_TYPE_HEADER, SINGLE_CONTENT_TYPE), ingest]
-        else:
-            value, headers = encode_batch(raws), [(CONTENT_TYPE_HEADER, BATCH_CONTENT_TYPE), ingest]
-        producer = await self._started()
+        sender = _Sender(await self._started(), self.topic, ingest_id)
         try:
-            await (await producer.send(self.topic, value, key=gpu_key(raws[0]), headers=headers))
+            await sender.send([(gpu_key(raws[0]), raws)])
+            await sender.drain()
         except KafkaError as exc:
             raise self._unavailable(exc) from exc
         return 1
