@@ -3,8 +3,8 @@
 SPEC.md, "Credits (grants)". grants.json lists every grant that covers a line of the
 statement, each with its balance at the start of the period. From it and the verified
 lines alone the draws are recomputed here: the lines in statement order, each drawing
-from the grants that cover it (same reseller and tenant, its SKU listed or every SKU,
-first_period <= its service period <= last_period) in ascending order of (last_period,
+from the grants that cover it (same reseller and tenant, its SKU listed or every SKU, its
+provider listed or every provider, first_period <= its service period <= last_period) in ascending order of (last_period,
 id), each grant taking min(what is left of the line's retail_yen, what is left of its
 balance). What the draws imply (the tenant invoices' credits, the reimbursements in the
 nets) is compared by auditor.statement and auditor.settlement; the statement's
@@ -27,6 +27,8 @@ FILE = "grants.json"
 STATEMENT = "statement.json"  # the file of the grant_draws checked here
 _KEYS = frozenset({"id", "funder", "reseller", "tenant", "amount_yen", "skus", "first_period",
                    "last_period", "balance_yen"})
+# Bundles made since SPEC.md's change of 2026-12-07 also say whose GPUs each grant pays for.
+_PROVIDERS = "providers"
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _TENANT = re.compile(r"[\x20-\x7e]{1,64}")
 
@@ -43,6 +45,8 @@ class Covered(Protocol):
     def tenant(self) -> str: ...
     @property
     def sku(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
     @property
     def service_period(self) -> str: ...
     @property
@@ -61,6 +65,7 @@ class Grant:
     first_period: str
     last_period: str
     balance_yen: int  # at the start of the bundle's period
+    providers: frozenset[str] | None = None  # None: usage on any provider's GPUs
 
     @property
     def label(self) -> str:
@@ -70,6 +75,7 @@ class Grant:
         return (
             (line.reseller, line.tenant) == (self.reseller, self.tenant)
             and (self.skus is None or line.sku in self.skus)
+            and (self.providers is None or line.provider in self.providers)
             and self.first_period <= line.service_period <= self.last_period
         )
 
@@ -134,7 +140,7 @@ def _grant(raw: Any, number: int, catalog: Catalog) -> Grant:
         raise _fail(f"{where} is not an object")
     for name in sorted(_KEYS - raw.keys()):
         raise _fail(f"{where}: the key {name!r} is missing")
-    for name in sorted(raw.keys() - _KEYS):
+    for name in sorted(raw.keys() - _KEYS - {_PROVIDERS}):
         raise _fail(f"{where}: unexpected key {name!r}")
     grant_id = raw["id"]
     if not isinstance(grant_id, str) or _ID.fullmatch(grant_id) is None:
@@ -156,8 +162,9 @@ def _grant(raw: Any, number: int, catalog: Catalog) -> Grant:
     balance = raw["balance_yen"]
     if not is_int(balance) or not 0 <= balance <= amount:
         raise _fail(f"{where}: balance_yen is not an integer 0..amount_yen ({amount})")
-    return Grant(number, grant_id, funder, reseller, tenant, amount, _skus(raw["skus"], where, catalog),
-                 first, last, balance)
+    providers = _ids(raw.get(_PROVIDERS), _PROVIDERS, where, catalog.members)
+    return Grant(number, grant_id, funder, reseller, tenant, amount, _ids(raw["skus"], "skus", where, catalog.skus),
+                 first, last, balance, providers)
 
 
 def _member(raw: dict, name: str, where: str, catalog: Catalog) -> str:
@@ -167,16 +174,17 @@ def _member(raw: dict, name: str, where: str, catalog: Catalog) -> str:
     return value
 
 
-def _skus(value: Any, where: str, catalog: Catalog) -> frozenset[str] | None:
+def _ids(value: Any, name: str, where: str, known) -> frozenset[str] | None:
+    """A grant's `skus` or `providers`: null (every one), or a sorted list of the catalog's."""
     if value is None:
         return None
     if not isinstance(value, list) or not value:
-        raise _fail(f"{where}: skus is neither null nor a non-empty list")
-    for sku in value:
-        if not isinstance(sku, str) or sku not in catalog.skus:
-            raise _fail(f"{where}: skus lists {sku!r}, which is not a SKU of the catalog")
+        raise _fail(f"{where}: {name} is neither null nor a non-empty list")
+    for item in value:
+        if not isinstance(item, str) or item not in known:
+            raise _fail(f"{where}: {name} lists {item!r}, which the catalog does not have")
     if value != sorted(set(value)):
-        raise _fail(f"{where}: skus are not sorted (code point order) and each listed once")
+        raise _fail(f"{where}: {name} are not sorted (code point order) and each listed once")
     return frozenset(value)
 
 
@@ -210,9 +218,10 @@ def check_coverage(grants: dict[str, Grant], lines: list[Covered]) -> None:
     for grant in grants.values():
         if not any(grant.covers(line) for line in lines):
             skus = "every SKU" if grant.skus is None else ", ".join(sorted(grant.skus))
+            providers = "" if grant.providers is None else ", GPUs of " + ", ".join(sorted(grant.providers))
             raise _fail(
                 f"{grant.label} covers no line of the statement ({grant.reseller} {grant.tenant}, "
-                f"{skus}, service periods {grant.first_period}..{grant.last_period})"
+                f"{skus}{providers}, service periods {grant.first_period}..{grant.last_period})"
             )
 
 

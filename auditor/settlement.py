@@ -36,7 +36,9 @@ def _fail(what: str) -> VerificationError:
 
 
 def _tax(subtotal: int, rate_percent: int) -> int:
-    return subtotal * rate_percent // 100
+    """Rounded toward zero: a refund's tax is the tax of its amount, negated."""
+    tax = abs(subtotal) * rate_percent // 100
+    return tax if subtotal >= 0 else -tax
 
 
 def invoices_of(subtotals: dict[tuple[str, str], int], rate_percent: int) -> list[Invoice]:

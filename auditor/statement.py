@@ -44,6 +44,9 @@ _TOP = {"period", "currency", "closed", "lines", "tenant_invoices", "member_invo
 # retail_yen and credit_yen on every tenant invoice. Older ones print as they were stored.
 _CREDITS = "grant_draws"
 _GRANT_DRAW = {"grant", "funder", "reseller", "tenant", "amount_yen"}
+# Statements computed since SPEC.md's change of 2026-12-07 carry `returns` (voided seconds
+# of closed periods' lines) and `restored_yen` on every grant draw.
+_RETURNS = "returns"
 _LINE = {"reseller", "tenant", "provider", "sku", "service_period", "retail_price_from",
          "agreement_from", "gpu_seconds", "retail_yen_per_gpu_hour", "retail_yen", "wholesale_yen"}
 _TRANSFER = {"from", "to", "amount_yen"}
@@ -136,28 +139,34 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
     except JSONProblem as exc:
         raise _fail(str(exc)) from None
     with_credits = isinstance(document, dict) and _CREDITS in document
-    _check_top(document, period, catalog, with_credits)
+    with_returns = isinstance(document, dict) and _RETURNS in document
+    if with_returns and not with_credits:
+        raise _fail("the statement has returns but no grant_draws: no version of SPEC.md prints that")
+    _check_top(document, period, catalog, with_credits, with_returns)
     lines = _lines(document["lines"])
     tenant_invoices = _invoices(
         document, "tenant_invoices", "reseller", "tenant", "tenant invoice", with_credits
     )
     member_invoices = _invoices(document, "member_invoices", "provider", "reseller", "member invoice")
-    grant_draws = _grant_draws(document[_CREDITS]) if with_credits else None
+    grant_draws = _grant_draws(document[_CREDITS], with_returns) if with_credits else None
+    if with_returns:
+        _no_returns(document[_RETURNS])
     net_yen = _net_yen(document["net_yen"], catalog)
     transfers = _transfers(document["transfers"])
     return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers, grant_draws)
 
 
-def _check_top(document: Any, period: str, catalog: Catalog, with_credits: bool) -> None:
+def _check_top(document: Any, period: str, catalog: Catalog, with_credits: bool, with_returns: bool) -> None:
     """The statement's keys, its period, currency and closing, and the type of each section."""
-    _shape(document, _TOP | ({_CREDITS} if with_credits else set()), "the statement")
+    optional = ({_CREDITS} if with_credits else set()) | ({_RETURNS} if with_returns else set())
+    _shape(document, _TOP | optional, "the statement")
     if document["period"] != period:
         raise _fail(f"period is {document['period']!r}, the manifest says {period}")
     if document["currency"] != catalog.currency:
         raise _fail(f"currency is {document['currency']!r}, the catalog's is {catalog.currency}")
     if document["closed"] is not True:
         raise _fail(f"closed is {document['closed']!r}: a bundle holds a closed period's statement")
-    for name in ("lines", "tenant_invoices", "member_invoices", "transfers", *([_CREDITS] if with_credits else [])):
+    for name in ("lines", "tenant_invoices", "member_invoices", "transfers", *sorted(optional)):
         if not isinstance(document[name], list):
             raise _fail(f"{name} is not a list")
     if not isinstance(document["net_yen"], dict):
@@ -229,11 +238,20 @@ def _transfers(raws: list) -> list[tuple[str, str, int]]:
     return transfers
 
 
-def _grant_draws(raws: list) -> list[tuple[str, str, str, str, int]]:
+def _no_returns(raws: list) -> None:
+    """Returns need the voids and original lines behind them, which this verifier does not
+    read yet: a statement with any is refused rather than passed unchecked."""
+    if raws:
+        raise _fail(f"the statement has {len(raws)} returns; this verifier cannot recompute returns")
+
+
+def _grant_draws(raws: list, with_restorations: bool = False) -> list[tuple[str, str, str, str, int]]:
     draws: list[tuple[str, str, str, str, int]] = []
     for index, raw in enumerate(raws):
         where = f"grant draw {index + 1}"
-        _shape(raw, _GRANT_DRAW, where)
+        _shape(raw, _GRANT_DRAW | ({"restored_yen"} if with_restorations else set()), where)
+        if with_restorations and _yen(raw, "restored_yen", where) != 0:
+            raise _fail(f"{where}: restored_yen without a return in the statement")
         draw = (
             _text(raw, "grant", where), _text(raw, "funder", where), _text(raw, "reseller", where),
             _text(raw, "tenant", where), _yen(raw, "amount_yen", where, minimum=1),

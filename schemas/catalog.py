@@ -102,6 +102,10 @@ class Grant(_Strict):
     skus: Annotated[list[NonEmpty], Field(min_length=1)] | None = Field(
         None, description="The SKUs it covers; omitted: every SKU."
     )
+    providers: Annotated[list[MemberId], Field(min_length=1)] | None = Field(
+        None, description="Whose GPUs it pays for; omitted: any provider's. A funder that lists only "
+                          "itself pays only for usage on its own GPUs.",
+    )
     first_period: Period
     last_period: Period
 
@@ -114,6 +118,14 @@ class CatalogFile(_Strict):
     tax_rate_percent: Annotated[int, Field(ge=0, le=100)] | None = None
     acceptance_horizon_days: Annotated[int, Field(ge=0, le=36500)] | None = None
     require_registered_gpus: bool | None = None
+    dispute_window_days: Annotated[int, Field(ge=0, le=36500)] | None = Field(
+        None, description="How long after a service period its usage may be disputed (default 60); "
+                          "may be set by a later file when no file has set it."
+    )
+    payment_terms_days: Annotated[int, Field(ge=0, le=3650)] | None = Field(
+        None, description="Transfers are due this many days after their period (default 30); "
+                          "may be set by a later file when no file has set it."
+    )
     members: list[Member] = []
     skus: list[Sku] = []
     retail_prices: list[RetailPrice] = []

@@ -43,11 +43,13 @@ class TenantInvoice(_Strict):
 
     reseller: MemberId
     tenant: Tenant
-    retail_yen: Yen = Field(description="The sum of retail_yen of the pair's lines.")
-    credit_yen: Yen = Field(description="What grants cover of those lines (0 when none drew).")
-    subtotal_yen: Yen = Field(description="retail_yen - credit_yen; tax is on this.")
-    tax_yen: Yen
-    total_yen: Yen
+    retail_yen: int = Field(description="The sum of retail_yen of the pair's lines, less its returns'.")
+    credit_yen: int = Field(
+        description="What grants cover of those lines, less what its returns restore to grants (0 when neither)."
+    )
+    subtotal_yen: int = Field(description="retail_yen - credit_yen; tax is on this; below zero: a net refund.")
+    tax_yen: int = Field(description="subtotal_yen x the tax rate / 100, rounded toward zero.")
+    total_yen: int
 
 
 class MemberInvoice(_Strict):
@@ -55,9 +57,9 @@ class MemberInvoice(_Strict):
 
     provider: MemberId
     reseller: MemberId
-    subtotal_yen: Yen
-    tax_yen: Yen
-    total_yen: Yen
+    subtotal_yen: int = Field(description="The lines' wholesale_yen less the returns'; below zero: a net refund.")
+    tax_yen: int = Field(description="subtotal_yen x the tax rate / 100, rounded toward zero.")
+    total_yen: int
 
 
 class GrantDraw(_Strict):
@@ -67,7 +69,30 @@ class GrantDraw(_Strict):
     funder: MemberId
     reseller: MemberId
     tenant: Tenant
-    amount_yen: Annotated[int, Field(ge=1, description="This period's draws, not the grant's amount.")]
+    amount_yen: Annotated[int, Field(ge=0, description="This period's draws, not the grant's amount.")]
+    restored_yen: Annotated[int, Field(ge=0, description="What this period's returns gave back to it.")] = Field(
+        0, description="Absent from statements closed before 2026-12-07."
+    )
+
+
+class Return(_Strict):
+    """GPU-seconds of a closed booking period's line that a void took back, given back here
+    (amounts as positive numbers)."""
+
+    reseller: MemberId
+    tenant: Tenant
+    provider: MemberId
+    sku: SkuId
+    service_period: Period
+    booking_period: Period = Field(description="The closed period whose statement holds the original line.")
+    retail_price_from: UtcInstant
+    agreement_from: UtcInstant | None
+    gpu_seconds: int = Field(ge=1)
+    retail_yen_per_gpu_hour: Price
+    retail_yen: Yen
+    wholesale_yen: Yen
+    tenant_refund_yen: Yen = Field(description="What goes back to the tenant.")
+    credit_restored_yen: Yen = Field(description="What goes back to the grants that drew on the line.")
 
 
 class Transfer(_Strict):
@@ -87,7 +112,14 @@ class Statement(_Strict):
     lines: list[StatementLine]
     tenant_invoices: list[TenantInvoice]
     member_invoices: list[MemberInvoice]
-    grant_draws: list[GrantDraw] = Field(description="One per grant that drew in this period, by grant id.")
+    returns: list[Return] = Field(
+        default_factory=list,
+        description="Voided seconds of closed periods' lines, given back here; absent from statements "
+                    "closed before 2026-12-07.",
+    )
+    grant_draws: list[GrantDraw] = Field(
+        description="One per grant that drew or was restored in this period, by grant id."
+    )
     net_yen: dict[MemberId, int] = Field(
         description="Every member known when computed, zeros included; the nets sum to zero.",
         # pydantic states the key pattern as patternProperties only; the model refuses

@@ -32,12 +32,13 @@ class InMemoryLedger:
         if self._meter is None:
             self._meter = Meter(Pieces(self.catalog.calendar), self.closed_through)
 
-    def receive(self, raw: bytes, receipt_ms: int) -> str:
-        """Outcome of one received event: accepted, duplicate or the reject reason."""
+    def receive(self, raw: bytes, receipt_ms: int, sender: str | None = None) -> str:
+        """Outcome of one received event: accepted, duplicate or the reject reason. `sender`:
+        the member whose own topic it came on (None: the operator's usage topic)."""
         decoded = events.decode(raw)
         if isinstance(decoded, events.Rejection):
             return decoded.reason
-        checked = events.check(decoded, receipt_ms, self.catalog)
+        checked = events.check(decoded, receipt_ms, self.catalog, sender)
         if isinstance(checked, events.Rejection):
             return checked.reason
         outcome = self._meter.apply(checked)

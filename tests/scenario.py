@@ -12,6 +12,9 @@ from ledger.domain.ndjson import split_lines
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 STEPS = ("ingest1", "settle_sep", "ingest2", "settle_sep_again", "settle_oct")
+# Steps 1-8 of every scenario's README (q4 adds the capacity reports); the later steps
+# of a scenario's steps.json (corrections, disputes, payments) print the other keys.
+BASE_STEPS = (*STEPS, "capacity_sep", "capacity_oct")
 
 
 # The scenarios every path must pass in full (tests/scenarios holds copies of ../shared).
@@ -32,6 +35,25 @@ def batch_lines(directory: Path, name: str) -> list[bytes]:
 
 def expected(directory: Path) -> dict:
     return json.loads((directory / "expected.json").read_text())
+
+
+def expected_base(directory: Path) -> dict:
+    """What steps 1-8 must print."""
+    return {key: value for key, value in expected(directory).items() if key in BASE_STEPS}
+
+
+def comparable(got, want):
+    """`got` as SPEC.md compares it with `want`: normalized, and a statement of an older
+    scenario (whose expected statements predate `returns` and `restored_yen`, 2026-12-07)
+    compared without those fields once they are found empty."""
+    got, want = normalized(got), normalized(want)
+    if isinstance(got, dict) and isinstance(want, dict) and "lines" in want:
+        got = dict(got)
+        if "returns" not in want:
+            assert got.pop("returns", []) == [], "a statement with returns where none can be"
+        if want.get("grant_draws") and "restored_yen" not in want["grant_draws"][0]:
+            got["grant_draws"] = [{k: v for k, v in d.items() if k != "restored_yen"} for d in got["grant_draws"]]
+    return got
 
 
 _PRICE_KEYS = {"retail_yen_per_gpu_hour"}

@@ -42,26 +42,33 @@ def pseudonym(key: bytes, viewer: str, reseller: str, tenant: str) -> str:
     return "tenant-" + hmac.new(key, message, hashlib.sha256).hexdigest()[:20]
 
 
+def _provider_side(row: dict, member: str, key: bytes, extra: tuple[str, ...] = ()) -> dict:
+    """A line (or a return) of another reseller on `member`'s GPUs, as `member` sees it: the
+    tenant as a pseudonym, no retail price, no retail amounts."""
+    seen = {
+        "reseller": row["reseller"],
+        "tenant": pseudonym(key, member, row["reseller"], row["tenant"]),
+        "provider": row["provider"],
+        "sku": row["sku"],
+        "service_period": row["service_period"],
+    }
+    seen.update({name: row[name] for name in extra})
+    seen.update(agreement_from=row["agreement_from"], gpu_seconds=row["gpu_seconds"], wholesale_yen=row["wholesale_yen"])
+    return seen
+
+
+def _members_rows(rows: list[dict], member: str, key: bytes, extra: tuple[str, ...] = ()) -> list[dict]:
+    return [
+        row if row["reseller"] == member else _provider_side(row, member, key, extra)
+        for row in rows
+        if member in (row["reseller"], row["provider"])
+    ]
+
+
 def member_view(statement: dict, member: str, key: bytes) -> dict:
     """A member's side of a statement: its own lines and invoices, nothing of others'."""
-    lines = []
-    for line in statement["lines"]:
-        if line["reseller"] == member:
-            lines.append(line)
-        elif line["provider"] == member:
-            lines.append(
-                {
-                    "reseller": line["reseller"],
-                    "tenant": pseudonym(key, member, line["reseller"], line["tenant"]),
-                    "provider": line["provider"],
-                    "sku": line["sku"],
-                    "service_period": line["service_period"],
-                    "agreement_from": line["agreement_from"],
-                    "gpu_seconds": line["gpu_seconds"],
-                    "wholesale_yen": line["wholesale_yen"],
-                }
-            )
-    return {
+    lines = _members_rows(statement["lines"], member, key)
+    view = {
         "period": statement["period"],
         "currency": statement["currency"],
         "closed": statement["closed"],
@@ -75,6 +82,14 @@ def member_view(statement: dict, member: str, key: bytes) -> dict:
         "net_yen": {member: statement["net_yen"].get(member, 0)},
         "transfers": [t for t in statement["transfers"] if member in (t["from"], t["to"])],
     }
+    if "returns" not in statement:  # closed before SPEC.md's change of 2026-12-07
+        return view
+    ordered = {}
+    for name, value in view.items():
+        ordered[name] = value
+        if name == "member_invoices":
+            ordered["returns"] = _members_rows(statement["returns"], member, key, ("booking_period",))
+    return ordered
 
 
 def sees_document(caller: Caller, kind: str, issuer: str | None, recipient: str | None) -> bool:

@@ -27,6 +27,12 @@ DEFAULT_SETTINGS = {
     "acceptance_horizon_days": 35,
     "require_registered_gpus": False,
 }
+# Settings SPEC.md added later (2026-12-07): unset until a file sets them, which any later
+# file may do once; their defaults apply meanwhile.
+LATE_SETTINGS = {
+    "dispute_window_days": 60,
+    "payment_terms_days": 30,
+}
 
 
 def price_to_units(text: str) -> int:
@@ -89,6 +95,8 @@ class Catalog:
     tax_rate_percent: int = 10
     acceptance_horizon_days: int = 35
     require_registered_gpus: bool = False
+    dispute_window_days_set: int | None = None  # None: no file has set it (LATE_SETTINGS)
+    payment_terms_days_set: int | None = None
     loaded: bool = False  # False until a first file has set the top-level settings
     members: dict[str, Member] = field(default_factory=dict)
     skus: dict[str, Sku] = field(default_factory=dict)
@@ -111,6 +119,16 @@ class Catalog:
     @property
     def calendar(self):
         return calendar(self.timezone)
+
+    @property
+    def dispute_window_days(self) -> int:
+        stated = self.dispute_window_days_set
+        return LATE_SETTINGS["dispute_window_days"] if stated is None else stated
+
+    @property
+    def payment_terms_days(self) -> int:
+        stated = self.payment_terms_days_set
+        return LATE_SETTINGS["payment_terms_days"] if stated is None else stated
 
     def price_at(self, reseller: str, sku: str, instant: int) -> PriceVersion | None:
         key = (reseller, sku)
@@ -205,6 +223,11 @@ def _merged_settings(current: Catalog, incoming: CatalogFileContent) -> dict:
         if stated is not None and stated != stored:
             raise CatalogError(f"{name} is {stored!r} in the loaded catalog; a file may not change it to {stated!r}")
         settings[name] = stored
+    for name in LATE_SETTINGS:
+        stored, stated = getattr(current, f"{name}_set"), incoming.settings.get(name)
+        if stored is not None and stated is not None and stated != stored:
+            raise CatalogError(f"{name} is {stored!r} in the loaded catalog; a file may not change it to {stated!r}")
+        settings[f"{name}_set"] = stated if stored is None else stored
     if settings["currency"] != "JPY":
         raise CatalogError(f"currency {settings['currency']!r} is not supported: only JPY")
     try:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ledger.domain.catalog import (
     DEFAULT_SETTINGS,
+    LATE_SETTINGS,
     AgreementKey,
     AgreementVersion,
     CatalogFileContent,
@@ -84,6 +85,7 @@ def _grant(entry: wire.Grant) -> Grant:
     return Grant(
         entry.id, entry.funder, entry.reseller, entry.tenant, entry.amount_yen,
         None if entry.skus is None else frozenset(entry.skus), entry.first_period, entry.last_period,
+        None if entry.providers is None else frozenset(entry.providers),
     )
 
 
@@ -120,7 +122,9 @@ def parse_catalog(data: bytes, source: str = "catalog") -> CatalogFileContent:
     agreements = [_agreement(a, f"{source}: agreements[{i}]") for i, a in enumerate(parsed.agreements)]
     gpus = [gpu(entry, f"{source}: gpus[{i}]") for i, entry in enumerate(parsed.gpus)]
     grants = [_grant(entry) for entry in parsed.grants]
-    settings = {name: getattr(parsed, name) for name in DEFAULT_SETTINGS if getattr(parsed, name) is not None}
+    settings = {
+        name: getattr(parsed, name) for name in (*DEFAULT_SETTINGS, *LATE_SETTINGS) if getattr(parsed, name) is not None
+    }
     content = CatalogFileContent(settings, members, skus, prices, agreements, gpus, grants)
     check_unique_within_file(content, source)
     return content

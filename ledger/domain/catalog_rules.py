@@ -84,6 +84,9 @@ def _check_grant(grant: Grant, members: dict, skus: dict) -> None:
     for sku in sorted(grant.skus or ()):
         if sku not in skus:
             raise CatalogError(f"grant {grant.id!r}: SKU {sku!r} is not in the catalog")
+    for provider in sorted(grant.providers or ()):
+        if provider not in members:
+            raise CatalogError(f"grant {grant.id!r}: provider {provider!r} is not a member")
     if grant.first_period > grant.last_period:
         raise CatalogError(
             f"grant {grant.id!r}: first_period {grant.first_period} is after last_period {grant.last_period}"

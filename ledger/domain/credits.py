@@ -1,7 +1,8 @@
 """Credits: what grants draw on a booking period's lines (SPEC.md, "Credits (grants)").
 
-A grant covers the retail amount of its tenant's lines of the SKUs it lists whose
-service period lies within [first_period, last_period], until its amount is used up.
+A grant covers the retail amount of its tenant's lines of the SKUs it lists, on the GPUs
+of the providers it lists (when it lists providers), whose service period lies within
+[first_period, last_period], until its amount is used up.
 Draws are computed per booking period, periods in order, from each grant's balance at
 the start of the period. Within a tenant invoice, lines are taken in statement order;
 on each line, the grants covering it draw in ascending order of last_period, then id,
@@ -39,7 +40,7 @@ class Draws:
 
 def _covering(grants: Iterable[Grant], line: Line) -> list[Grant]:
     key = line.key
-    found = [g for g in grants if g.covers(key.reseller, key.tenant, key.sku, key.service_period)]
+    found = [g for g in grants if g.covers(key.reseller, key.tenant, key.sku, key.service_period, key.provider)]
     return sorted(found, key=lambda g: (g.last_period, g.id))
 
 

@@ -1,9 +1,9 @@
 """Usage events: decoding and the checks of SPEC.md, in its order, as pure functions.
 
 `decode` turns one received event's bytes into a JSON object or a `malformed` verdict;
-`check` runs checks 2 to 9 (`schema` .. `no_agreement`) against the catalog and the
-event's receipt time. Check 10 (`conflict`) and duplicates need the billed seconds and
-belong to `ledger.metering`.
+`check` runs checks 2 to 10 (`schema` .. `no_agreement`) against the catalog, the event's
+receipt time and the member it came from. Check 11 (`conflict`) and duplicates need the
+billed seconds and belong to `ledger.metering`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ FUTURE_TOLERANCE_MS = 300_000
 MALFORMED = "malformed"
 SCHEMA = "schema"
 UNKNOWN_MEMBER = "unknown_member"
+WRONG_PROVIDER = "wrong_provider"
 UNKNOWN_SKU = "unknown_sku"
 FUTURE = "future"
 TOO_LATE = "too_late"
@@ -34,8 +35,8 @@ NO_PRICE = "no_price"
 NO_AGREEMENT = "no_agreement"
 CONFLICT = "conflict"
 REASONS = (
-    MALFORMED, SCHEMA, UNKNOWN_MEMBER, UNKNOWN_SKU, FUTURE, TOO_LATE, UNREGISTERED_GPU, NO_PRICE,
-    NO_AGREEMENT, CONFLICT,
+    MALFORMED, SCHEMA, UNKNOWN_MEMBER, WRONG_PROVIDER, UNKNOWN_SKU, FUTURE, TOO_LATE, UNREGISTERED_GPU,
+    NO_PRICE, NO_AGREEMENT, CONFLICT,
 )
 
 _TENANT = re.compile(r"[\x20-\x7e]{1,64}")
@@ -125,12 +126,13 @@ def is_gpu_uuid(value: object) -> bool:
     )
 
 
-def check(event: dict, receipt_ms: int, catalog: Catalog) -> Usage | Rejection:
-    """Checks 2 (`schema`) to 9 (`no_agreement`) of SPEC.md, first failure wins."""
+def check(event: dict, receipt_ms: int, catalog: Catalog, sender: str | None = None) -> Usage | Rejection:
+    """Checks 2 (`schema`) to 10 (`no_agreement`) of SPEC.md, first failure wins. `sender`:
+    the member the event came from (its own topic, its API token), None for the operator."""
     usage = _schema(event)
     if isinstance(usage, Rejection):
         return usage
-    return _against_catalog(usage, receipt_ms, catalog)
+    return _against_catalog(usage, receipt_ms, catalog, sender)
 
 
 def _shown(value: str) -> str:
@@ -179,25 +181,28 @@ def _schema(event: dict) -> Usage | Rejection:
     return Usage(gpu_uuid, provider, reseller, tenant, sku, start, seconds)
 
 
-def _against_catalog(usage: Usage, receipt_ms: int, catalog: Catalog) -> Usage | Rejection:
-    """Checks 3 to 9, on an event of the right shape."""
+def _against_catalog(usage: Usage, receipt_ms: int, catalog: Catalog, sender: str | None) -> Usage | Rejection:
+    """Checks 3 to 10, on an event of the right shape."""
     gpu_uuid, provider, reseller, _, sku, start, seconds = usage
     # 3. unknown_member
     for name, member in (("provider", provider), ("reseller", reseller)):
         if member not in catalog.members:
             return Rejection(UNKNOWN_MEMBER, f"{name} {_shown(member)} is not a member")
-    # 4. unknown_sku
+    # 4. wrong_provider: only a GPU's own provider reports its usage.
+    if sender is not None and provider != sender:
+        return Rejection(WRONG_PROVIDER, f"sent by {sender}, whose events may only name provider {sender}")
+    # 5. unknown_sku
     if sku not in catalog.skus:
         return Rejection(UNKNOWN_SKU, f"sku {_shown(sku)} is not in the catalog")
-    # 5. future
+    # 6. future
     if (start + seconds) * 1000 > receipt_ms + FUTURE_TOLERANCE_MS:
         return Rejection(FUTURE, "ends more than 5 minutes after it was received")
-    # 6. too_late
+    # 7. too_late
     if start * 1000 < receipt_ms - catalog.acceptance_horizon_days * 86_400_000:
         return Rejection(
             TOO_LATE, f"starts more than {catalog.acceptance_horizon_days} days before it was received"
         )
-    # 7. unregistered_gpu: the provider's own GPU, of this SKU, in service throughout.
+    # 8. unregistered_gpu: the provider's own GPU, of this SKU, in service throughout.
     if catalog.require_registered_gpus:
         registration = catalog.gpus.get(gpu_uuid)
         if (
@@ -209,11 +214,11 @@ def _against_catalog(usage: Usage, receipt_ms: int, catalog: Catalog) -> Usage |
             return Rejection(
                 UNREGISTERED_GPU, "no registration of this GPU by this provider, for this SKU, in service for every second"
             )
-    # 8. no_price: versions apply until the next one, so coverage starts at the first.
+    # 9. no_price: versions apply until the next one, so coverage starts at the first.
     priced_from = catalog.priced_from(reseller, sku)
     if priced_from is None or start < priced_from:
         return Rejection(NO_PRICE, f"no retail price of ({reseller}, {sku}) in effect")
-    # 9. no_agreement
+    # 10. no_agreement
     if provider != reseller:
         agreed_from = catalog.agreed_from(reseller, provider, sku)
         if agreed_from is None or start < agreed_from:

@@ -45,6 +45,7 @@ class DeadLetter:
     ingest_id: str
     provider: str | None  # as the event names them, when it does: who may see it
     reseller: str | None
+    sender: str | None = None  # the member it came from (None: the operator); a replay keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +60,13 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class ReplayTarget:
-    """A dead letter named by a replay: its bytes, its receipt time, whether it was replayed."""
+    """A dead letter named by a replay: its bytes, its receipt time, whether it was replayed,
+    and the member it came from (a replay judges it again as that member's)."""
 
     raw: bytes
     received_ms: int
     replayed: bool
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,7 +135,10 @@ def rate(catalog: Catalog, usages: Iterable[HourUsage]) -> list[Line]:
 
 
 def tax_yen(subtotal: int, tax_rate_percent: int) -> int:
-    return subtotal * tax_rate_percent // 100
+    """Consumption tax of an invoice, rounded toward zero (floored unless a return makes the
+    subtotal negative: a refund's tax is given back to the same yen)."""
+    tax = abs(subtotal) * tax_rate_percent // 100
+    return tax if subtotal >= 0 else -tax
 
 
 def net_transfers(nets: dict[str, int]) -> list[tuple[str, str, int]]:
@@ -176,7 +179,7 @@ def _line_document(line: Line) -> dict:
 def _grant_draws(catalog: Catalog, draws) -> list[dict]:
     return [
         {"grant": gid, "funder": catalog.grants[gid].funder, "reseller": catalog.grants[gid].reseller,
-         "tenant": catalog.grants[gid].tenant, "amount_yen": amount}
+         "tenant": catalog.grants[gid].tenant, "amount_yen": amount, "restored_yen": 0}
         for gid, amount in sorted(draws.by_grant.items())
     ]
 
@@ -224,6 +227,7 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, dr
         "lines": [_line_document(line) for line in lines],
         "tenant_invoices": tenant_invoices,
         "member_invoices": member_invoices,
+        "returns": [],
         "grant_draws": _grant_draws(catalog, draws) if draws is not None else [],
         "net_yen": nets,
         "transfers": [

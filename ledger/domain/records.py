@@ -39,6 +39,9 @@ class Record(NamedTuple):
     timestamp_ms: int | None  # None: the record carries none
     value: bytes
     headers: dict[str, bytes]
+    # The member whose own topic (or API token) it came from; None: the operator's usage
+    # topic. Set by who received it (the worker from the topic's name), never by its bytes.
+    sender: str | None = None
 
     @property
     def ingest_id(self) -> str:

@@ -48,11 +48,13 @@ class Grant:
     skus: frozenset[str] | None  # None: every SKU
     first_period: str
     last_period: str
+    providers: frozenset[str] | None = None  # None: usage on any provider's GPUs
 
-    def covers(self, reseller: str, tenant: str, sku: str, service_period: str) -> bool:
+    def covers(self, reseller: str, tenant: str, sku: str, service_period: str, provider: str) -> bool:
         return (
             (reseller, tenant) == (self.reseller, self.tenant)
             and (self.skus is None or sku in self.skus)
+            and (self.providers is None or provider in self.providers)
             and self.first_period <= service_period <= self.last_period
         )
 

@@ -13,7 +13,12 @@ TENANT_COLUMNS = (
     "reseller", "tenant", "retail_yen", "credit_yen", "subtotal_yen", "tax_yen", "total_yen",
 )
 MEMBER_COLUMNS = ("provider", "reseller", "subtotal_yen", "tax_yen", "total_yen")
-GRANT_DRAW_COLUMNS = ("grant", "funder", "reseller", "tenant", "amount_yen")
+RETURN_COLUMNS = (
+    "reseller", "tenant", "provider", "sku", "service_period", "booking_period", "retail_price_from",
+    "agreement_from", "gpu_seconds", "retail_yen_per_gpu_hour", "retail_yen", "wholesale_yen",
+    "tenant_refund_yen", "credit_restored_yen",
+)
+GRANT_DRAW_COLUMNS = ("grant", "funder", "reseller", "tenant", "amount_yen", "restored_yen")
 TRANSFER_COLUMNS = ("from", "to", "amount_yen")
 
 
@@ -26,10 +31,11 @@ def _cell(value) -> str:
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[dict]) -> str:
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    # row.get: a statement closed before a field existed prints without it ("-").
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     numeric = [
-        bool(rows) and all(isinstance(row[c], int) for row in rows) for c in columns
+        bool(rows) and all(isinstance(row.get(c), int) for row in rows) for c in columns
     ]
 
     def fmt(values):
@@ -50,6 +56,7 @@ def as_table(statement: dict) -> str:
         _table("Lines", LINE_COLUMNS, statement["lines"]),
         _table("Tenant invoices", TENANT_COLUMNS, statement["tenant_invoices"]),
         _table("Member invoices", MEMBER_COLUMNS, statement["member_invoices"]),
+        _table("Returns", RETURN_COLUMNS, statement.get("returns", [])),
         _table("Grant draws", GRANT_DRAW_COLUMNS, statement.get("grant_draws", [])),
         _table("Nets", ("member", "net_yen"), nets),
         _table("Transfers", TRANSFER_COLUMNS, statement["transfers"]),
@@ -75,7 +82,8 @@ def as_csv(statement: dict) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ("section", "period", "closed", *dict.fromkeys(
-        LINE_COLUMNS + TENANT_COLUMNS + MEMBER_COLUMNS + GRANT_DRAW_COLUMNS + ("member", "net_yen")
+        LINE_COLUMNS + TENANT_COLUMNS + MEMBER_COLUMNS + RETURN_COLUMNS + GRANT_DRAW_COLUMNS
+        + ("member", "net_yen")
         + TRANSFER_COLUMNS
     ))
     writer.writerow(header)
@@ -83,6 +91,7 @@ def as_csv(statement: dict) -> str:
         ("line", statement["lines"]),
         ("tenant_invoice", statement["tenant_invoices"]),
         ("member_invoice", statement["member_invoices"]),
+        ("return", statement.get("returns", [])),
         ("grant_draw", statement.get("grant_draws", [])),
         ("net", [{"member": m, "net_yen": v} for m, v in statement["net_yen"].items()]),
         ("transfer", statement["transfers"]),

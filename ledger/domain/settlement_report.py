@@ -50,12 +50,21 @@ def _invoices(view: dict, member: str, period: str) -> dict:
     }
 
 
-def _grants(view: dict, member: str, balances: dict[str, int]) -> dict:
+def coverage(grant) -> str:
+    """What a grant pays for, as its funder declared it: SKUs and whose GPUs."""
+    skus = "all SKUs" if grant.skus is None else ", ".join(sorted(grant.skus))
+    gpus = "any provider's GPUs" if grant.providers is None else "GPUs of " + ", ".join(sorted(grant.providers))
+    return f"{skus}; {gpus}"
+
+
+def _grants(view: dict, member: str, balances: dict[str, int], catalog: Catalog) -> dict:
     """Grants the member funded and grants its tenants drew; balances after this period."""
     funded, drawn = [], []
     for draw in view["grant_draws"]:
-        row = {**draw, "balance_yen": balances.get(draw["grant"], 0) - draw["amount_yen"],
-               "reimbursed": draw["funder"] != draw["reseller"]}
+        grant = catalog.grants.get(draw["grant"])
+        row = {**draw, "balance_yen": balances.get(draw["grant"], 0) - draw["amount_yen"] + draw.get("restored_yen", 0),
+               "reimbursed": draw["funder"] != draw["reseller"],
+               "coverage": coverage(grant) if grant is not None else ""}
         if draw["funder"] == member:
             funded.append(row)
         if draw["reseller"] == member:
@@ -173,7 +182,7 @@ def settlement_report(
     period = statement["period"]
     view = member_view(statement, member, key)
     invoices = _invoices(view, member, period)
-    grants = _grants(view, member, balances)
+    grants = _grants(view, member, balances, catalog)
     net = _net(member, statement, invoices, grants)
     return {
         "kind": "settlement_report", "member": party(catalog, member), "issue": issue.content(catalog),

@@ -28,7 +28,8 @@ class MemoryIntake:
     async def replay_targets(self, ids: list[int]) -> dict[int, ReplayTarget]:
         letters = self.state.dead_letters
         return {
-            i: ReplayTarget(letters[i - 1].raw, letters[i - 1].received_ms, i in self.state.replays)
+            i: ReplayTarget(letters[i - 1].raw, letters[i - 1].received_ms, i in self.state.replays,
+                            letters[i - 1].sender)
             for i in ids
             if 1 <= i <= len(letters)
         }

@@ -6,7 +6,14 @@ from collections import defaultdict
 
 import asyncpg
 
-from ledger.domain.catalog import AgreementVersion, Catalog, Member, PriceVersion, Sku
+from ledger.domain.catalog import (
+    LATE_SETTINGS,
+    AgreementVersion,
+    Catalog,
+    Member,
+    PriceVersion,
+    Sku,
+)
 from ledger.domain.registry import Grant, Registration
 from ledger.postgres.errors import translating
 
@@ -25,8 +32,10 @@ SELECT g.uuid, g.provider, g.sku, g.region, g.registered_from, r.retired_from
 FROM gpu_registrations g LEFT JOIN gpu_retirements r ON r.uuid = g.uuid
 """
 SELECT_GRANTS = (
-    "SELECT id, funder, reseller, tenant, amount_yen, skus, first_period, last_period FROM grants"
+    "SELECT id, funder, reseller, tenant, amount_yen, skus, first_period, last_period, providers FROM grants"
 )
+SELECT_LATE_SETTINGS = "SELECT name, value FROM catalog_late_settings"
+INSERT_LATE_SETTING = "INSERT INTO catalog_late_settings (name, value, revision) VALUES ($1, $2, $3)"
 INSERT_LOAD = "INSERT INTO catalog_loads (source, sha256) VALUES ($1, $2) RETURNING revision"
 INSERT_SETTINGS = """
 INSERT INTO catalog_settings (id, currency, timezone, tax_rate_percent, acceptance_horizon_days,
@@ -35,7 +44,10 @@ VALUES (1, $1, $2, $3, $4, $5)
 """
 GPU_COLUMNS = ("uuid", "provider", "sku", "region", "registered_from", "revision")
 RETIREMENT_COLUMNS = ("uuid", "retired_from", "revision")
-INSERT_GRANT = "INSERT INTO grants VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+INSERT_GRANT = """
+INSERT INTO grants (id, funder, reseller, tenant, amount_yen, skus, first_period, last_period, revision, providers)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
 INSERT_MEMBER = "INSERT INTO members (id, name, invoice_registration, revision) VALUES ($1, $2, $3, $4)"
 INSERT_SKU = "INSERT INTO skus (id, description, revision) VALUES ($1, $2, $3)"
 INSERT_PRICE = "INSERT INTO retail_prices VALUES ($1, $2, $3, $4, $5)"
@@ -61,7 +73,10 @@ async def load_catalog(conn: asyncpg.Connection) -> tuple[Catalog, int]:
         agreements[(r["reseller"], r["provider"], r["sku"])].append(
             AgreementVersion(r["effective_from"], r["wholesale_units"], r["share_bps"])
         )
+    late = {r["name"]: r["value"] for r in await conn.fetch(SELECT_LATE_SETTINGS)}
     catalog = Catalog(
+        dispute_window_days_set=late.get("dispute_window_days"),
+        payment_terms_days_set=late.get("payment_terms_days"),
         currency=settings["currency"],
         timezone=settings["timezone"],
         tax_rate_percent=settings["tax_rate_percent"],
@@ -80,8 +95,9 @@ async def load_catalog(conn: asyncpg.Connection) -> tuple[Catalog, int]:
 
 def _grant(row: asyncpg.Record) -> Grant:
     skus = None if row["skus"] is None else frozenset(row["skus"])
+    providers = None if row["providers"] is None else frozenset(row["providers"])
     return Grant(row["id"], row["funder"], row["reseller"], row["tenant"], row["amount_yen"], skus,
-                 row["first_period"], row["last_period"])
+                 row["first_period"], row["last_period"], providers)
 
 
 def _new_versions(before: dict, after: dict) -> list:
@@ -122,6 +138,10 @@ class PgCatalogWriter:
                 INSERT_SETTINGS, after.currency, after.timezone, after.tax_rate_percent,
                 after.acceptance_horizon_days, after.require_registered_gpus,
             )
+        for name in LATE_SETTINGS:
+            value = getattr(after, f"{name}_set")
+            if value is not None and getattr(before, f"{name}_set") is None:
+                await conn.execute(INSERT_LATE_SETTING, name, value, revision)
         members = sorted(set(after.members) - set(before.members))
         await conn.executemany(
             INSERT_MEMBER,
@@ -157,6 +177,6 @@ class PgCatalogWriter:
         await self.conn.executemany(
             INSERT_GRANT,
             [(g.id, g.funder, g.reseller, g.tenant, g.amount_yen, None if g.skus is None else sorted(g.skus),
-              g.first_period, g.last_period, revision)
+              g.first_period, g.last_period, revision, None if g.providers is None else sorted(g.providers))
              for gid, g in after.grants.items() if gid not in before.grants],
         )

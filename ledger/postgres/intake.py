@@ -63,7 +63,7 @@ DO UPDATE SET seconds = excluded.seconds, bits = excluded.bits, updated_at = now
 LOCK_REPLAYED = "SELECT pg_advisory_xact_lock($1, key) FROM unnest($2::int[]) AS key"
 
 SELECT_REPLAY_TARGETS = """
-SELECT d.id, d.raw, d.received_ms, r.dead_letter_id IS NOT NULL AS replayed
+SELECT d.id, d.raw, d.received_ms, d.sender, r.dead_letter_id IS NOT NULL AS replayed
 FROM dead_letters d LEFT JOIN dead_letter_replays r ON r.dead_letter_id = d.id
 WHERE d.id = ANY($1::bigint[])
 """
@@ -77,7 +77,7 @@ RETURNING dead_letter_id
 
 DEAD_LETTER_COLUMNS = (
     "reason", "detail", "raw", "received_ms", "topic", "partition", "offset", "position", "ingest_id",
-    "provider", "reseller",
+    "provider", "reseller", "sender",
 )
 OUTCOME_COLUMNS = ("accepted", "duplicate", *REASONS)
 TALLY_COLUMNS = ("ingest_id", "topic", "partition", *OUTCOME_COLUMNS)
@@ -131,7 +131,7 @@ class PgIntakeTransaction:
     async def replay_targets(self, ids: list[int]) -> dict[int, ReplayTarget]:
         await self.conn.execute(LOCK_REPLAYED, REPLAY_LOCK_CLASS, sorted({i & 0x7FFFFFFF for i in ids}))
         return {
-            row["id"]: ReplayTarget(bytes(row["raw"]), row["received_ms"], row["replayed"])
+            row["id"]: ReplayTarget(bytes(row["raw"]), row["received_ms"], row["replayed"], row["sender"])
             for row in await self.conn.fetch(SELECT_REPLAY_TARGETS, ids)
         }
 

@@ -198,7 +198,7 @@ async def grants_document(reader: ExportReader, period: str, catalog: Catalog, s
     covering = sorted(
         {
             grant.id for grant in catalog.grants.values() for line in statement["lines"]
-            if grant.covers(line["reseller"], line["tenant"], line["sku"], line["service_period"])
+            if grant.covers(line["reseller"], line["tenant"], line["sku"], line["service_period"], line["provider"])
         }
     )
     return {
@@ -207,6 +207,7 @@ async def grants_document(reader: ExportReader, period: str, catalog: Catalog, s
             {
                 "id": gid, "funder": g.funder, "reseller": g.reseller, "tenant": g.tenant,
                 "amount_yen": g.amount_yen, "skus": None if g.skus is None else sorted(g.skus),
+                "providers": None if g.providers is None else sorted(g.providers),
                 "first_period": g.first_period, "last_period": g.last_period,
                 "balance_yen": balances[gid],
             }

@@ -36,6 +36,7 @@ def _document(catalog: Catalog, grant: Grant, drawn: dict[str, int], now: int) -
     return {
         "id": grant.id, "funder": grant.funder, "reseller": grant.reseller, "tenant": grant.tenant,
         "amount_yen": grant.amount_yen, "skus": None if grant.skus is None else sorted(grant.skus),
+        "providers": None if grant.providers is None else sorted(grant.providers),
         "first_period": grant.first_period, "last_period": grant.last_period,
         "drawn": drawn, "drawn_yen": total, "balance_yen": balance, "lapsed_yen": lapsed,
     }

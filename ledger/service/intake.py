@@ -106,12 +106,12 @@ class Intake:
 
 
 def decide(record: Record, catalog: Catalog) -> list[Received]:
-    """Step 4: every received event of a record with its verdict so far (checks 1 to 9)."""
+    """Step 4: every received event of a record with its verdict so far (checks 1 to 10)."""
     received = unpack(record)
     for item in received:
         if isinstance(item.verdict, dict):
             try:
-                item.verdict = events.check(item.verdict, record.timestamp_ms, catalog)
+                item.verdict = events.check(item.verdict, record.timestamp_ms, catalog, record.sender)
             except Exception:  # a bug of ours must not stop the ledger: keep the event, say so
                 log.exception("an event could not be checked; it is dead-lettered")
                 item.verdict = events.Rejection(events.MALFORMED, UNDECIDABLE)
@@ -168,7 +168,7 @@ def dead_letters(received: list[Received]) -> list[DeadLetter]:
         DeadLetter(
             item.verdict.reason, storable(item.verdict.detail), item.raw, item.record.timestamp_ms,
             item.record.topic, item.record.partition, item.record.offset, item.position,
-            item.record.ingest_id, *parties(item.raw),
+            item.record.ingest_id, *parties(item.raw), item.record.sender,
         )
         for item in received
         if isinstance(item.verdict, events.Rejection)

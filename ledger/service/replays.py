@@ -2,8 +2,8 @@
 
 A replay (after a catalog fix, say) is requested through the API or the CLI and decided
 at once, in one store transaction: each dead letter's stored bytes are judged at its
-stored receipt time (so `future` and `too_late` are as they were on arrival), against
-the catalog of now, and metered, written and counted like any received event, under the
+stored receipt time (so `future` and `too_late` are as they were on arrival), as the
+member it came from (check 4 holds it to that again), against the catalog of now, and metered, written and counted like any received event, under the
 replay's own ingest id (the first rejection stays counted where it was). A rejected
 replay writes a new dead letter with the original receipt time, which may itself be
 replayed once.
@@ -40,7 +40,7 @@ async def replay(store: Store, ids: list[int], ingest_id: str) -> tuple[BatchRes
             target = targets[dead_letter_id]
             if target.replayed:
                 continue
-            record = Record(None, None, None, target.received_ms, target.raw, headers)
+            record = Record(None, None, None, target.received_ms, target.raw, headers, target.sender)
             # A dead letter is one received event: decide() sees its bytes as one event.
             received.extend((dead_letter_id, item) for item in decide(record, catalog))
         result = BatchResult(received=len(received))

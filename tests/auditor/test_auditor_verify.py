@@ -720,7 +720,7 @@ def _swap_first_two(grants):
         (lambda grants: grants[0].update(note="x"), "grant 1: unexpected key 'note'"),
         (lambda grants: grants[0].update(funder="nobody"), "grant 1 (beta-old): funder 'nobody' is not a member of the catalog"),
         (lambda grants: grants[0].update(amount_yen="50"), "grant 1 (beta-old): amount_yen is not an integer >= 1"),
-        (lambda grants: grants[0].update(skus=["H300"]), "grant 1 (beta-old): skus lists 'H300', which is not a SKU of the catalog"),
+        (lambda grants: grants[0].update(skus=["H300"]), "grant 1 (beta-old): skus lists 'H300', which the catalog does not have"),
         (lambda grants: grants[3].update(skus=["H200", "H100"]),
          "grant 4 (sakura-acme-trial): skus are not sorted (code point order) and each listed once"),
         (lambda grants: grants[0].update(skus=[]), "grant 1 (beta-old): skus is neither null nor a non-empty list"),

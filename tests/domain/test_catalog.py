@@ -226,6 +226,39 @@ def test_given_a_top_level_setting_when_a_file_repeats_or_omits_it_then_it_loads
     assert catalog.tax_rate_percent == tax
 
 
+# -- Settings a later file may set once (SPEC.md, 2026-12-07) --------------------------------
+
+
+def test_given_no_file_sets_the_dispute_window_or_payment_terms_then_their_defaults_apply():
+    catalog = merged(catalog_text(price("kddi", "H200", "780")))
+    assert (catalog.dispute_window_days, catalog.payment_terms_days) == (60, 30)
+    assert (catalog.dispute_window_days_set, catalog.payment_terms_days_set) == (None, None)
+
+
+@pytest.mark.parametrize("name, default", [("dispute_window_days", 60), ("payment_terms_days", 30)])
+def test_given_an_unset_late_setting_then_a_later_file_may_set_it_once(name, default):
+    first = merged(catalog_text(price("kddi", "H200", "780")))
+    assert getattr(first, name) == default
+    catalog = merged(catalog_text(price("kddi", "H200", "780")), catalog_text(settings=f"{name} = 90"))
+    assert getattr(catalog, name) == 90
+    again = catalog.merge(parse_catalog(catalog_text(settings=f"{name} = 90").encode()), None)
+    assert getattr(again, name) == 90
+    assert getattr(catalog.merge(parse_catalog(catalog_text().encode()), None), name) == 90  # omitted: stays
+    with pytest.raises(CatalogError, match=f"{name} is 90"):
+        catalog.merge(parse_catalog(catalog_text(settings=f"{name} = 91").encode()), None)
+
+
+def test_given_a_first_file_that_sets_the_dispute_window_then_it_is_kept():
+    catalog = merged(catalog_text(settings="dispute_window_days = 1000\npayment_terms_days = 45"))
+    assert (catalog.dispute_window_days, catalog.payment_terms_days) == (1000, 45)
+    refused(catalog_text(settings="dispute_window_days = 1000"), catalog_text(settings="dispute_window_days = 60"))
+
+
+@pytest.mark.parametrize("text", ["dispute_window_days = -1", "payment_terms_days = 1.5", 'dispute_window_days = "60"'])
+def test_given_a_late_setting_that_is_not_a_whole_number_of_days_then_refused(text):
+    refused(catalog_text(settings=text))
+
+
 def test_given_a_currency_other_than_jpy_then_refused():
     refused(catalog_text(settings='currency = "USD"'))
 

@@ -33,7 +33,27 @@ def test_a_grant_exhausted_in_the_middle_of_a_line_covers_only_what_it_has():
     assert invoice(october) == {"reseller": "kddi", "tenant": "acme", "retail_yen": 780, "credit_yen": 300,
                                 "subtotal_yen": 480, "tax_yen": 48, "total_yen": 528}
     assert october["grant_draws"] == [
-        {"grant": "poc-acme", "funder": "sakura", "reseller": "kddi", "tenant": "acme", "amount_yen": 300}]
+        {"grant": "poc-acme", "funder": "sakura", "reseller": "kddi", "tenant": "acme", "amount_yen": 300,
+         "restored_yen": 0}]
+
+
+def test_a_grant_listing_providers_covers_only_usage_on_their_gpus():
+    """sakura funds acme's credit for sakura's GPUs only: acme's usage on kddi's own GPUs,
+    which kddi alone vouches for, draws nothing from it."""
+    ledger = ledger_with(grant(amount=10_000, providers=["sakura"]))
+    bill(ledger, time="2026-10-03T00:00:00Z", seconds=3600)  # on sakura's GPU: 780 yen
+    bill(ledger, time="2026-10-04T00:00:00Z", seconds=3600, provider="kddi", gpu_uuid="GPU-kddi-own")
+    october = ledger.settle("2026-10")
+    assert invoice(october)["retail_yen"] == 780 * 2 and invoice(october)["credit_yen"] == 780
+    assert [d["amount_yen"] for d in october["grant_draws"]] == [780]
+    assert october["net_yen"]["sakura"] == 520 * 110 // 100 - 780  # its wholesale, less the credit it pays
+
+
+def test_a_grant_without_providers_covers_usage_on_any_gpu():
+    ledger = ledger_with(grant(amount=10_000))
+    bill(ledger, time="2026-10-03T00:00:00Z", seconds=3600)
+    bill(ledger, time="2026-10-04T00:00:00Z", seconds=3600, provider="kddi", gpu_uuid="GPU-kddi-own")
+    assert invoice(ledger.settle("2026-10"))["credit_yen"] == 780 * 2
 
 
 def test_two_grants_on_one_line_the_one_ending_first_draws_first_whatever_its_id():

@@ -1,4 +1,4 @@
-"""SPEC.md, "What happens to each event": checks 1 (`malformed`) to 8 (`no_agreement`).
+"""SPEC.md, "What happens to each event": checks 1 (`malformed`) to 10 (`no_agreement`).
 
 Each test reads: given an event (and a receipt time and a catalog), when it is decoded
 and checked, then it passes, or is rejected with exactly the reason SPEC.md names.
@@ -25,6 +25,7 @@ from ledger.domain.events import (
     TOO_LATE,
     UNKNOWN_MEMBER,
     UNKNOWN_SKU,
+    WRONG_PROVIDER,
     Rejection,
     Usage,
 )
@@ -51,14 +52,14 @@ MISSING = object()
 MIB = 1 << 20
 
 
-def outcome(raw: bytes | dict, receipt_ms: int = RECEIPT_MS, catalog=CATALOG) -> str:
-    """`valid`, or the reason of the first failing check among 1..8."""
+def outcome(raw: bytes | dict, receipt_ms: int = RECEIPT_MS, catalog=CATALOG, sender: str | None = None) -> str:
+    """`valid`, or the reason of the first failing check among 1..10."""
     if isinstance(raw, dict):
         raw = encode(raw)
     decoded = events.decode(raw)
     if isinstance(decoded, Rejection):
         return decoded.reason
-    checked = events.check(decoded, receipt_ms, catalog)
+    checked = events.check(decoded, receipt_ms, catalog, sender)
     if isinstance(checked, Rejection):
         return checked.reason
     assert isinstance(checked, Usage)
@@ -480,6 +481,36 @@ def test_given_a_provider_or_reseller_not_in_the_catalog_then_unknown_member(fie
     assert outcome(usage_event(**{field: value})) == UNKNOWN_MEMBER
 
 
+# -- 4. wrong_provider: only a GPU's own provider reports its usage ----------------------
+
+
+def test_given_an_event_from_its_providers_own_topic_then_it_passes():
+    assert outcome(usage_event(provider="sakura", reseller="kddi"), sender="sakura") == VALID
+
+
+def test_given_an_event_from_the_operators_topic_then_any_provider_passes():
+    assert outcome(usage_event(provider="sakura", reseller="kddi"), sender=None) == VALID
+
+
+@pytest.mark.parametrize("sender", ["kddi", "highreso", "nobody"])
+def test_given_an_event_naming_another_provider_than_its_sender_then_wrong_provider(sender):
+    """kddi, the reseller, reporting usage on sakura's GPU: refused, whatever it bills."""
+    assert outcome(usage_event(provider="sakura", reseller="kddi"), sender=sender) == WRONG_PROVIDER
+
+
+def test_wrong_provider_comes_after_unknown_member_and_before_unknown_sku():
+    assert outcome(usage_event(provider="nobody"), sender="kddi") == UNKNOWN_MEMBER
+    assert outcome(usage_event(provider="sakura", sku="Z999"), sender="kddi") == WRONG_PROVIDER
+    assert outcome(usage_event(provider="sakura", time="2027-01-01T00:00:00Z"), sender="kddi") == WRONG_PROVIDER
+
+
+def test_the_wrong_provider_detail_names_only_the_sender():
+    decoded = events.decode(encode(usage_event(provider="sakura", reseller="highreso", tenant="acme")))
+    rejection = events.check(decoded, RECEIPT_MS, CATALOG, "kddi")
+    assert rejection.reason == WRONG_PROVIDER
+    assert "kddi" in rejection.detail and "acme" not in rejection.detail and "highreso" not in rejection.detail
+
+
 @pytest.mark.parametrize("sku", ["Z999", "h200", "H200 ", "A100"])
 def test_given_a_sku_not_in_the_catalog_then_unknown_sku(sku):
     assert outcome(usage_event(sku=sku)) == UNKNOWN_SKU
@@ -705,9 +736,10 @@ TIMES = {
     sku=st.sampled_from(sorted(SKU_BREAKS)),
     timing=st.sampled_from(sorted(TIMES)),
     conflicting=st.booleans(),
+    sender=st.sampled_from([None, "sakura", "kddi"]),
 )
 def test_property_an_event_failing_several_checks_reports_the_earliest(
-    malformed, schema, unknown_provider, unknown_reseller, sku, timing, conflicting
+    malformed, schema, unknown_provider, unknown_reseller, sku, timing, conflicting, sender
 ):
     """Given an event broken in any combination of ways, when it is received, then the
     reason reported is the first failing check in SPEC.md's order (accepted if none)."""
@@ -728,6 +760,8 @@ def test_property_an_event_failing_several_checks_reports_the_earliest(
     )
     if unknown_provider or unknown_reseller:
         broken.add(UNKNOWN_MEMBER)
+    if sender is not None and (unknown_provider or sender != "sakura"):
+        broken.add(WRONG_PROVIDER)
     if schema:
         event["specversion"] = "0.9"
         broken.add(SCHEMA)
@@ -736,7 +770,7 @@ def test_property_an_event_failing_several_checks_reports_the_earliest(
         raw = with_member(b"NaN", raw)
         broken.add(MALFORMED)
     expected = min(broken, key=REASONS.index) if broken else "accepted"
-    assert ledger.receive(raw, RECEIPT_MS) == expected
+    assert ledger.receive(raw, RECEIPT_MS, sender) == expected
 
 
 _NEAR_ASCII = st.text(

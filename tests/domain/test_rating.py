@@ -94,6 +94,7 @@ def test_given_the_example_of_spec_then_the_statement_is_exactly_the_one_printed
                 "total_yen": 1144,
             }
         ],
+        "returns": [],
         "grant_draws": [],
         "net_yen": {"highreso": 0, "kddi": -1144, "sakura": 1144},
         "transfers": [{"from": "kddi", "to": "sakura", "amount_yen": 1144}],
@@ -113,6 +114,7 @@ def test_given_a_period_without_lines_then_empty_lists_zero_nets_and_no_transfer
         "lines": [],
         "tenant_invoices": [],
         "member_invoices": [],
+        "returns": [],
         "grant_draws": [],
         "net_yen": {"highreso": 0, "kddi": 0, "sakura": 0},
         "transfers": [],

@@ -1,6 +1,6 @@
-"""The GPU registry, grants and registration numbers in the catalog; check 7 on events.
+"""The GPU registry, grants and registration numbers in the catalog; check 8 on events.
 
-SPEC.md, "Catalog (TOML)", "GPU registry", "Credits (grants)" and check 7 `unregistered_gpu`.
+SPEC.md, "Catalog (TOML)", "GPU registry", "Credits (grants)" and check 8 `unregistered_gpu`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ def gpu(uuid: str = GPU, provider: str = "sakura", sku: str = "H200", region: st
 
 
 def grant(grant_id: str = "poc-acme", funder: str = "sakura", reseller: str = "kddi", tenant: str = "acme",
-          amount: int = 1000, skus: list[str] | None = None, first: str = "2026-10", last: str = "2026-12") -> str:
+          amount: int = 1000, skus: list[str] | None = None, first: str = "2026-10", last: str = "2026-12",
+          providers: list[str] | None = None) -> str:
     text = (f'[[grants]]\nid = "{grant_id}"\nfunder = "{funder}"\nreseller = "{reseller}"\n'
             f'tenant = "{tenant}"\namount_yen = {amount}\nfirst_period = "{first}"\nlast_period = "{last}"\n')
     if skus is not None:
         text += "skus = [" + ", ".join(f'"{s}"' for s in skus) + "]\n"
+    if providers is not None:
+        text += "providers = [" + ", ".join(f'"{p}"' for p in providers) + "]\n"
     return text + "\n"
 
 
@@ -111,7 +114,7 @@ def test_registrations_may_start_in_a_closed_period():
     assert GPU in catalog.gpus
 
 
-# -- check 7 -------------------------------------------------------------------------------
+# -- check 8 -------------------------------------------------------------------------------
 
 
 def verdict(catalog, **fields) -> str:
@@ -134,12 +137,12 @@ def verdict(catalog, **fields) -> str:
         ({"time": "2026-10-31T14:59:59Z", "seconds": 2}, "unregistered_gpu"),  # past retired_from
     ],
 )
-def test_check_7_bills_only_registered_gpus_in_service(fields, expected):
+def test_check_8_bills_only_registered_gpus_in_service(fields, expected):
     catalog = load(registry_catalog(gpu(retired_from="2026-11-01T00:00:00+09:00")))
     assert verdict(catalog, **{"time": "2026-10-03T12:00:00Z", **fields}) == expected
 
 
-def test_check_7_is_skipped_unless_required_and_comes_after_too_late_before_no_price():
+def test_check_8_is_skipped_unless_required_and_comes_after_too_late_before_no_price():
     loose = load(registry_catalog(gpu(), required=False))
     assert verdict(loose, gpu_uuid="GPU-nobody") == "ok"
     strict = load(registry_catalog(gpu()))
@@ -149,7 +152,7 @@ def test_check_7_is_skipped_unless_required_and_comes_after_too_late_before_no_p
     assert verdict(strict, gpu_uuid="GPU-nobody", sku="B200") == "unregistered_gpu"  # not no_price
 
 
-def test_the_detail_of_check_7_names_no_owner():
+def test_the_detail_of_check_8_names_no_owner():
     strict = load(registry_catalog(gpu()))
     event = usage_event(provider="highreso")
     result = events.check(event, on_time_ms(event), strict)
@@ -168,6 +171,16 @@ def test_a_grant_loads_and_may_only_be_repeated_identically():
             load(registry_catalog(changed), catalog)
 
 
+def test_a_grants_providers_load_as_a_set_and_an_omitted_list_differs_from_any():
+    catalog = load(registry_catalog(grant(providers=["sakura", "kddi"])))
+    assert catalog.grants["poc-acme"].providers == frozenset({"sakura", "kddi"})
+    assert load(registry_catalog(grant(providers=["kddi", "sakura", "kddi"])), catalog) == catalog
+    for changed in (grant(providers=["sakura"]), grant()):
+        with pytest.raises(CatalogError, match="never changes"):
+            load(registry_catalog(changed), catalog)
+    assert load(registry_catalog(grant())).grants["poc-acme"].providers is None
+
+
 @pytest.mark.parametrize(
     "entry, message",
     [
@@ -179,6 +192,9 @@ def test_a_grant_loads_and_may_only_be_repeated_identically():
         (grant(grant_id="Bad Id"), "id"),
         (grant(tenant="t\u00e9"), "tenant"),
         (grant(skus=[]), "skus"),
+        (grant(providers=["nobody"]), "provider 'nobody' is not a member"),
+        (grant(providers=[]), "providers"),
+        (grant(providers=["Sakura"]), "providers"),
         (grant() + grant(), "appears more than once"),
     ],
 )

@@ -7,6 +7,8 @@ passes on one and fails on the other is a store that lies to the services.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ledger.domain import journal
@@ -84,6 +86,19 @@ async def test_registrations_retirements_and_grants_come_back_as_loaded(store):
         after = current.merge(parse_catalog(retiring.encode()), None)
         await tx.add(current, after, "test", "1" * 64)
     assert (await store.catalog())[0].gpus[uuid].retired_from == after.gpus[uuid].retired_from is not None
+
+
+async def test_late_settings_and_a_grants_providers_come_back_as_loaded(store):
+    first = await load_catalog(store, SPEC_CATALOG)
+    assert first.dispute_window_days_set is None
+    text = ("dispute_window_days = 90\n" + SPEC_CATALOG
+            + '[[grants]]\nid = "poc"\nfunder = "sakura"\nreseller = "kddi"\ntenant = "acme"\n'
+              'amount_yen = 100\nfirst_period = "2026-10"\nlast_period = "2026-10"\nproviders = ["sakura"]\n')
+    merged = await load_catalog(store, text)
+    stored = (await store.catalog())[0]
+    assert stored == merged
+    assert (stored.dispute_window_days, stored.payment_terms_days) == (90, 30)
+    assert stored.grants["poc"].providers == frozenset({"sakura"})
 
 
 # -- intake -----------------------------------------------------------------------------
@@ -261,6 +276,15 @@ async def test_dead_letters_are_listed_by_id_for_the_members_they_name(store):
     after = await store.dead_letter_page(DeadLetterFilter(), everything[0]["id"], 1, 4)
     assert [row["id"] for row in after] == [everything[1]["id"]]
     assert await store.dead_letter_page(DeadLetterFilter(reason="malformed"), 0, 10, 4) == [everything[1]]
+
+
+async def test_a_replay_target_keeps_the_member_the_dead_letter_came_from(store):
+    async with store.intake() as tx:
+        await tx.write_dead_letters([replace(letter("wrong_provider"), sender="kddi"), letter()])
+    ids = [row["id"] for row in await store.dead_letter_page(DeadLetterFilter(), 0, 10, 4)]
+    async with store.intake() as tx:
+        targets = await tx.replay_targets(ids)
+    assert [targets[i].sender for i in ids] == ["kddi", None]
 
 
 async def test_a_replay_is_recorded_once(store):

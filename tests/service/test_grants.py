@@ -60,7 +60,8 @@ async def test_a_closed_periods_draws_are_read_back_and_the_usage_api_estimates_
     page = await usage.query(store, catalog, Caller("t", "member", "highreso"), b"k" * 32,
                              usage.UsageRequest(period="2026-10", credits=True), now=in_october)
     assert page["credit_estimate"] == {"period": "2026-10", "grant_draws": [
-        {"grant": "poc-acme", "funder": "highreso", "reseller": "kddi", "tenant": "acme", "amount_yen": 220}]}
+        {"grant": "poc-acme", "funder": "highreso", "reseller": "kddi", "tenant": "acme", "amount_yen": 220,
+         "restored_yen": 0}]}
     sakura = await usage.query(store, catalog, Caller("t", "member", "sakura"), b"k" * 32,
                                usage.UsageRequest(period="2026-10", credits=True), now=in_october)
     assert sakura["credit_estimate"]["grant_draws"] == []

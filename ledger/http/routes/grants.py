@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ledger.http.auth import Caller, LedgerState
 from ledger.http.errors import responses
@@ -21,6 +21,7 @@ class GrantState(BaseModel):
     tenant: str
     amount_yen: int
     skus: list[str] | None
+    providers: list[str] | None = Field(description="Whose GPUs it pays for; null: any provider's.")
     first_period: str
     last_period: str
     drawn: dict[str, int]
