@@ -1,6 +1,8 @@
-"""What travels on the usage topic besides the event itself: names, headers, batch layout.
+"""What travels on the usage topics besides the event itself: names, headers, batch layout.
 
-SPEC.md, "How events arrive". A record carries one event (CloudEvents structured mode)
+SPEC.md, "How events arrive". The alliance operator's usage topic (`gpu.usage`), and each
+member's own topic `<usage topic>.<member id>`, which only that member writes: an event on
+a member's topic comes from that member (`sender_of`). A record carries one event (CloudEvents structured mode)
 or, with the `content-type` header below, a batch: a JSON array, each element one
 received event. gpuledger's own producers write batches one element per line
 (`encode_batch`), so a worker can hand each element's original bytes to a dead letter
@@ -9,9 +11,12 @@ received event. gpuledger's own producers write batches one element per line
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 USAGE_TOPIC = "gpu.usage"  # SPEC.md: "named gpu.usage unless configured otherwise"
+_MEMBER_ID = re.compile(r"[a-z][a-z0-9-]{1,31}")  # SPEC.md, "Parties"
 
 CONTENT_TYPE_HEADER = "content-type"
 SINGLE_CONTENT_TYPE = b"application/cloudevents+json"
@@ -23,6 +28,30 @@ MAX_EVENT_BYTES = 1 << 20  # SPEC.md, check 1: larger events are malformed, unpa
 # The most a batch record may carry; a larger one is refused whole, as one event.
 MAX_BATCH_EVENTS = 10_000
 MAX_BATCH_RECORD_BYTES = 16 << 20
+
+
+def member_topic(usage_topic: str, member: str) -> str:
+    """The topic a member's own producers write to: `gpu.usage.sakura`."""
+    return f"{usage_topic}.{member}"
+
+
+def is_usage_topic(usage_topic: str, topic: str) -> bool:
+    """The usage topic itself, or a member's topic of it."""
+    return topic == usage_topic or sender_of(usage_topic, topic) is not None
+
+
+def sender_of(usage_topic: str, topic: str | None) -> str | None:
+    """The member whose own topic `topic` is; None for the usage topic itself (the operator's)
+    and for anything else."""
+    if topic is None or not topic.startswith(usage_topic + "."):
+        return None
+    member = topic[len(usage_topic) + 1:]
+    return member if _MEMBER_ID.fullmatch(member) else None
+
+
+def usage_topic_pattern(usage_topic: str) -> str:
+    """The regular expression of the usage topic and every member's topic."""
+    return "^" + re.escape(usage_topic) + r"(\.[a-z][a-z0-9-]{1,31})?$"
 
 
 def is_batch(content_type: bytes) -> bool:

@@ -1,4 +1,4 @@
-"""The Faust app: the usage topic and the agent that meters it into the ledger.
+"""The Faust app: the usage topics and the agent that meters them into the ledger.
 
 Processing guarantee: at least once from Kafka, effectively once in the ledger. The
 agent takes batches of records from the consumer's direct path (`faust_ext.Batches`,
@@ -10,7 +10,8 @@ that retrying will not fix, the process exits at once instead of acking what was
 written.
 
 Broker features used: consumer groups and offset commits (both present on the Tansu
-test broker); no transactions, no idempotent producer, no end offsets.
+test broker); no transactions, no idempotent producer, no end offsets. Which topics a
+worker reads, and whether it trusts their timestamps: `streams.subscription`.
 """
 
 from __future__ import annotations
@@ -31,11 +32,23 @@ from ledger.domain.ports import Store
 from ledger.domain.records import BatchResult, Record
 from ledger.service.intake import Intake
 from ledger.settings import Settings
-from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, MAX_BATCH_RECORD_BYTES, is_batch
+from schemas.wire import (
+    CONTENT_TYPE_HEADER,
+    MAX_BATCH_EVENTS,
+    MAX_BATCH_RECORD_BYTES,
+    is_batch,
+    sender_of,
+)
 from streams import diagnostics, metrics
-from streams.auth import faust_credentials
+from streams.auth import client_options, faust_credentials
 from streams.faust_ext import LedgerApp, RawSchema
-from streams.topics import METER_GROUP
+from streams.subscription import (
+    LOG_APPEND,
+    RESUBSCRIBE_AFTER_SECONDS,
+    WATCH_EVERY_SECONDS,
+    Subscription,
+)
+from streams.topics import METER_GROUP, usage_topics_on_broker
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +97,27 @@ class Worker:
     partitions: int
     ready_file: Path | None = None
     group_id: str = METER_GROUP
+    # A development broker (the embedded one) ignores LogAppendTime: trust the timestamps
+    # the CLI and the API set. Never in production (streams/subscription.py).
+    trust_producer_time: bool = False
 
 
-def to_record(message) -> Record:
+def to_record(message, usage_topic: str, *, trust_producer_time: bool) -> Record:
     """A Kafka message (Faust's) as the ledger's Record, whatever a producer put in it:
-    header names that are not UTF-8 are read with replacement characters, a missing or
-    negative timestamp becomes None (judged at the worker's clock)."""
+    header names that are not UTF-8 are read with replacement characters; a missing or
+    negative timestamp, or one the broker did not set (unless the producers' are trusted),
+    becomes None (judged at the worker's clock); the sender is the member whose own topic
+    it came on (None: the operator's usage topic)."""
     headers = {}
     for key, value in message.headers or ():
         name = key if isinstance(key, str) else bytes(key).decode("utf-8", "replace")
         headers[name.lower()] = value or b""
     timestamp = message.timestamp
-    timestamp_ms = round(timestamp * 1000) if timestamp is not None and timestamp >= 0 else None
+    stamped = trust_producer_time or getattr(message, "timestamp_type", None) == LOG_APPEND
+    timestamp_ms = round(timestamp * 1000) if stamped and timestamp is not None and timestamp >= 0 else None
     return Record(
-        message.topic, message.partition, message.offset, timestamp_ms, message.value or b"", headers
+        message.topic, message.partition, message.offset, timestamp_ms, message.value or b"", headers,
+        sender_of(usage_topic, message.topic),
     )
 
 
@@ -172,13 +192,13 @@ def _record_metrics(records: list[Record], result: BatchResult, seconds: float, 
             metrics.CONSUMER_LAG.labels(topic, partition).set(max(0, end - offset))
 
 
-async def _write_or_exit(intake: Intake, messages, highwater: Highwater) -> None:
+async def _write_or_exit(intake: Intake, messages, highwater: Highwater, read: Callable) -> None:
     """Write a take, or end the process: nothing may let take_events ack an unwritten batch."""
     started = time.perf_counter()
     try:
         # Everything from here to the commit sits inside this try: an exception escaping
         # the loop body would let take_events ack what was not written.
-        records = [to_record(message) for message in messages]
+        records = [read(message) for message in messages]
         result = BatchResult()
         for chunk in transactions(records, TRANSACTION_MAX_BYTES, TRANSACTION_MAX_EVENTS):
             result.add(await intake.apply(chunk))
@@ -214,14 +234,45 @@ def _month_preparer(state: dict) -> Callable[[], Awaitable[None]]:
     return prepare_months
 
 
-def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> faust.App:
+def _topic_watcher(app: faust.App, settings: Settings, subscription: Subscription, channel) -> Callable:
+    """Reads new members' topics (and fixed refused ones) without a restart."""
+
+    async def watch_topics() -> None:
+        try:
+            found = await usage_topics_on_broker(
+                settings.need_kafka(), settings.usage_topic, client_options(settings.kafka_auth)
+            )
+        except Exception:  # noqa: BLE001 - the broker may be away; the next watch tries again
+            log.warning("could not list the usage topics; trying again in %.0fs", WATCH_EVERY_SECONDS, exc_info=True)
+            return
+        added = subscription.update(found)
+        if added:
+            log.info("reading new usage topics: %s", ", ".join(added))
+            conductor = app.topics  # Faust's conductor: it resubscribes once a channel is added
+            conductor._resubscribe_sleep_lock_seconds = RESUBSCRIBE_AFTER_SECONDS
+            conductor.add(channel(added))
+
+    return watch_topics
+
+
+def create_app(
+    settings: Settings, worker: Worker, open_store: StoreOpener, subscription: Subscription | None = None,
+) -> faust.App:
     app = _faust_app(settings, worker)
-    usage_topic = app.topic(
-        settings.usage_topic,
-        schema=RawSchema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
-        partitions=worker.partitions,
+    subscription = subscription or Subscription(settings.usage_topic, worker.trust_producer_time)
+    schema = RawSchema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    def channel(topics: list[str]):
+        return app.topic(*topics, schema=schema, partitions=worker.partitions)
+
+    usage_topics = channel(sorted(subscription.read or {settings.usage_topic}))
+    app.timer(WATCH_EVERY_SECONDS, on_leader=False, name="watch_topics")(
+        _topic_watcher(app, settings, subscription, channel)
     )
     state: dict = {}
+
+    def read(message) -> Record:
+        return to_record(message, settings.usage_topic, trust_producer_time=subscription.trust_producer_time)
 
     @app.task
     async def without_monitor() -> None:
@@ -239,7 +290,7 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
             worker.ready_file.parent.mkdir(parents=True, exist_ok=True)
             worker.ready_file.write_text(str(os.getpid()))
 
-    @app.agent(usage_topic, concurrency=1, name="meter")
+    @app.agent(usage_topics, concurrency=1, name="meter")
     async def meter(stream) -> None:
         if "diagnostics" not in state:
             diagnostics.install(asyncio.get_running_loop())  # SIGUSR2: where each task waits
@@ -258,7 +309,7 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
         while True:
             messages = await batches.take(TAKE_MAX_RECORDS, TAKE_WITHIN_SECONDS, TAKE_LINGER_SECONDS)
             if messages:
-                await _write_or_exit(intake, messages, highwater)
+                await _write_or_exit(intake, messages, highwater, read)
                 for message in messages:
                     ack(message)
 
@@ -273,7 +324,12 @@ def create_app(settings: Settings, worker: Worker, open_store: StoreOpener) -> f
 
 
 def run_worker(settings: Settings, worker: Worker, open_store: StoreOpener, loglevel: str = "info") -> None:
-    """Run a Faust worker in this process until SIGTERM or SIGINT."""
+    """Run a Faust worker in this process until SIGTERM or SIGINT; TopicRefused before it
+    starts when the usage topic is missing or dated by its producers."""
+    subscription = Subscription(settings.usage_topic, worker.trust_producer_time)
+    subscription.first(asyncio.run(
+        usage_topics_on_broker(settings.need_kafka(), settings.usage_topic, client_options(settings.kafka_auth))
+    ))
     try:
         import uvloop  # optional (not on Windows), so imported only where it is used
 
@@ -287,5 +343,5 @@ def run_worker(settings: Settings, worker: Worker, open_store: StoreOpener, logl
     # record (python -m bench.pipeline). Objects alive once the agent has started are
     # frozen out of the collector's walks (`meter` below).
     gc.set_threshold(700, 20, 100)
-    app = create_app(settings, worker, open_store)
+    app = create_app(settings, worker, open_store, subscription)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

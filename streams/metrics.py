@@ -32,6 +32,12 @@ STORE_RETRIES = Counter(
     "Batches retried because the ledger's database was busy (deadlock) or unavailable (outage)",
     ["reason"],
 )
+USAGE_TOPICS = Gauge(
+    "gpuledger_usage_topics",
+    "Usage topics (the operator's and members') this worker reads, and those it leaves unread because "
+    "their records' timestamps would be their producers' (streams/subscription.py)",
+    ["state"],
+)
 COMMITTED_POSITION = Gauge(
     "gpuledger_committed_position",
     "Next offset to apply, as committed in PostgreSQL",

@@ -26,6 +26,7 @@ from schemas.wire import (
     MAX_BATCH_RECORD_BYTES,
     SINGLE_CONTENT_TYPE,
     encode_batch,
+    member_topic,
 )
 
 BATCH_MAX_EVENTS = 200
@@ -193,12 +194,14 @@ class KafkaPublisher:
             raise self._unavailable(exc) from exc
         return sender.records
 
-    async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
+    async def send_events(self, raws: list[bytes], ingest_id: str, sender: str | None = None) -> int:
         """Events held in memory (an HTTP request's) as one record: one append to the log,
-        so the request is in Kafka whole or not at all. Keyed by its first event's GPU."""
+        so the request is in Kafka whole or not at all. Keyed by its first event's GPU; on the
+        topic of the member that sent them (SPEC.md, "Who sent it"), or the usage topic."""
         if not raws:
             return 0
-        sender = _Sender(await self._started(), self.topic, ingest_id)
+        topic = self.topic if sender is None else member_topic(self.topic, sender)
+        sender = _Sender(await self._started(), topic, ingest_id)
         try:
             await sender.send([(gpu_key(raws[0]), raws)])
             await sender.drain()

@@ -24,7 +24,10 @@ def catalog() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @pass_context
 def catalog_load(obj: Context, file: str) -> None:
-    """Add the versions of a catalog TOML file (all or nothing)."""
+    """Add the versions of a catalog TOML file (all or nothing).
+
+    Then, where Kafka is configured, creates the usage topic of each member the file names
+    (`<usage topic>.<member>`), so its producers can write at once."""
     data = read_input(file)
     source = "stdin" if file == "-" else os.path.basename(file)
     content = parse_catalog(data, source)  # a bad file is refused before any connection
@@ -33,7 +36,12 @@ def catalog_load(obj: Context, file: str) -> None:
         async with wiring.store(obj.settings) as store:
             return await catalog_service.load_parsed(store, content, hashlib.sha256(data).hexdigest(), source)
 
-    echo_json(run(load()))
+    summary = run(load())
+    # Imported here: Kafka's client takes a fifth of a second to import.
+    from ledger.cli.topic import ensure_after_load
+
+    ensure_after_load(obj.settings, sorted({member.id for member in content.members}))
+    echo_json(summary)
 
 
 @click.group()

@@ -11,12 +11,13 @@ from ledger.cli.output import echo_json, notice
 from ledger.cli.wiring import Context, pass_context, run
 from ledger.dev import Stack, free_port
 from ledger.dev.supervisor import SUPERVISOR, Supervisor
+from ledger.postgres.catalog import load_catalog
 from ledger.postgres.connection import connection
 from ledger.postgres.intake import forget_positions
 from ledger.postgres.schema import migrate
 from ledger.settings import DEFAULT_PARTITIONS, Settings
 from streams.auth import client_options
-from streams.topics import ensure_topic
+from streams.topics import ensure_topics, usage_topics_of
 
 WORKER_START_SECONDS = 120
 API_START_SECONDS = 60
@@ -39,17 +40,19 @@ def _cli_argv(settings: Settings, *command: str) -> list[str]:
 
 
 async def _prepare(settings: Settings, partitions: int, fresh_broker: bool) -> None:
-    """Migrate the schema (as the owner) and make sure the usage topic exists."""
+    """Migrate the schema (as the owner) and make sure the usage topic and the topic of
+    every member the catalog has exist."""
     async with connection(settings.need_admin_database()) as conn:
         applied = await migrate(conn)
         if applied:
             notice(f"applied migrations: {', '.join(applied)}")
         if fresh_broker:
-            # The embedded broker keeps nothing across a restart: its topic starts again
-            # at offset 0, so positions of the previous topic must not apply.
+            # The embedded broker keeps nothing across a restart: its topics start again
+            # at offset 0, so positions of the previous topics must not apply.
             await forget_positions(conn, settings.usage_topic)
-    await ensure_topic(settings.need_kafka(), settings.usage_topic, partitions,
-                       options=client_options(settings.kafka_auth))
+        members = sorted((await load_catalog(conn))[0].members)
+    await ensure_topics(settings.need_kafka(), usage_topics_of(settings.usage_topic, members), partitions,
+                        options=client_options(settings.kafka_auth))
 
 
 def _start_workers(stack: Stack, settings: Settings, workers: int, partitions: int) -> None:
@@ -58,7 +61,9 @@ def _start_workers(stack: Stack, settings: Settings, workers: int, partitions: i
         if stack.is_running(name):
             continue
         ready = settings.home / "run" / f"{name}.ready"
-        argv = _cli_argv(settings, "worker", "--name", name, "--ready-file", str(ready), "--partitions", str(partitions))
+        # The embedded broker ignores LogAppendTime: its records carry the CLI's and the API's times.
+        argv = _cli_argv(settings, "worker", "--name", name, "--ready-file", str(ready), "--partitions", str(partitions),
+                         "--development-broker")
         stack.start_process(name, "worker", argv, ready_file=ready, timeout=WORKER_START_SECONDS)
 
 

@@ -16,6 +16,7 @@ from ledger.service import tokens
 from ledger.settings import DEFAULT_PARTITIONS
 from streams.auth import client_options
 from streams.publish import KafkaPublisher
+from streams.topics import METER_GROUP
 
 API_CONNECTIONS = 8
 WORKER_CONNECTIONS = 2
@@ -55,9 +56,19 @@ def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
 @click.option("--partitions", default=DEFAULT_PARTITIONS, show_default=True, type=click.IntRange(1, 256), help="Partitions of the usage topic if the worker creates it.")
 @click.option("--loglevel", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port (/metrics).")
+@click.option(
+    "--development-broker", is_flag=True, envvar="GPULEDGER_DEVELOPMENT_BROKER",
+    help="Trust the timestamps producers set (a broker that ignores LogAppendTime, as the embedded one "
+         "does; `dev up` sets it). Never in production: a member could date its own usage.",
+)
+@click.option("--group", default=METER_GROUP, show_default=True, help="The Kafka consumer group: the same for every worker of one ledger.")
 @pass_context
-def worker(obj: Context, name: str, ready_file: str | None, partitions: int, loglevel: str, metrics_port: int | None) -> None:
-    """Run a stream worker: meter the usage topic into the ledger until stopped."""
+def worker(obj: Context, name: str, ready_file: str | None, partitions: int, loglevel: str, metrics_port: int | None,
+           development_broker: bool, group: str) -> None:
+    """Run a stream worker: meter the usage topic and every member's topic into the ledger until stopped.
+
+    Refuses to start (exit 2) when the usage topic is missing or lets producers date their
+    records (message.timestamp.type is not LogAppendTime), unless --development-broker."""
     # Imported here: the Faust app takes a third of a second to import.
     from streams.app import Worker, run_worker
     from streams.metrics import serve_metrics
@@ -72,7 +83,8 @@ def worker(obj: Context, name: str, ready_file: str | None, partitions: int, log
             raise LedgerError(f"cannot serve metrics on port {metrics_port}: {exc.strerror or exc}") from exc
     run_worker(
         settings,
-        Worker(name, settings.home / "faust" / name, partitions, Path(ready_file) if ready_file else None),
+        Worker(name, settings.home / "faust" / name, partitions, Path(ready_file) if ready_file else None,
+               group_id=group, trust_producer_time=development_broker),
         open_store=lambda: PostgresStore.connect(database_url, WORKER_CONNECTIONS),
         loglevel=loglevel,
     )

@@ -314,8 +314,9 @@ class Publisher(Protocol):
         """Send a file's events (each at most 1 MiB) under one ingest id, one GPU's
         consecutive events together; wait until the broker has them all; return records sent."""
 
-    async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
+    async def send_events(self, raws: list[bytes], ingest_id: str, sender: str | None = None) -> int:
         """Send events (at most MAX_BATCH_EVENTS, each at most 1 MiB) as ONE record under one
-        ingest id, and wait until the broker has it: all of them are in Kafka, or none."""
+        ingest id, and wait until the broker has it: all of them are in Kafka, or none.
+        `sender`: the member they come from, whose own topic they go to (None: the usage topic)."""
 
     async def close(self) -> None: ...

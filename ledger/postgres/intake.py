@@ -191,10 +191,12 @@ async def ingest_tally(conn: asyncpg.Connection, ingest_id: str) -> dict[str, in
     return dict(await conn.fetchrow(SELECT_INGEST_TALLY, ingest_id))
 
 
-FORGET_POSITIONS = "DELETE FROM consumer_positions WHERE topic = $1"
+# The usage topic and its members' topics (`<usage topic>.<member>`).
+FORGET_POSITIONS = "DELETE FROM consumer_positions WHERE topic = $1 OR left(topic, length($1) + 1) = $1 || '.'"
 
 
 @translating
 async def forget_positions(conn: asyncpg.Connection, topic: str) -> None:
-    """Drop the stored positions of a topic that was recreated (empty, from offset 0)."""
+    """Drop the stored positions of a usage topic and its members' topics, recreated
+    (empty, from offset 0) by a new embedded broker."""
     await conn.execute(FORGET_POSITIONS, topic)

@@ -58,23 +58,28 @@ async def publish(
     return result
 
 
-async def accept_request(store: Store, publisher: Publisher, raws: list[bytes], ingest_id: str) -> None:
+async def accept_request(
+    store: Store, publisher: Publisher, raws: list[bytes], ingest_id: str, sender: str | None = None,
+) -> None:
     """An HTTP request's events: those over 1 MiB dead-lettered here (no broker takes
-    them), the rest sent as one record, so the request is in Kafka whole or not at all."""
+    them), the rest sent as one record, so the request is in Kafka whole or not at all.
+    `sender`: the member whose token sent them (its own topic); None: the operator."""
     sendable = [raw for raw in raws if len(raw) <= MAX_EVENT_BYTES]
-    await publisher.send_events(sendable, ingest_id)
+    await publisher.send_events(sendable, ingest_id, sender)
     oversize = [raw for raw in raws if len(raw) > MAX_EVENT_BYTES]
-    await record_oversize(store, ingest_id, oversize, int(time.time() * 1000))
+    await record_oversize(store, ingest_id, oversize, int(time.time() * 1000), sender)
 
 
-async def record_oversize(store: Store, ingest_id: str, raws: list[bytes], received_ms: int) -> None:
+async def record_oversize(
+    store: Store, ingest_id: str, raws: list[bytes], received_ms: int, sender: str | None = None,
+) -> None:
     """Dead-letter events too large for a Kafka record: `malformed` whatever they hold."""
     if not raws:
         return
     detail = "{} bytes, more than " + str(MAX_EVENT_BYTES)
     letters = [
         DeadLetter(events.MALFORMED, detail.format(len(raw)), raw, received_ms,
-                   None, None, None, None, ingest_id, None, None)
+                   None, None, None, None, ingest_id, None, None, sender)
         for raw in raws
     ]
     await store.record_rejections(letters, Tally(ingest_id, None, None, {events.MALFORMED: len(raws)}))

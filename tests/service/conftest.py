@@ -24,6 +24,8 @@ from schemas.wire import (
     INGEST_HEADER,
     SINGLE_CONTENT_TYPE,
     encode_batch,
+    member_topic,
+    sender_of,
 )
 
 TOPIC = "gpu.usage"
@@ -38,14 +40,19 @@ class LoopbackPublisher:
         self.batch = batch
         self.delivered = [0] * partitions
 
-    def append(self, value: bytes, headers: dict[str, bytes], key: bytes | None = None, timestamp_ms: int | None = None) -> Record:
+    def append(self, value: bytes, headers: dict[str, bytes], key: bytes | None = None, timestamp_ms: int | None = None,
+               sender: str | None = None) -> Record:
+        """A record on the usage topic, or on `sender`'s own topic (the worker's Record says who)."""
         partition = zlib.crc32(key) % len(self.partitions) if key else sum(map(len, self.partitions)) % len(self.partitions)
         offsets = self.partitions[partition]
-        record = Record(TOPIC, partition, len(offsets), self.clock_ms() if timestamp_ms is None else timestamp_ms, value, headers)
+        topic = TOPIC if sender is None else member_topic(TOPIC, sender)
+        stamp = self.clock_ms() if timestamp_ms is None else timestamp_ms
+        record = Record(topic, partition, len(offsets), stamp, value, headers, sender_of(TOPIC, topic))
         offsets.append(record)
         return record
 
-    async def publish(self, lines: Iterable[bytes], ingest_id: str, *, batch_max_events: int = 200, on_progress=None) -> int:
+    async def publish(self, lines: Iterable[bytes], ingest_id: str, *, batch_max_events: int = 200, on_progress=None,
+                      sender: str | None = None) -> int:
         records = 0
         groups: dict[bytes | None, list[bytes]] = {}
         for line in lines:
@@ -58,12 +65,12 @@ class LoopbackPublisher:
                     CONTENT_TYPE_HEADER: SINGLE_CONTENT_TYPE if single else BATCH_CONTENT_TYPE,
                     INGEST_HEADER: ingest_id.encode(),
                 }
-                self.append(chunk[0] if single else encode_batch(chunk), headers, key)
+                self.append(chunk[0] if single else encode_batch(chunk), headers, key, sender=sender)
                 records += 1
         return records
 
-    async def send_events(self, raws: list[bytes], ingest_id: str) -> int:
-        return await self.publish(raws, ingest_id)
+    async def send_events(self, raws: list[bytes], ingest_id: str, sender: str | None = None) -> int:
+        return await self.publish(raws, ingest_id, sender=sender)
 
     async def close(self) -> None:
         pass

@@ -127,3 +127,41 @@ async def test_a_batch_record_counts_each_element(store):
     tally = await ingest_service.tally(store, "batch")
     assert published.received == tally["received"] == 12
     assert tally["accepted"] == 10 and tally["rejected"] == {"malformed": 2}
+
+
+# -- who sent it (SPEC.md, check 4) -------------------------------------------------------
+
+
+async def test_a_member_reports_only_its_own_gpus_and_a_replay_judges_it_as_that_members_again(store):
+    """Given kddi (the reseller) sending usage of sakura's GPU on its own topic, then it is
+    wrong_provider and nothing is billed; sakura's own event for the same seconds bills; a
+    replay of kddi's dead letter is still kddi's, so still refused."""
+    await load_catalog(store, DEFAULT_CATALOG)
+    publisher = LoopbackPublisher(clock_ms=lambda: RECEIVED_MS)
+    intake = Intake(store)
+    await publisher.send_events([encode(usage_event(provider="sakura", reseller="kddi"))], "forged", sender="kddi")
+    await publisher.send_events([encode(usage_event(provider="sakura", reseller="kddi"))], "own", sender="sakura")
+    await deliver(publisher, intake)
+    assert (await ingest_service.tally(store, "forged"))["rejected"] == {"wrong_provider": 1}
+    assert (await ingest_service.tally(store, "own"))["accepted"] == 1
+    dead = (await deadletters.page(store, None))["items"][0]
+    assert dead["reason"] == "wrong_provider"
+    replayed = await deadletters.replay(store, OPERATOR, ids=[dead["id"]])
+    assert (replayed["received"], replayed["accepted"]) == (1, 0)
+    assert (await ingest_service.tally(store, replayed["ingest_id"]))["rejected"] == {"wrong_provider": 1}
+
+
+async def test_the_operators_usage_topic_may_report_any_providers_gpus(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    result = await Intake(store).apply([record(0, usage_event(provider="sakura", reseller="kddi"))])
+    assert dict(result.outcomes) == {"accepted": 1}
+
+
+async def test_an_oversize_event_over_http_keeps_its_sender(store):
+    """Dead-lettered by the API itself (no broker takes 1 MiB), it is still the member's."""
+    await load_catalog(store, DEFAULT_CATALOG)
+    big = encode(usage_event(provider="sakura")).replace(b'"data"', b'"pad": "' + b"x" * (1 << 20) + b'", "data"')
+    await ingest_service.accept_request(store, LoopbackPublisher(), [big], "http-1", "sakura")
+    async with store.intake() as tx:
+        targets = await tx.replay_targets([(await deadletters.page(store, None))["items"][0]["id"]])
+    assert [t.sender for t in targets.values()] == ["sakura"]

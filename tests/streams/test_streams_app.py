@@ -3,6 +3,7 @@ in bytes and in events; and the task dump an operator asks a stuck worker for.""
 
 import asyncio
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -44,22 +45,44 @@ def test_every_record_once_in_order_and_chunks_bounded(shapes, max_bytes, max_ev
 
 
 class _Message:
-    def __init__(self, headers, timestamp, value=b"v") -> None:
-        self.topic, self.partition, self.offset = "gpu.usage", 1, 7
+    def __init__(self, headers, timestamp, value=b"v", topic="gpu.usage", timestamp_type=1) -> None:
+        self.topic, self.partition, self.offset = topic, 1, 7
         self.headers, self.timestamp, self.value = headers, timestamp, value
+        self.timestamp_type = timestamp_type
+
+
+def read(message, trust: bool = False) -> Record:
+    return to_record(message, "gpu.usage", trust_producer_time=trust)
 
 
 def test_a_record_is_read_whatever_its_headers_and_timestamp_hold():
     """Given header names that are not UTF-8 and timestamps a producer chose, then the
     worker reads the record (names with replacement characters, no timestamp as None)."""
-    record = to_record(_Message([(b"\xff\xfeKey", b"x"), ("Content-Type", None)], -0.001, None))
+    record = read(_Message([(b"\xff\xfeKey", b"x"), ("Content-Type", None)], -0.001, None))
     assert record.headers == {"\ufffd\ufffdkey": b"x", "content-type": b""}
     assert record.timestamp_ms is None and record.value == b""
-    assert to_record(_Message([], None)).timestamp_ms is None
-    assert to_record(_Message([], 1.5)).timestamp_ms == 1500
+    assert read(_Message([], None)).timestamp_ms is None
+    assert read(_Message([], 1.5)).timestamp_ms == 1500
     assert record.received_at(1000).timestamp_ms == 1000
     assert Record("t", 0, 0, 5000, b"", {}).received_at(1000).timestamp_ms == 1000
     assert Record("t", 0, 0, 500, b"", {}).received_at(1000).timestamp_ms == 500
+
+
+def test_a_timestamp_the_broker_did_not_set_is_trusted_only_on_a_development_broker():
+    """Given a record its producer dated (CreateTime), then a production worker judges it at
+    its own clock (None), a worker on the embedded broker at the producer's time."""
+    dated = _Message([], 1.5, timestamp_type=0)
+    assert read(dated).timestamp_ms is None
+    assert read(dated, trust=True).timestamp_ms == 1500
+    assert read(_Message([], 1.5, timestamp_type=1)).timestamp_ms == 1500
+
+
+@pytest.mark.parametrize("topic, sender", [
+    ("gpu.usage", None), ("gpu.usage.sakura", "sakura"), ("gpu.usage.kddi", "kddi"),
+    ("gpu.usage.Sakura", None), ("gpu.usage.", None), ("gpu.usagesakura", None),
+])
+def test_the_sender_is_the_member_whose_own_topic_a_record_came_on(topic, sender):
+    assert read(_Message([], 1.5, topic=topic)).sender == sender
 
 
 def test_the_task_dump_shows_the_whole_await_chain(capsys) -> None:

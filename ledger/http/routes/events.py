@@ -1,4 +1,5 @@
-"""POST /v1/events: usage over HTTP, to the same Kafka topic as `gpuledger ingest`."""
+"""POST /v1/events: usage over HTTP, to Kafka: a member's token to its own topic
+(`gpu.usage.<member>`), an admin's to the usage topic as `gpuledger ingest`."""
 
 from __future__ import annotations
 
@@ -77,5 +78,7 @@ async def post_events(who: Caller, ledger: LedgerState, request: Request) -> dic
     if ledger.publisher is None:
         raise ServiceUnavailable("this API was started without Kafka", code="no_kafka")
     ingest_id = uuid.uuid4().hex
-    await ingest.accept_request(ledger.store, ledger.publisher, [orjson.dumps(e) for e in events], ingest_id)
+    # A member's events go to its own topic: the workers hold them to it too (check 4).
+    await ingest.accept_request(ledger.store, ledger.publisher, [orjson.dumps(e) for e in events], ingest_id,
+                                who.member)
     return {"accepted": len(events), "ingest_id": ingest_id}
