@@ -54,12 +54,10 @@ def member_topic(usage_topic: str, member: str) -> str:
 
 def resolved(service: str, secrets: Path, home: Path) -> Settings:
     """The settings a compose service's `gpuledger` resolves (its environment only)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("GPULEDGER_")}
-    environment.update(service_environment(service, secrets))
     with pytest.MonkeyPatch.context() as patch:
         for key in [k for k in os.environ if k.startswith("GPULEDGER_")]:
             patch.delenv(key)
-        for key, value in environment.items():
+        for key, value in service_environment(service, secrets).items():
             patch.setenv(key, value)
         return resolve(home=str(home))
 
