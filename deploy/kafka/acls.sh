@@ -4,8 +4,10 @@
 #   acls.sh plan     print the ACLs, one line per principal and resource:
 #                      PRINCIPAL RESOURCE-TYPE PATTERN-TYPE NAME OPERATION[,OPERATION...]
 #   acls.sh apply    (the default) as the admin: create every SCRAM user, add every ACL of
-#                    the plan; run again after adding a member (users and ACLs that exist
-#                    are left as they are, passwords are set again)
+#                    the plan, remove what earlier versions of this file granted (below);
+#                    run again after adding a member (users and ACLs that exist are left
+#                    as they are, passwords are set again)
+#   acls.sh revoked  print the ACLs that apply removes, in the plan's format
 #
 # Environment: MEMBERS (the catalog's member ids, separated by spaces), USAGE_TOPIC,
 # METER_GROUP; for apply also BOOTSTRAP (default kafka:9092) and GPULEDGER_SECRETS (default
@@ -60,6 +62,33 @@ plan() {
   done
 }
 
+# What earlier versions of this file granted, and a broker they set up still holds: every
+# member could write the usage topic itself (so an event there had no sender), and one
+# user, ledger, read and wrote it for both the workers and the API. apply removes these
+# ACLs and that user, so an upgraded broker keeps none of it.
+LEGACY_USER=ledger
+revoked() {
+  local member
+  for member in $MEMBERS; do
+    echo "User:$member topic literal $USAGE_TOPIC Write,Describe"
+  done
+  echo "User:$LEGACY_USER topic literal $USAGE_TOPIC Read,Write,Describe"
+  echo "User:$LEGACY_USER group literal $METER_GROUP Read"
+}
+
+acls() {  # --add|--remove, then the lines of plan or revoked on fd 3
+  local action="$1" principal type pattern name operations operation
+  while read -r -u 3 principal type pattern name operations; do
+    local flags=()
+    IFS=, read -r -a operations <<< "$operations"
+    for operation in "${operations[@]}"; do
+      flags+=(--operation "$operation")
+    done
+    "$KAFKA/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" "$action" --force \
+      --allow-principal "$principal" "${flags[@]}" "--$type" "$name" --resource-pattern-type "$pattern" </dev/null
+  done
+}
+
 # The admin's client settings: SASL_SSL, trusting the deployment's CA.
 admin_config() {
   local password
@@ -82,7 +111,7 @@ add_user() {  # name password-file
 }
 
 apply() {
-  local member principal type pattern name operations operation
+  local member
   ADMIN_CONFIG="$(mktemp)"
   trap 'rm -f "$ADMIN_CONFIG"' EXIT
   chmod 600 "$ADMIN_CONFIG"
@@ -99,20 +128,19 @@ apply() {
   for member in $MEMBERS; do
     add_user "$member" "$SECRETS/kafka-members/$member"
   done
-  while read -r -u 3 principal type pattern name operations; do
-    local flags=()
-    IFS=, read -r -a operations <<< "$operations"
-    for operation in "${operations[@]}"; do
-      flags+=(--operation "$operation")
-    done
-    "$KAFKA/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" --add \
-      --allow-principal "$principal" "${flags[@]}" "--$type" "$name" --resource-pattern-type "$pattern" </dev/null
-  done 3< <(plan)
+  acls --add 3< <(plan)
+  acls --remove 3< <(revoked)
+  if [[ " $MEMBERS " != *" $LEGACY_USER "* ]] && "$KAFKA/kafka-configs.sh" --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" --describe \
+      --entity-type users --entity-name "$LEGACY_USER" </dev/null | grep -q SCRAM-SHA-512; then
+    "$KAFKA/kafka-configs.sh" --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" --alter \
+      --entity-type users --entity-name "$LEGACY_USER" --delete-config SCRAM-SHA-512 </dev/null
+  fi
 }
 
 check_names
 case "${1:-apply}" in
   plan) plan ;;
+  revoked) revoked ;;
   apply) apply ;;
-  *) echo "usage: $0 [plan|apply]" >&2; exit 2 ;;
+  *) echo "usage: $0 [plan|revoked|apply]" >&2; exit 2 ;;
 esac

@@ -104,12 +104,17 @@ def faust_facts(settings: Settings, data_dir: Path) -> FaustFacts:
     return asyncio.run(build())
 
 
-@pytest.fixture(scope="module")
-def plan() -> list[Acl]:
+def acls_script(command: str) -> list[Acl]:
+    """What `acls.sh plan` (or `revoked`) prints, with kafka-setup's environment."""
     environment = {"PATH": os.environ["PATH"], **compose()["services"]["kafka-setup"]["environment"]}
-    printed = subprocess.run(["bash", str(KAFKA_DIR / "acls.sh"), "plan"], env=environment,
+    printed = subprocess.run(["bash", str(KAFKA_DIR / "acls.sh"), command], env=environment,
                              capture_output=True, text=True, check=True)
     return parse_plan(printed.stdout)
+
+
+@pytest.fixture(scope="module")
+def plan() -> list[Acl]:
+    return acls_script("plan")
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +297,18 @@ def test_the_api_and_ingest_producers_need_only_write(worker_settings):
             await producer.stop()
 
     assert asyncio.run(producer_state()) is None
+
+
+def test_an_upgraded_broker_keeps_no_grant_of_the_earlier_layout(plan, topics):
+    """Given a broker set up by the earlier acls.sh (members wrote the usage topic; one
+    user, ledger, read and wrote it), then apply removes those grants and no plan line is
+    among them."""
+    revoked = acls_script("revoked")
+    (usage,) = topics["usage"]
+    assert {(acl.principal, acl.name) for acl in revoked} >= {
+        *[(f"User:{member}", usage) for member in members()], ("User:ledger", usage)}
+    assert not set(revoked) & set(plan)
+    assert "User:ledger" not in {acl.principal for acl in plan}
 
 
 def test_a_member_not_in_the_plan_may_do_nothing(authorizer, universe):
