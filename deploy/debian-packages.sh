@@ -4,13 +4,13 @@
 #   runtime: what documents need to be made (WeasyPrint's Pango and HarfBuzz, and IPAex
 #            Gothic, the Japanese face embedded in every PDF)
 #   test:    the runtime, and what the tests look at documents with (poppler's pdftotext
-#            and pdftoppm, headless Chromium)
+#            and pdftoppm, headless Chromium), and openssl (deploy/tls/make-certs.sh)
 set -eu
 
 runtime="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-ipaexfont-gothic"
 case "${1:-runtime}" in
     runtime) wanted="$runtime" ;;
-    test) wanted="$runtime poppler-utils chromium" ;;
+    test) wanted="$runtime poppler-utils chromium openssl" ;;
     *) echo "usage: $0 [runtime|test]" >&2; exit 2 ;;
 esac
 

@@ -38,15 +38,18 @@ def home_dir(explicit: str | None = None) -> Path:
 
 @dataclass(frozen=True)
 class KafkaAuth:
-    """How the ledger's own clients authenticate to Kafka (production: SASL/SCRAM per
-    principal; the embedded broker: none). Environment: GPULEDGER_KAFKA_SECURITY_PROTOCOL,
-    GPULEDGER_KAFKA_SASL_MECHANISM, GPULEDGER_KAFKA_SASL_USERNAME,
-    GPULEDGER_KAFKA_SASL_PASSWORD_FILE."""
+    """How the ledger's own clients authenticate to Kafka (production: SASL/SCRAM over TLS,
+    one principal per service; the embedded broker: none). Environment:
+    GPULEDGER_KAFKA_SECURITY_PROTOCOL, GPULEDGER_KAFKA_SASL_MECHANISM,
+    GPULEDGER_KAFKA_SASL_USERNAME, GPULEDGER_KAFKA_SASL_PASSWORD_FILE, and
+    GPULEDGER_KAFKA_SSL_CAFILE: the certificates (PEM) that the broker's certificate must
+    chain to, instead of the system's (a deployment's own CA, deploy/tls/make-certs.sh)."""
 
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "SCRAM-SHA-512"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ def kafka_auth() -> KafkaAuth:
         sasl_mechanism=os.environ.get("GPULEDGER_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
         username=os.environ.get("GPULEDGER_KAFKA_SASL_USERNAME"),
         password=_secret("GPULEDGER_KAFKA_SASL_PASSWORD_FILE"),
+        ssl_cafile=os.environ.get("GPULEDGER_KAFKA_SSL_CAFILE") or None,
     )
 
 

@@ -26,14 +26,20 @@ WORKER_CONNECTIONS = 2
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="File to create once serving.")
+@click.option("--tls-cert", envvar="GPULEDGER_API_TLS_CERT", type=click.Path(dir_okay=False),
+              help="Serve HTTPS with this certificate chain, PEM (env GPULEDGER_API_TLS_CERT); needs --tls-key.")
+@click.option("--tls-key", envvar="GPULEDGER_API_TLS_KEY", type=click.Path(dir_okay=False),
+              help="The certificate's private key, PEM (env GPULEDGER_API_TLS_KEY).")
 @pass_context
-def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
-    """Run the usage API (OpenAPI at /openapi.json, docs at /docs)."""
+def api(obj: Context, host: str, port: int, ready_file: str | None, tls_cert: str | None, tls_key: str | None) -> None:
+    """Run the usage API (OpenAPI at /openapi.json, docs at /docs); HTTPS with --tls-cert
+    and --tls-key, which production needs (bearer tokens must not travel in clear)."""
     # Imported here: FastAPI and uvicorn take a fifth of a second to import, which every
     # other command would pay for nothing.
     from ledger.http.app import create_app
-    from ledger.http.server import serve
+    from ledger.http.server import serve, server_options
 
+    server_options(host, port, tls_cert, tls_key)  # a bad certificate is refused before anything starts
     settings = obj.settings
     database_url = settings.need_database()
     open_publisher = None
@@ -47,7 +53,7 @@ def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
         open_publisher=open_publisher,
         ready_file=Path(ready_file) if ready_file else None,
     )
-    serve(app, host, port)
+    serve(app, host, port, tls_cert, tls_key)
 
 
 @click.command()

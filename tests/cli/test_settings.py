@@ -42,3 +42,24 @@ def test_kafka_sasl_settings_become_client_options_and_the_password_is_never_sho
         client_options(KafkaAuth("SASL_SSL"))
     with pytest.raises(LedgerError, match="must be one of"):
         client_options(KafkaAuth("TLS"))
+
+
+def test_kafka_over_tls_takes_its_ca_file_from_the_settings(tmp_path, monkeypatch):
+    """Given GPULEDGER_KAFKA_SSL_CAFILE, then the clients trust that file's CA only, and a
+    file that holds no certificate stops the command in one line (tests/deploy/test_tls.py
+    makes real handshakes with such a CA)."""
+    secret = tmp_path / "kafka_worker_password"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("GPULEDGER_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("GPULEDGER_KAFKA_SASL_USERNAME", "ledger_worker")
+    monkeypatch.setenv("GPULEDGER_KAFKA_SASL_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("GPULEDGER_KAFKA_SSL_CAFILE", str(tmp_path / "ca.crt"))
+    auth = resolve(home=str(tmp_path)).kafka_auth
+    assert auth.ssl_cafile == str(tmp_path / "ca.crt")
+    with pytest.raises(LedgerError, match=r"GPULEDGER_KAFKA_SSL_CAFILE: cannot read certificates from .*ca\.crt"):
+        client_options(auth)
+    (tmp_path / "ca.crt").write_text("not a certificate\n")
+    with pytest.raises(LedgerError, match="NO_CERTIFICATE_OR_CRL_FOUND"):
+        faust_credentials(auth)
+    monkeypatch.delenv("GPULEDGER_KAFKA_SSL_CAFILE")
+    assert resolve(home=str(tmp_path)).kafka_auth.ssl_cafile is None

@@ -1,4 +1,5 @@
-"""The deployment files parse, and the dashboard only asks for metrics the code exports.
+"""The deployment files parse, the dashboard only asks for metrics the code exports, and
+compose mounts every secret a service is told of.
 
 No services: the files are parsed and cross-checked against the metric objects of
 streams/metrics.py (workers) and ledger/http/metrics.py (usage API).
@@ -56,6 +57,10 @@ def test_prometheus_config_scrapes_the_api_and_the_workers():
     api_command = compose["services"]["api"]["command"]
     api_port = api_command[api_command.index("--port") + 1]
     assert jobs["gpuledger-api"]["static_configs"][0]["targets"] == [f"api:{api_port}"]
+    # The API answers HTTPS only: Prometheus trusts the deployment's CA, which it mounts.
+    assert jobs["gpuledger-api"]["scheme"] == "https"
+    ca_file = jobs["gpuledger-api"]["tls_config"]["ca_file"]
+    assert ca_file == "/run/secrets/tls_ca" and "tls_ca" in compose["services"]["prometheus"]["secrets"]
 
 
 def test_dashboard_parses_and_covers_the_asked_panels():
@@ -115,8 +120,7 @@ def test_docker_compose_parses_and_names_the_services():
 
 # -- production honours the design (docs/operations.md) ------------------------------------
 
-LEDGER_SERVICES = ("migrate", "worker", "api")
-KAFKA_DIR = ROOT / "deploy" / "kafka"
+CERTS = ROOT / "deploy" / "tls" / "certs"
 
 
 def compose() -> dict:
@@ -125,7 +129,7 @@ def compose() -> dict:
 
 def test_the_api_and_workers_connect_as_the_append_only_role_with_a_secret_password():
     services = compose()["services"]
-    for name in ("worker", "api"):
+    for name in ("worker", "api", "topics", "ingest"):
         env = services[name]["environment"]
         assert env["GPULEDGER_DATABASE_URL"].startswith("postgresql://gpuledger_app@"), name
         assert ":" not in env["GPULEDGER_DATABASE_URL"].split("://")[1].split("@")[0], "no password in a URL"
@@ -143,42 +147,53 @@ def test_every_secret_is_declared_and_has_an_example_and_none_is_committed():
     declared = set(document["secrets"])
     for name, service in document["services"].items():
         assert set(service.get("secrets", [])) <= declared, name
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
     for name, secret in document["secrets"].items():
         path = ROOT / secret["file"]
+        if path.parent == CERTS:  # made by deploy/tls/make-certs.sh (tests/deploy/test_tls.py)
+            assert "deploy/tls/certs/" in ignored, "certificates and keys are never committed"
+            continue
+        assert path.parent == ROOT / "deploy" / "secrets", name
         assert path.with_name(path.name + ".example").is_file(), name
         assert not path.exists() or "replace-me" in path.read_text(), f"a real secret is in the tree: {path}"
 
 
-def test_kafka_authenticates_every_client_and_refuses_what_no_acl_allows():
-    services = compose()["services"]
-    kafka = services["kafka"]["environment"]
-    assert kafka["KAFKA_LISTENERS"].startswith("SASL_PLAINTEXT://")
-    assert kafka["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
-    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
-    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
-    assert kafka["KAFKA_LOG_MESSAGE_TIMESTAMP_TYPE"] == "LogAppendTime"
-    assert "9093" not in " ".join(services["kafka"]["ports"]), "the controller listener stays private"
-    for name in LEDGER_SERVICES:
-        env = services[name]["environment"]
-        assert env["GPULEDGER_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
-        assert env["GPULEDGER_KAFKA_SASL_USERNAME"] == "ledger"
-
-
-def test_each_member_may_write_usage_and_not_read_it():
+def test_each_member_has_a_password_file_mounted_for_kafka_setup():
     setup = compose()["services"]["kafka-setup"]
-    members = setup["environment"]["MEMBERS"].split()
-    assert members == ["kddi", "sakura", "highreso"]
-    assert {f"kafka_{m}_password" for m in members} <= set(setup["secrets"])
-    script = (KAFKA_DIR / "acls.sh").read_text()
-    loop = script[script.index("for member in $MEMBERS"):]
-    assert '--allow-principal "User:$member" --operation Write --operation Describe --topic' in loop
-    assert "Read" not in loop and "--group" not in loop and "Create" not in loop
-    assert "message.timestamp.type=LogAppendTime" in script
+    assert "./deploy/secrets/kafka-members:/run/secrets/kafka-members:ro" in setup["volumes"]
+    folder = ROOT / "deploy" / "secrets" / "kafka-members"
+    for member in setup["environment"]["MEMBERS"].split():
+        assert (folder / f"{member}.example").is_file(), member
+        path = folder / member
+        assert not path.exists() or "replace-me" in path.read_text(), f"a real secret is in the tree: {path}"
 
 
-@pytest.mark.parametrize("script", ["acls.sh", "kafka-entrypoint.sh"])
-def test_the_kafka_scripts_are_valid_bash(script):
-    checked = subprocess.run(["bash", "-n", str(KAFKA_DIR / script)], capture_output=True)
+def test_every_file_a_service_is_told_of_is_mounted(secrets):
+    """Given each service's *_FILE settings and TLS options, then each names a secret that
+    service mounts (a missing one stops the command before it starts)."""
+    for name, service in compose()["services"].items():
+        mounted = {f"/run/secrets/{secret}" for secret in service.get("secrets", [])}
+        wanted = [value for key, value in (service.get("environment") or {}).items()
+                  if key.endswith("_FILE") or key.endswith("_CAFILE")]
+        command = service.get("command") or []
+        wanted += [command[i + 1] for i, word in enumerate(command) if word in ("--tls-cert", "--tls-key")]
+        for path in wanted:
+            assert path in mounted, f"{name}: {path} is not mounted"
+            assert (secrets / Path(path).name).is_file(), path
+
+
+def test_migrations_need_no_kafka_and_the_api_serves_https():
+    services = compose()["services"]
+    assert not [key for key in services["migrate"]["environment"] if "KAFKA" in key]
+    command = services["api"]["command"]
+    assert "--tls-cert" in command and "--tls-key" in command
+    port = command[command.index("--port") + 1]
+    assert services["api"]["ports"] == [f"{port}:{port}"]
+
+
+@pytest.mark.parametrize("script", ["kafka/acls.sh", "kafka/kafka-entrypoint.sh", "tls/make-certs.sh"])
+def test_the_deployment_scripts_are_valid_bash(script):
+    checked = subprocess.run(["bash", "-n", str(ROOT / "deploy" / script)], capture_output=True)
     assert checked.returncode == 0, checked.stderr.decode()
 
 
