@@ -191,7 +191,10 @@ class BooksWriter(BooksReader, Protocol):
     async def now(self) -> int:
         """The store's clock, Unix seconds: whether a period has ended is decided by it."""
 
-    async def store_closed_statement(self, period: str, document: bytes) -> None: ...
+    async def store_closed_statement(self, period: str, document: bytes) -> None:
+        """Store the statement of a period this transaction closes: a period closed already
+        refuses, and so does the commit of a transaction that stored the statement of a
+        period without closing the books through it (`record_close`)."""
 
     async def journal_head(self) -> tuple[int, bytes]:
         """(seq, hash) of the last entry; (0, 32 zero bytes) for an empty journal."""
@@ -200,7 +203,10 @@ class BooksWriter(BooksReader, Protocol):
         """Append entries; each must balance (the store refuses an unbalanced one)."""
 
     async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
-        """Move the books forward to `closed_through` (never back)."""
+        """Move the books forward to `closed_through` (never back), remembering the members
+        known at this close. Refused unless the statement of every period it closes is
+        stored: from the one after the previous `closed_through` (or, at the first close,
+        from the first booking period with billed seconds, if earlier) through it."""
 
 
 class ExportReader(BooksReader, Protocol):

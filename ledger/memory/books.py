@@ -9,6 +9,7 @@ from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import LedgerError
 from ledger.domain.journal import GENESIS_HASH, ChainedEntry
+from ledger.domain.periods import next_period
 from ledger.domain.ports import Evidence
 from ledger.domain.rating import HourUsage
 
@@ -69,6 +70,9 @@ class MemoryBooks:
     async def store_closed_statement(self, period: str, document: bytes) -> None:
         if period in self.state.closed_statements:
             raise LedgerError(f"closed_statements: {period} is stored already")
+        closed = self.state.closed_through
+        if closed is not None and period <= closed:
+            raise LedgerError(f"closed_statements: {period} is closed already; only the close of a period stores it")
         self.state.closed_statements[period] = document
         self.state.closed_at[period] = int(self.clock())
 
@@ -84,8 +88,23 @@ class MemoryBooks:
         self.state.journal.extend(entries)
 
     async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
-        if self.state.closed_through is not None and closed_through <= self.state.closed_through:
-            raise LedgerError(f"books: closed through {self.state.closed_through}, they cannot move back")
+        previous = self.state.closed_through
+        if previous is not None and closed_through <= previous:
+            raise LedgerError(f"books: closed through {previous}, they cannot move back")
+        if previous is not None:
+            current = next_period(previous)
+        else:
+            current = min(closed_through, await self.earliest_booking_period() or closed_through)
+        missing = []
+        while current <= closed_through:
+            if current not in self.state.closed_statements:
+                missing.append(current)
+            current = next_period(current)
+        if missing:
+            raise LedgerError(
+                f"books: closing through {closed_through} needs the stored statement of every period it "
+                f"closes; none is stored for {', '.join(missing)}"
+            )
         self.state.period_closes.append((closed_through, list(member_ids)))
         self.state.closed_at["through " + closed_through] = int(self.clock())
         self.state.closed_through = closed_through

@@ -2,7 +2,8 @@
 
 Journal entries are hash-chained by the application (`ledger.domain.journal`); the
 database refuses an entry whose postings do not sum to zero (a deferred constraint
-trigger) and any change to what was written (migration 0002).
+trigger), any change to what was written (the append-only policy, migration 0011), and
+books that move over a period without its stored statement (0011).
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ class PgBooks:
 
     @translating
     async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
+        # The database refuses to move the books over a period whose statement is not
+        # stored (migration 0011), and a stored statement the books do not move past.
         await self.conn.execute(INSERT_CLOSE, closed_through, member_ids)
         await self.conn.execute(UPDATE_BOOKS, closed_through)
 
