@@ -10,7 +10,7 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.errors import LedgerError
 from ledger.domain.journal import GENESIS_HASH, ChainedEntry
 from ledger.domain.periods import next_period
-from ledger.domain.ports import Evidence
+from ledger.domain.ports import Evidence, RollupCheck
 from ledger.domain.rating import HourUsage
 
 
@@ -63,6 +63,16 @@ class MemoryBooks:
 
     async def earliest_booking_period(self) -> str | None:
         return min((key.booking_period for key in self.state.claims), default=None)
+
+    async def check_rollups(self, limit: int) -> RollupCheck:
+        # No rollups are kept here: the rows they would have, and nothing to differ.
+        catalog = self.state.catalog
+        rows = {
+            (key.hour_start, key.attribution, key.service_period, key.booking_period,
+             catalog.region_of(key.gpu_uuid, key.attribution[0], key.attribution[3]))
+            for key, bits in self.state.claims.items() if bits
+        }
+        return RollupCheck(len(rows), sum(bits.bit_count() for bits in self.state.claims.values()), (), 0)
 
     async def now(self) -> int:
         return int(self.clock())

@@ -269,6 +269,19 @@ async def test_hour_usages_sum_an_hour_and_keep_bits_where_asked(store):
     ]
 
 
+async def test_the_rollups_hold_every_billed_second_once(store):
+    await load_catalog(store)
+    other = ("sakura", "kddi", "beta", "H200")
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b11), (key(gpu="GPU-2"), 0b100), (key(attribution=other), 1 << 9)])
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111), (key(hour=HOUR + 3600), 0b1)])
+    async with store.snapshot() as books:
+        check = await books.check_rollups(10)
+    # (hour, attribution) groups: acme's first hour (two GPUs), beta's, acme's second hour.
+    assert (check.rows, check.gpu_seconds, check.differences, check.differences_total) == (3, 7, (), 0)
+
+
 async def test_evidence_lists_a_periods_bitmaps_in_order_with_the_other_periods_bits(store):
     await load_catalog(store)
     async with store.intake() as tx:
