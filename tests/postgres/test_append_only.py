@@ -75,6 +75,16 @@ async def schema(fresh_database, postgres_server):
     return owner_url, fresh_database, rows
 
 
+async def test_the_policy_is_applied_by_the_owner_only(schema):
+    owner_url, _, _ = schema
+    conn = await asyncpg.connect(owner_url)
+    try:
+        for function in ("ledger_make_append_only(regclass, boolean)", "ledger_refuse_truncate(regclass)"):
+            assert not await conn.fetchval("SELECT has_function_privilege($1, $2, 'EXECUTE')", APP_ROLE, function)
+    finally:
+        await conn.close()
+
+
 def test_every_table_is_append_only_for_the_app_role_or_on_the_allow_list(schema):
     _, _, rows = schema
     names = {row["relname"] for row in rows}

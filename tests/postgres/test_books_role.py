@@ -83,6 +83,18 @@ async def test_a_bare_update_of_the_books_is_refused_and_the_seconds_stay_on_a_s
     assert (await verification.verify(store))["closed_through"] == "2026-10"
 
 
+async def test_books_moved_around_the_triggers_are_named_by_verify(ledger):
+    """A superuser who switches triggers off can still move the books: verify names the
+    period that closed without its statement, with the seconds left on no statement."""
+    store, _, owner_url = ledger
+    await sql(owner_url, "SET LOCAL session_replication_role = replica", "UPDATE books SET closed_through = '2026-11'")
+    assert (await statement_of(store, "2026-11"))["lines"] == []  # what the hostile test saw
+    with pytest.raises(VerificationFailed, match=(
+        "2026-11 is closed .* but has no stored statement: its 100,000 billed GPU-seconds are on no statement"
+    )):
+        await verification.verify(store)
+
+
 async def test_a_statement_is_stored_only_by_the_close_of_its_period(ledger):
     _, app_url, _ = ledger
     with pytest.raises(asyncpg.CheckViolationError, match="not closed through it in the same transaction"):

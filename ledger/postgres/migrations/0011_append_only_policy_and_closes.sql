@@ -89,6 +89,9 @@ BEGIN
 END
 $$;
 
+-- The policy is the owner's to apply (in migrations), not the application's.
+REVOKE ALL ON FUNCTION ledger_make_append_only(regclass, boolean), ledger_refuse_truncate(regclass) FROM PUBLIC;
+
 -- The ledger's tables, written by the application and never changed.
 SELECT ledger_make_append_only(t) FROM unnest(ARRAY[
     'catalog_settings', 'catalog_loads', 'members', 'skus', 'retail_prices', 'agreements',
