@@ -91,11 +91,11 @@ def _verify_bundle(bundle: str, public_key: str | None) -> None:
 @click.command()
 @click.argument("bundle", required=False, type=click.Path(file_okay=False))
 @click.option("--public-key", envvar="GPULEDGER_PUBLIC_KEY", type=click.Path(dir_okay=False), help="The ledger's public key (PEM) to check a bundle with (env GPULEDGER_PUBLIC_KEY).")
-@click.option("--db", "check_db", is_flag=True, help="Check the database's journal instead: hash chain, balances, statements.")
+@click.option("--db", "check_db", is_flag=True, help="Check the database instead: the hourly rollups against the billed seconds, that every closed period has its stored statement, each one recomputed, the journal's hash chain and balances.")
 @click.option("--anchor", "anchors", multiple=True, type=click.Path(file_okay=False), help="With --db: a bundle whose signed chain head the journal must still hold (repeatable; needs --public-key).")
 @pass_context
 def verify(obj: Context, bundle: str | None, public_key: str | None, check_db: bool, anchors: tuple[str, ...]) -> None:
-    """Verify an auditor BUNDLE on its own, or the database's journal with --db.
+    """Verify an auditor BUNDLE on its own, or the database's books with --db.
 
     Exit 0 when everything verifies; otherwise exit 4 and name the first discrepancy.
     """

@@ -100,6 +100,32 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class RollupDifference:
+    """One hour of one attribution, periods and region where the stored hourly rollups
+    differ from the billed seconds they sum."""
+
+    hour_start: int
+    attribution: tuple[str, str, str, str]  # provider, reseller, tenant, sku
+    service_period: str
+    booking_period: str
+    region: str | None
+    rolled_seconds: int  # what the rollups hold (0: no row)
+    billed_seconds: int  # what the bitmaps give
+
+
+@dataclass(frozen=True, slots=True)
+class RollupCheck:
+    """The hourly rollups compared with the billed seconds: how many rows (hour,
+    attribution, service and booking period, region) and seconds they hold, and where
+    they differ (the first few, and how many in all)."""
+
+    rows: int
+    gpu_seconds: int
+    differences: tuple[RollupDifference, ...]
+    differences_total: int
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
     token_id: str
     role: str
@@ -180,6 +206,15 @@ class BooksReader(Protocol):
 
     async def closed_statements(self) -> dict[str, bytes]: ...
 
+    async def earliest_booking_period(self) -> str | None:
+        """The first booking period with billed seconds (None: nothing billed)."""
+
+    async def check_rollups(self, limit: int) -> RollupCheck:
+        """Recompute the hourly rollups from the billed seconds (grouped with the registry
+        as it is now) and compare them with the stored ones; at most `limit` differences
+        are listed, in key order. A store that keeps no rollups sums its bitmaps (rows and
+        seconds) and has nothing to differ."""
+
     async def capacity_billed(self, service_period: str) -> list[BilledSeconds]:
         """Billed seconds of a service period (any booking period) by provider, SKU, the
         region of the uuid's registration when it has that provider and SKU (else None),
@@ -189,12 +224,13 @@ class BooksReader(Protocol):
 class BooksWriter(BooksReader, Protocol):
     """Closing periods: one transaction holding the books exclusively (`Store.books(close=True)`)."""
 
-    async def earliest_booking_period(self) -> str | None: ...
-
     async def now(self) -> int:
         """The store's clock, Unix seconds: whether a period has ended is decided by it."""
 
-    async def store_closed_statement(self, period: str, document: bytes) -> None: ...
+    async def store_closed_statement(self, period: str, document: bytes) -> None:
+        """Store the statement of a period this transaction closes: a period closed already
+        refuses, and so does the commit of a transaction that stored the statement of a
+        period without closing the books through it (`record_close`)."""
 
     async def journal_head(self) -> tuple[int, bytes]:
         """(seq, hash) of the last entry; (0, 32 zero bytes) for an empty journal."""
@@ -203,7 +239,10 @@ class BooksWriter(BooksReader, Protocol):
         """Append entries; each must balance (the store refuses an unbalanced one)."""
 
     async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
-        """Move the books forward to `closed_through` (never back)."""
+        """Move the books forward to `closed_through` (never back), remembering the members
+        known at this close. Refused unless the statement of every period it closes is
+        stored: from the one after the previous `closed_through` (or, at the first close,
+        from the first booking period with billed seconds, if earlier) through it."""
 
 
 class ExportReader(BooksReader, Protocol):

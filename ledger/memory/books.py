@@ -9,7 +9,8 @@ from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import LedgerError
 from ledger.domain.journal import GENESIS_HASH, ChainedEntry
-from ledger.domain.ports import Evidence
+from ledger.domain.periods import next_period
+from ledger.domain.ports import Evidence, RollupCheck
 from ledger.domain.rating import HourUsage
 
 
@@ -63,12 +64,25 @@ class MemoryBooks:
     async def earliest_booking_period(self) -> str | None:
         return min((key.booking_period for key in self.state.claims), default=None)
 
+    async def check_rollups(self, limit: int) -> RollupCheck:
+        # No rollups are kept here: the rows they would have, and nothing to differ.
+        catalog = self.state.catalog
+        rows = {
+            (key.hour_start, key.attribution, key.service_period, key.booking_period,
+             catalog.region_of(key.gpu_uuid, key.attribution[0], key.attribution[3]))
+            for key, bits in self.state.claims.items() if bits
+        }
+        return RollupCheck(len(rows), sum(bits.bit_count() for bits in self.state.claims.values()), (), 0)
+
     async def now(self) -> int:
         return int(self.clock())
 
     async def store_closed_statement(self, period: str, document: bytes) -> None:
         if period in self.state.closed_statements:
             raise LedgerError(f"closed_statements: {period} is stored already")
+        closed = self.state.closed_through
+        if closed is not None and period <= closed:
+            raise LedgerError(f"closed_statements: {period} is closed already; only the close of a period stores it")
         self.state.closed_statements[period] = document
         self.state.closed_at[period] = int(self.clock())
 
@@ -84,8 +98,23 @@ class MemoryBooks:
         self.state.journal.extend(entries)
 
     async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
-        if self.state.closed_through is not None and closed_through <= self.state.closed_through:
-            raise LedgerError(f"books: closed through {self.state.closed_through}, they cannot move back")
+        previous = self.state.closed_through
+        if previous is not None and closed_through <= previous:
+            raise LedgerError(f"books: closed through {previous}, they cannot move back")
+        if previous is not None:
+            current = next_period(previous)
+        else:
+            current = min(closed_through, await self.earliest_booking_period() or closed_through)
+        missing = []
+        while current <= closed_through:
+            if current not in self.state.closed_statements:
+                missing.append(current)
+            current = next_period(current)
+        if missing:
+            raise LedgerError(
+                f"books: closing through {closed_through} needs the stored statement of every period it "
+                f"closes; none is stored for {', '.join(missing)}"
+            )
         self.state.period_closes.append((closed_through, list(member_ids)))
         self.state.closed_at["through " + closed_through] = int(self.clock())
         self.state.closed_through = closed_through

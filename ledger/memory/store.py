@@ -4,7 +4,8 @@ What it is for: running the services with no database (their tests, the model of
 ledger), and pinning what the ports promise, since `tests/postgres/test_store_contract.py`
 runs the same cases against this store and PostgreSQL. It keeps the invariants the
 database enforces: billed seconds only grow and never in a closed period, the books only
-move forward, a closed statement and a replay are stored once, journal entries balance.
+move forward and only over stored statements, a closed statement is stored by its close
+and once, a replay is stored once, journal entries balance.
 
 Transactions are serialized by one lock and work on a copy of the state, which replaces
 the state only when the block ends without an exception: all or nothing, as in
@@ -134,6 +135,13 @@ class MemoryStore:
     async def books(self, *, close: bool = False):
         async with self._transaction() as state:
             yield MemoryBooks(state, self.clock)
+            # As PostgreSQL at commit: a statement is stored only by the close of its period.
+            for period in state.closed_statements:
+                if state.closed_through is None or period > state.closed_through:
+                    raise LedgerError(
+                        f"closed_statements: {period} was stored, but the books were not closed "
+                        "through it in the same transaction"
+                    )
 
     @asynccontextmanager
     async def snapshot(self):

@@ -2,7 +2,8 @@
 
 Journal entries are hash-chained by the application (`ledger.domain.journal`); the
 database refuses an entry whose postings do not sum to zero (a deferred constraint
-trigger) and any change to what was written (migration 0002).
+trigger), any change to what was written (the append-only policy, migration 0011), and
+books that move over a period without its stored statement (0011).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncpg
 from ledger.domain import journal
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
-from ledger.domain.ports import Evidence
+from ledger.domain.ports import Evidence, RollupCheck, RollupDifference
 from ledger.domain.rating import HourUsage
 from ledger.postgres.catalog import load_catalog
 from ledger.postgres.errors import translating, translating_iterator
@@ -90,6 +91,32 @@ GROUP BY 1, 2, 3, 4
 HAVING sum(seconds) > 0
 """
 
+# What the rollups must be (migration 0008): the claims grouped with the registry as it is
+# now. Region '' stands for none on both sides, so the full join can hash (no region is '').
+SELECT_ROLLUP_DIFFERENCES = """
+WITH billed AS (
+    SELECT c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period, c.booking_period,
+           coalesce(r.region, '') AS region, sum(c.seconds)::bigint AS seconds
+    FROM claims c
+    LEFT JOIN gpu_registrations r ON r.uuid = c.gpu_uuid AND r.provider = c.provider AND r.sku = c.sku
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+), rolled AS (
+    SELECT hour_start, provider, reseller, tenant, sku, service_period, booking_period,
+           coalesce(region, '') AS region, seconds
+    FROM usage_hours WHERE seconds <> 0
+)
+SELECT hour_start, provider, reseller, tenant, sku, service_period, booking_period, nullif(region, '') AS region,
+       coalesce(u.seconds, 0) AS rolled_seconds, coalesce(b.seconds, 0) AS billed_seconds,
+       count(*) OVER () AS differences_total
+FROM billed b FULL JOIN rolled u
+    USING (hour_start, provider, reseller, tenant, sku, service_period, booking_period, region)
+WHERE u.seconds IS DISTINCT FROM b.seconds
+ORDER BY hour_start, provider COLLATE "C", reseller COLLATE "C", tenant COLLATE "C", sku COLLATE "C",
+         service_period COLLATE "C", booking_period COLLATE "C", region COLLATE "C"
+LIMIT $1
+"""
+SELECT_ROLLUP_TOTALS = "SELECT count(*) AS n, coalesce(sum(seconds), 0)::bigint AS s FROM usage_hours WHERE seconds <> 0"
+
 SELECT_DEAD_LETTER_COUNTS = """
 SELECT reason, count(*) AS n FROM dead_letters
 WHERE received_ms >= $1 AND received_ms < $2
@@ -163,11 +190,24 @@ class PgBooks:
         rows = await self.conn.fetch(SELECT_CAPACITY_BILLED, service_period)
         return [BilledSeconds(*row.values()) for row in rows]
 
-    # -- closing
-
     @translating
     async def earliest_booking_period(self) -> str | None:
         return await self.conn.fetchval(SELECT_EARLIEST_BOOKING)
+
+    @translating
+    async def check_rollups(self, limit: int) -> RollupCheck:
+        rows = await self.conn.fetch(SELECT_ROLLUP_DIFFERENCES, limit)
+        totals = await self.conn.fetchrow(SELECT_ROLLUP_TOTALS)
+        differences = tuple(
+            RollupDifference(
+                r["hour_start"], (r["provider"], r["reseller"], r["tenant"], r["sku"]), r["service_period"],
+                r["booking_period"], r["region"], r["rolled_seconds"], r["billed_seconds"],
+            )
+            for r in rows
+        )
+        return RollupCheck(totals["n"], totals["s"], differences, rows[0]["differences_total"] if rows else 0)
+
+    # -- closing
 
     @translating
     async def now(self) -> int:
@@ -197,6 +237,8 @@ class PgBooks:
 
     @translating
     async def record_close(self, closed_through: str, member_ids: list[str]) -> None:
+        # The database refuses to move the books over a period whose statement is not
+        # stored (migration 0011), and a stored statement the books do not move past.
         await self.conn.execute(INSERT_CLOSE, closed_through, member_ids)
         await self.conn.execute(UPDATE_BOOKS, closed_through)
 

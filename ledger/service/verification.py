@@ -1,7 +1,11 @@
-"""Checking the books: the journal's hash chain and balances, every closed statement
-against its entries and against a recomputation, and the chain heads auditors hold.
+"""Checking the books: everything the ledger derives, against what it derives it from.
 
-`gpuledger verify --db` runs `verify`. Each check names the first thing that breaks it.
+`gpuledger verify --db` runs `verify`, on one snapshot: the hourly rollups against the
+billed seconds; every closed period has its stored statement, and nothing else has one;
+each stored statement against a recomputation from the ledger (its booked seconds, the
+catalog, the grants' balances: the code that computes an open statement); the journal's
+hash chain, its entries against the statements and its trial balance; and the chain
+heads auditors hold. Each check names the first thing that breaks it.
 """
 
 from __future__ import annotations
@@ -12,22 +16,31 @@ import orjson
 
 from ledger.domain import journal
 from ledger.domain.errors import VerificationFailed
-from ledger.domain.ports import BooksReader, Store
+from ledger.domain.instants import format_utc
+from ledger.domain.periods import next_period
+from ledger.domain.ports import BooksReader, RollupCheck, Store
+from ledger.domain.stored_statements import comparable, first_difference
 from ledger.service.books import compute_statement, render
+
+ROLLUP_DIFFERENCES_SHOWN = 3
 
 
 async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict:
-    """Walk the journal's chain and postings; check every closed period's entries against
-    its stored statement, and the chain against signed heads auditors hold (`anchors`:
-    (where it comes from, seq, hash hex)); raise VerificationFailed naming the first break.
+    """Check the books (see the module docstring) and the chain against signed heads
+    auditors hold (`anchors`: (where it comes from, seq, hash hex)); raise
+    VerificationFailed naming the first break.
 
     The anchors are what catches a superuser who rewrote the whole chain consistently:
     the heads already handed out in signed bundles must still be in it."""
     async with store.snapshot() as books:
-        entries = [entry async for entry in books.journal()]
+        rollups = await books.check_rollups(ROLLUP_DIFFERENCES_SHOWN)
+        _check_rollups(rollups)
+        closed_through = await books.closed_through()
         stored = await books.closed_statements()
+        await _check_closed_periods(books, closed_through, stored)
         statements = _parsed(stored)
         await _check_recomputed(books, stored, statements)
+        entries = [entry async for entry in books.journal()]
     try:
         head_seq, head_hash = journal.check_chain(entries)
     except ValueError as exc:
@@ -47,45 +60,71 @@ async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict
         "entries": len(entries),
         "anchors_checked": len(anchors),
         "head": {"seq": head_seq, "hash": head_hash.hex()},
+        "closed_through": closed_through,
         "closed_periods": sorted(statements),
+        "statements_recomputed": len(statements),
+        "rollups": {"rows": rollups.rows, "gpu_seconds": rollups.gpu_seconds},
         "accounts": len(balances),
         "trial_balance_yen": trial_balance,
     }
 
 
+def _check_rollups(check: RollupCheck) -> None:
+    """The hourly rollups are the billed seconds summed: statements, the usage API and the
+    capacity report read them, so an edit of them would reprice what they show."""
+    if not check.differences:
+        return
+    shown = "; ".join(
+        f"{format_utc(d.hour_start)} {'/'.join(d.attribution)} service {d.service_period} booked "
+        f"{d.booking_period} region {d.region or '-'}: {d.rolled_seconds} rolled up, {d.billed_seconds} billed"
+        for d in check.differences
+    )
+    total = check.differences_total
+    more = total - len(check.differences)
+    raise VerificationFailed(
+        f"the hourly rollups (usage_hours) differ from the billed seconds in {total} row{'s' if total > 1 else ''}: "
+        f"{shown}{f' (and {more} more)' if more else ''}"
+    )
+
+
+async def _check_closed_periods(books: BooksReader, closed_through: str | None, stored: dict[str, bytes]) -> None:
+    """Every closed period from the first stored statement on has its statement, every
+    billed second of a closed period is on one, and no open period has one: a close
+    stores the statement of each period it closes, and nothing else stores any."""
+    opened = sorted(p for p in stored if closed_through is None or p > closed_through)
+    if opened:
+        raise VerificationFailed(
+            f"a statement is stored for {opened[0]}, which is not closed (the books are closed "
+            f"through {closed_through or 'no period'})"
+        )
+    if closed_through is None:
+        return
+    earliest = await books.earliest_booking_period()
+    period = min([closed_through, *stored, *([earliest] if earliest and earliest <= closed_through else [])])
+    while period <= closed_through:
+        if period not in stored:
+            seconds = sum(u.seconds for u in await books.hour_usages(period, []))
+            raise VerificationFailed(
+                f"{period} is closed (the books are closed through {closed_through}) but has no stored "
+                f"statement: its {seconds:,} billed GPU-seconds are on no statement"
+            )
+        period = next_period(period)
+
+
 async def _check_recomputed(books: BooksReader, stored: dict[str, bytes], statements: dict[str, dict]) -> None:
-    """Every closed statement is what its billed seconds and the catalog give: billed seconds
-    of a closed booking period never change, and no catalog version can start inside one,
-    so any difference is an edit of the stored bytes."""
+    """Every closed statement is what its billed seconds, the catalog and the grants'
+    balances give: billed seconds of a closed booking period never change, and no catalog
+    version or grant can start inside one, so any difference is an edit of the stored bytes."""
     catalog = await books.catalog()
     for period in sorted(stored):
-        document = await compute_statement(books, period, catalog, closed=True)
-        members = await books.members_at_close(period)
-        document["net_yen"] = {m: document["net_yen"].get(m, 0) for m in sorted(members or [])}
-        if "grant_draws" not in statements[period]:  # closed before statements carried credits
-            _without_credits(document)
-        if "returns" not in statements[period]:  # closed before statements carried returns
-            _without_returns(document)
+        recomputed = await compute_statement(books, period, catalog, closed=True)
+        found = statements[period]
+        document = comparable(recomputed, found, await books.members_at_close(period) or [])
         if render(document) != stored[period]:
-            found = statements[period]
-            where = next((k for k in document if document[k] != found.get(k)), "its bytes")
             raise VerificationFailed(
                 f"the closed statement of {period} is not what its billed seconds and the catalog "
-                f"give (first difference: {where}): the stored statement was edited"
+                f"give (first difference: {first_difference(document, found)}): the stored statement was edited"
             )
-
-
-def _without_credits(document: dict) -> None:
-    document.pop("grant_draws", None)
-    for invoice in document["tenant_invoices"]:
-        invoice.pop("retail_yen", None)
-        invoice.pop("credit_yen", None)
-
-
-def _without_returns(document: dict) -> None:
-    document.pop("returns", None)
-    for draw in document.get("grant_draws", ()):
-        draw.pop("restored_yen", None)
 
 
 def _parsed(stored: dict[str, bytes]) -> dict[str, dict]:
@@ -95,6 +134,8 @@ def _parsed(stored: dict[str, bytes]) -> dict[str, dict]:
             statements[period] = orjson.loads(document)
         except orjson.JSONDecodeError as exc:
             raise VerificationFailed(f"the closed statement of {period} is not JSON: {exc}") from exc
+        if not isinstance(statements[period], dict):
+            raise VerificationFailed(f"the closed statement of {period} is not a statement (not a JSON object)")
     return statements
 
 

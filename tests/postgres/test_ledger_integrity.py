@@ -107,6 +107,38 @@ def test_billed_seconds_only_grow_and_closed_periods_do_not_move(closed):
         execute(app_url, "UPDATE books SET closed_through = '2026-09'")
 
 
+def test_the_app_role_cannot_close_a_period_by_moving_the_books(closed):
+    """Moving the books by hand would print 2026-11 as closed and empty, its billed seconds
+    on no statement: refused, since no statement of 2026-11 is stored."""
+    app_url = with_user(closed.database_url, APP_ROLE)
+    november = json.loads(closed.run("settle", "2026-11").stdout)
+    with pytest.raises(asyncpg.CheckViolationError, match="none is stored for 2026-11"):
+        execute(app_url, "UPDATE books SET closed_through = '2026-11'")
+    assert json.loads(closed.run("settle", "2026-11").stdout) == november
+    assert closed.json("verify", "--db")["closed_through"] == "2026-10"
+
+
+def test_verify_db_recomputes_the_rollups_and_exits_4_on_an_edited_one(closed):
+    report = closed.json("verify", "--db")
+    assert report["rollups"]["rows"] > 0 and report["statements_recomputed"] == 2
+    keys = ("hour_start", "provider", "reseller", "tenant", "sku", "service_period", "booking_period")
+    row = fetch(closed.database_url, f"SELECT {', '.join(keys)} FROM usage_hours WHERE booking_period = '2026-10' "
+                "AND seconds > 0 AND region IS NULL ORDER BY 1, 2, 3, 4, 5, 6 LIMIT 1")[0]
+    where = "WHERE region IS NULL AND " + " AND ".join(
+        f"{key} = {row[key]}" if key == "hour_start" else f"{key} = '{row[key]}'" for key in keys
+    )
+    # The tables' owner may write the rollups (its triggers keep them).
+    execute(closed.database_url, f"UPDATE usage_hours SET seconds = seconds + 1 {where}")
+    try:
+        completed = closed.run("verify", "--db", check=False)
+    finally:
+        execute(closed.database_url, f"UPDATE usage_hours SET seconds = seconds - 1 {where}")
+    assert completed.returncode == 4
+    assert completed.stdout == b""
+    assert b"the hourly rollups (usage_hours) differ from the billed seconds in 1 row" in completed.stderr
+    assert closed.json("verify", "--db")["verified"] is True
+
+
 def test_the_journal_verifies_balances_and_reconciles(closed):
     report = closed.json("verify", "--db")
     assert report["verified"] is True

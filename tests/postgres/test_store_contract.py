@@ -163,10 +163,17 @@ async def test_tallies_sum_per_ingest(store):
 # -- the books --------------------------------------------------------------------------
 
 
+async def close_through(store, period: str, periods: list[str] = (), members: list[str] = ("kddi",)) -> None:
+    """Close as `ledger.service.books` does: store each period's statement, then move the books."""
+    async with store.books(close=True) as books:
+        for each in periods or [period]:
+            await books.store_closed_statement(each, b'{"period":"%s"}' % each.encode())
+        await books.record_close(period, list(members))
+
+
 async def test_a_closed_booking_period_takes_no_more_seconds(store):
     await load_catalog(store)
-    async with store.books(close=True) as books:
-        await books.record_close("2026-09", ["kddi"])
+    await close_through(store, "2026-09")
     with pytest.raises(LedgerError):
         async with store.intake() as tx:
             await tx.write_claims([(key(booking="2026-09"), 1)])
@@ -178,7 +185,7 @@ async def test_a_closed_booking_period_takes_no_more_seconds(store):
 async def test_the_books_only_move_forward_and_remember_who_was_a_member(store):
     async with store.books(close=True) as books:
         assert await books.closed_through() is None
-        await books.record_close("2026-09", ["highreso", "kddi"])
+    await close_through(store, "2026-09", members=["highreso", "kddi"])
     with pytest.raises(LedgerError):
         async with store.books(close=True) as books:
             await books.record_close("2026-08", ["kddi"])
@@ -188,16 +195,42 @@ async def test_the_books_only_move_forward_and_remember_who_was_a_member(store):
         assert await books.members_at_close("2026-10") is None
 
 
-async def test_a_closed_statement_is_stored_once(store):
-    async with store.books(close=True) as books:
-        await books.store_closed_statement("2026-09", b'{"period":"2026-09"}')
-    with pytest.raises(LedgerError):
+async def test_the_books_move_only_over_the_stored_statements_of_the_periods_they_close(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(booking="2026-09"), 0b111)])
+    # Given seconds booked in 2026-09, a close through 2026-10 that stored only 2026-10's
+    # statement is refused whole: the 2026-09 seconds would be on no statement.
+    with pytest.raises(LedgerError, match="2026-09"):
+        await close_through(store, "2026-10")
+    async with store.books() as books:
+        assert await books.closed_through() is None
+        assert await books.closed_statement("2026-10") is None
+    await close_through(store, "2026-10", ["2026-09", "2026-10"])
+    # A later close needs every period after the last closed one, 2026-11 included.
+    with pytest.raises(LedgerError, match="2026-11"):
+        await close_through(store, "2026-12")
+    await close_through(store, "2026-12", ["2026-11", "2026-12"])
+    async with store.snapshot() as books:
+        assert await books.closed_through() == "2026-12"
+        assert sorted(await books.closed_statements()) == ["2026-09", "2026-10", "2026-11", "2026-12"]
+
+
+async def test_a_statement_is_stored_only_by_the_close_of_its_period(store):
+    await close_through(store, "2026-09")
+    with pytest.raises(LedgerError):  # an open period's statement, without its close
+        async with store.books(close=True) as books:
+            await books.store_closed_statement("2026-11", b'{"period":"2026-11"}')
+    with pytest.raises(LedgerError):  # a period closed (empty) before
+        async with store.books(close=True) as books:
+            await books.store_closed_statement("2026-08", b'{"period":"2026-08"}')
+    with pytest.raises(LedgerError):  # stored once
         async with store.books(close=True) as books:
             await books.store_closed_statement("2026-09", b"{}")
     async with store.snapshot() as books:
         assert await books.closed_statement("2026-09") == b'{"period":"2026-09"}'
         assert await books.closed_statements() == {"2026-09": b'{"period":"2026-09"}'}
-        assert await books.closed_statement("2026-10") is None
+        assert await books.closed_statement("2026-11") is None
 
 
 async def test_a_period_remembers_when_it_was_closed(store):
@@ -249,6 +282,19 @@ async def test_hour_usages_sum_an_hour_and_keep_bits_where_asked(store):
     assert [(u.tenant, u.hour_start, u.seconds, u.bits) for u in usages] == [
         ("acme", HOUR, 3, None), ("acme", HOUR + 3600, 1, 1), ("beta", HOUR, 1, None),
     ]
+
+
+async def test_the_rollups_hold_every_billed_second_once(store):
+    await load_catalog(store)
+    other = ("sakura", "kddi", "beta", "H200")
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b11), (key(gpu="GPU-2"), 0b100), (key(attribution=other), 1 << 9)])
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111), (key(hour=HOUR + 3600), 0b1)])
+    async with store.snapshot() as books:
+        check = await books.check_rollups(10)
+    # (hour, attribution) groups: acme's first hour (two GPUs), beta's, acme's second hour.
+    assert (check.rows, check.gpu_seconds, check.differences, check.differences_total) == (3, 7, (), 0)
 
 
 async def test_evidence_lists_a_periods_bitmaps_in_order_with_the_other_periods_bits(store):
