@@ -255,6 +255,23 @@ def _topic_watcher(app: faust.App, settings: Settings, subscription: Subscriptio
     return watch_topics
 
 
+def _lifecycle(app: faust.App, worker: Worker) -> None:
+    """Start-up chores: no per-message monitor, and the ready file once partitions are assigned."""
+
+    @app.task
+    async def without_monitor() -> None:
+        # Faust's Monitor sensor does bookkeeping for every message, for its web views,
+        # which these workers do not serve; the ledger's own metrics are in streams.metrics.
+        app.sensors.remove(app.monitor)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender, assigned, **kwargs) -> None:
+        log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
+        if worker.ready_file is not None:
+            worker.ready_file.parent.mkdir(parents=True, exist_ok=True)
+            worker.ready_file.write_text(str(os.getpid()))
+
+
 def create_app(
     settings: Settings, worker: Worker, open_store: StoreOpener, subscription: Subscription | None = None,
 ) -> faust.App:
@@ -274,21 +291,9 @@ def create_app(
     def read(message) -> Record:
         return to_record(message, settings.usage_topic, trust_producer_time=subscription.trust_producer_time)
 
-    @app.task
-    async def without_monitor() -> None:
-        # Faust's Monitor sensor does bookkeeping for every message, for its web views,
-        # which these workers do not serve; the ledger's own metrics are in streams.metrics.
-        app.sensors.remove(app.monitor)
-
+    _lifecycle(app, worker)
     prepare_months = _month_preparer(state)
     app.timer(PREPARE_MONTHS_EVERY_SECONDS, on_leader=False, name="prepare_months")(prepare_months)
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender, assigned, **kwargs) -> None:
-        log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
-        if worker.ready_file is not None:
-            worker.ready_file.parent.mkdir(parents=True, exist_ok=True)
-            worker.ready_file.write_text(str(os.getpid()))
 
     @app.agent(usage_topics, concurrency=1, name="meter")
     async def meter(stream) -> None:

@@ -10,8 +10,8 @@ offline as a worker builds it), the consumer group its aiokafka consumer joins, 
 topics its agents read, and the topics Faust creates (its leader assignor's, tables'
 changelogs, agents' own topics).
 
-Member topics: SPEC.md ("Who sent it") names them `<usage topic>.<member id>`; the code
-does not expose that name here yet, so `member_topic` below states it.
+Member topics: SPEC.md ("Who sent it") names them `<usage topic>.<member id>`, as
+`schemas.wire.member_topic` does for the API and the workers.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pytest
 from ledger.domain.catalog_file import parse_catalog
 from ledger.settings import DEFAULT_TOPIC, Settings, resolve
 from schemas.catalog import MemberId
-from schemas.wire import USAGE_TOPIC
+from schemas.wire import USAGE_TOPIC, member_topic
 from streams.app import Worker, create_app
 from streams.auth import client_options
 from streams.publish import new_producer
@@ -45,11 +45,6 @@ NEWCOMER = "newcomer-7"
 SERVICE_PRINCIPALS = {"worker": "ledger_worker", "api": "ledger_api", "ingest": "ledger_ingest",
                       "topics": "ledger_admin"}
 SUPER_USERS = {"User:kafka_broker", "User:ledger_admin"}
-
-
-def member_topic(usage_topic: str, member: str) -> str:
-    """SPEC.md, "Who sent it": each member's producers write `<usage topic>.<member id>`."""
-    return f"{usage_topic}.{member}"
 
 
 def resolved(service: str, secrets: Path, home: Path) -> Settings:
