@@ -57,9 +57,18 @@ def known_period(period: str) -> bool:
 
 
 def period_bounds(catalog: Catalog, period: str) -> tuple[int, int]:
+    """A period's bounds, or an InputError if they do not exist as instants (in a
+    timezone east of UTC, 0001-01 begins in year 0)."""
     if not known_period(period):
         raise InputError("a period is YYYY-MM, 0001-01 to 9999-11", code="bad_period")
-    return catalog.calendar.bounds(period)
+    start, end = catalog.calendar.bounds(period)
+    if start < FIRST_INSTANT:
+        raise InputError(f"period {period} begins before 0001-01-01T00:00:00Z in the catalog's timezone "
+                         f"({catalog.timezone}): ask for a later one", code="bad_period")
+    if end > LAST_INSTANT + 1:
+        raise InputError(f"period {period} ends after 9999-12-31T23:59:59Z in the catalog's timezone "
+                         f"({catalog.timezone}): ask for an earlier one", code="bad_period")
+    return start, end
 
 
 def _range(request: UsageRequest, catalog: Catalog, now: int) -> tuple[int, int]:
