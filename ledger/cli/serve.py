@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -18,6 +19,7 @@ from streams.auth import client_options
 from streams.publish import KafkaPublisher
 
 API_CONNECTIONS = 8
+API_WORKER_CONNECTIONS = 2  # each of the API's statement and document processes
 WORKER_CONNECTIONS = 2
 
 
@@ -45,6 +47,8 @@ def api(obj: Context, host: str, port: int, ready_file: str | None) -> None:
         open_store=lambda: PostgresStore.connect(database_url, API_CONNECTIONS),
         open_publisher=open_publisher,
         ready_file=Path(ready_file) if ready_file else None,
+        # Picklable: the API's statement and document processes each open their own store.
+        worker_store=functools.partial(PostgresStore.connect, database_url, API_WORKER_CONNECTIONS),
     )
     serve(app, host, port)
 
