@@ -71,7 +71,7 @@ def _lifespan(settings: Settings, open_store: StoreOpener, open_publisher: Publi
             yield
         finally:
             for pool in ledger.pools if ledger is not None else ():
-                pool.close()
+                await pool.close()
             if publisher is not None:
                 await publisher.close()
             await store.close()

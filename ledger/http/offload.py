@@ -21,7 +21,10 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,15 +39,27 @@ T = TypeVar("T")
 StoreFactory = Callable[[], Awaitable[Store]]  # picklable, e.g. functools.partial(PostgresStore.connect, url, 2)
 Task = Callable[..., Awaitable[T]]  # a top-level coroutine function: task(store, *args)
 
+PARENT_CHECK_SECONDS = 1.0
+CLOSE_SECONDS = 10.0
+
 # In a worker process: its event loop, how it opens its store, and the store once open.
 _worker: dict[str, Any] = {}
 
 
 def _start_worker(open_store: StoreFactory) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the API's to handle; it stops the pool
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     _worker.update(loop=loop, open_store=open_store, store=None)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose API process is gone (killed: no shutdown told it) exits, rather than
+    wait forever for work with its database connections open."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _run_in_worker(task: Task, args: tuple, pause_gc: bool = False) -> Any:
@@ -112,8 +127,11 @@ class ProcessPool:
         """Start a worker now (a spawned interpreter takes most of a second to import)."""
         self.executor.submit(_run_in_worker, _nothing, ())
 
-    def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop the workers once their tasks are done (at most CLOSE_SECONDS: a worker
+        left behind exits when it sees the API gone)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.to_thread(self.executor.shutdown, True, cancel_futures=True), CLOSE_SECONDS)
 
 
 class InlinePool:
@@ -129,5 +147,5 @@ class InlinePool:
     def warm(self) -> None:
         pass
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
