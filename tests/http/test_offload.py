@@ -11,10 +11,11 @@ import os
 import orjson
 import pytest
 
+from ledger.domain.access import Caller
 from ledger.domain.errors import PeriodError, ServiceUnavailable
 from ledger.http.offload import ProcessPool
 from ledger.memory.store import MemoryStore
-from ledger.service import statements
+from ledger.service import grants, statements
 from tests.factories import DEFAULT_CATALOG
 from tests.service.conftest import load_catalog
 
@@ -46,6 +47,7 @@ async def test_a_task_runs_in_a_worker_process_on_its_own_store(pool):
     assert orjson.loads(computed.document)["period"] == "2026-10"
     assert set(computed.views) == {"highreso", "kddi", "sakura"}
     assert await pool.run(pid_of_worker) != os.getpid()
+    assert (await pool.run(grants.report, Caller("t1", "member", "kddi"), "2026-10"))["grants"] == []
 
 
 async def test_a_tasks_ledger_error_reaches_the_caller_as_raised(pool):
