@@ -1,6 +1,6 @@
-"""Work the API does away from its event loop: statements and documents, in processes.
+"""Work the API does away from its event loop: statements, queries, documents, in processes.
 
-A statement of a period with many tenants, or a PDF, is seconds of CPU. Done on the
+A statement or usage query over many tenants, or a PDF, is seconds of CPU. Done on the
 event loop it stalls every other request, /healthz included; done in a thread it still
 does, because a CPU-bound thread holds the GIL, and long C calls (orjson.dumps of a
 37 MB statement, sorting 100,000 lines) hold it whole: measured on the 2-core machine,

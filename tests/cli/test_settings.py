@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.domain.errors import LedgerError
-from ledger.settings import KafkaAuth, resolve, with_password
+from ledger.settings import ApiLimits, KafkaAuth, resolve, with_password
 from streams.auth import client_options, faust_credentials
 
 
@@ -42,3 +42,17 @@ def test_kafka_sasl_settings_become_client_options_and_the_password_is_never_sho
         client_options(KafkaAuth("SASL_SSL"))
     with pytest.raises(LedgerError, match="must be one of"):
         client_options(KafkaAuth("TLS"))
+
+
+def test_the_apis_limits_come_from_the_environment_each_with_its_default(tmp_path, monkeypatch):
+    assert resolve(home=str(tmp_path)).api_limits == ApiLimits()
+    monkeypatch.setenv("GPULEDGER_API_RATE_PER_SECOND", "2.5")
+    monkeypatch.setenv("GPULEDGER_API_DOCUMENT_PROCESSES", "4")
+    limits = resolve(home=str(tmp_path)).api_limits
+    assert (limits.rate_per_second, limits.document_processes, limits.rate_burst) == (2.5, 4, ApiLimits.rate_burst)
+    for variable, value in (("GPULEDGER_API_RATE_BURST", "many"), ("GPULEDGER_API_RATE_PER_SECOND", "nan"),
+                            ("GPULEDGER_API_QUERY_PROCESSES", "0")):
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(LedgerError, match=variable):
+            resolve(home=str(tmp_path))
+        monkeypatch.delenv(variable)
