@@ -87,7 +87,8 @@ def create_app(
     worker_store: StoreFactory | None = None,
 ) -> FastAPI:
     """The API; `worker_store` (picklable) opens a store in a worker process, so
-    statements and documents are computed away from the event loop (`ledger.http.offload`)."""
+    statements, usage queries and documents are computed away from the event loop
+    (`ledger.http.offload`)."""
     app = FastAPI(
         title="gpuledger usage API",
         version="1",
