@@ -26,6 +26,10 @@ b. Requests/s of `GET /v1/usage?granularity=day&group_by=tenant` under load. Fir
    process, PostgreSQL and the bench itself used. A single client's sequential latency
    is measured first, for reference.
 
+d. (`bench.api_fairness`) One member's volume: 100,000 invented tenants of alpha in the
+   month of phase b's statement, then beta's statement and /healthz while alpha's own
+   statement is asked back to back.
+
 Prints a table and writes bench-results/api.json; progress goes to stderr. Loopback
 only; every loop is bounded by a count or a deadline.
 """
@@ -47,6 +51,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from bench.api_fairness import flood_phase, table_rows
 from bench.api_load import (
     LOAD_DAYS,
     distinct_queries,
@@ -161,7 +166,7 @@ async def latency_phase(url: str, token: str, events: int, visible_timeout: floa
 
 
 def format_table(results: dict) -> str:
-    a, b = results["a_ingest_to_visible"], results["b_usage_under_load"]
+    a, b, d = results["a_ingest_to_visible"], results["b_usage_under_load"], results["d_one_members_volume"]
     lat, post = a["post_to_visible"], a["post_answer"]
     seq, load, unc, st = b["single_client"], b["load"], b["load_uncached"], b["statement"]
     cpu = b["load_cpu"]["cpu_seconds"]
@@ -188,6 +193,7 @@ def format_table(results: dict) -> str:
          f"{unc['requests_per_second']:,} req/s, {unc['errors']} errors"),
         (f"c. GET /v1/statements/{st['period']} (open, {st['gpu_seconds']:,} GPU-seconds)",
          f"p50 {st['p50_ms']} ms", f"p99 {st['p99_ms']} ms", f"max {st['max_ms']} ms", f"{st['count']} requests"),
+        *table_rows(d),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
@@ -201,7 +207,9 @@ def format_table(results: dict) -> str:
         "",
         f"  during the load: API process {cores('api')} cores, PostgreSQL {cores('postgres')} cores, "
         f"bench {cores('bench')} cores, machine busy {b['load_cpu']['machine_busy_cores']} cores",
-        f"  load data: `gpuledger ingest --wait` of {b['data']['events']:,} events took {b['data']['ingest_seconds']} s",
+        f"  load data: `gpuledger ingest --wait` of {b['data']['events']:,} events took {b['data']['ingest_seconds']} s; "
+        f"phase d's {d['flood']['events']:,} took {d['flood']['ingest_seconds']} s",
+        f"  phase d: the API and its worker processes used {d['api_cpu_seconds']} CPU seconds in {d['seconds']:g} s",
         f"\n  written to {RESULTS_FILE.relative_to(ROOT)}",
     ]
     return "\n".join(lines)
@@ -224,11 +232,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sequential", type=int, default=50, help="sequential requests before the load (default 50)")
     parser.add_argument("--statements", type=int, default=5, help="requests of the open statement (default 5)")
     parser.add_argument("--workers", type=int, default=1, help="stream workers of the stack (default 1)")
+    parser.add_argument("--flood-tenants", type=int, default=100_000,
+                        help="phase d: one-second events of as many invented tenants on alpha's GPU (default 100,000)")
+    parser.add_argument("--fairness-seconds", type=float, default=20.0, help="length of phase d's load (default 20)")
+    parser.add_argument("--heavy-clients", type=int, default=2, help="phase d: clients asking alpha's statement (default 2)")
     parser.add_argument("--keep", action="store_true", help="leave the stack and its folder in place at the end")
     args = parser.parse_args(argv)
     if not (1 <= args.events <= 100_000 and 1 <= args.history_gpu_seconds <= 1_000_000_000 and 1 <= args.concurrency <= 256
             and 0 < args.seconds <= 600 and 0 < args.visible_timeout <= 600 and 1 <= args.workers <= 16
-            and 1 <= args.sequential <= 100_000 and 1 <= args.statements <= 1000):
+            and 1 <= args.sequential <= 100_000 and 1 <= args.statements <= 1000
+            and 1 <= args.flood_tenants <= 1_000_000 and 2 <= args.fairness_seconds <= 600 and 1 <= args.heavy_clients <= 64):
         parser.error("an option is out of range")
     return args
 
@@ -283,14 +296,17 @@ def phase_b(args, folder: Path, stack: LocalStack, url: str, tokens: tuple[str, 
     load = asyncio.run(load_phase(url, token, params, args.concurrency, args.seconds))
     load_cpu = CpuMeter.delta(before, cpu.snapshot())
     notice(f"phase b: {load['requests_per_second']} requests/s, p99 {load['latency']['p99_ms']} ms, {load['errors']} errors")
+    # A token of its own per client: each token may make 10 uncached queries a second.
+    own = [json.loads(stack.run("token", "create", "--member", MEMBER, "--label", "bench.api").stdout)["token"]
+           for _ in range(args.concurrency)]
     before = cpu.snapshot()
-    uncached = asyncio.run(load_phase(url, token, distinct_queries(params), args.concurrency, args.seconds))
+    uncached = asyncio.run(load_phase(url, own, distinct_queries(params), args.concurrency, args.seconds))
     uncached_cpu = CpuMeter.delta(before, cpu.snapshot())
     notice(f"phase b: no cached answers: {uncached['requests_per_second']} requests/s, p99 {uncached['latency']['p99_ms']} ms")
     period = max(usage_periods(data), key=lambda p: p[1])[0]
     statement = asyncio.run(statement_latency(url, auditor, period, args.statements))
     notice(f"phase b: statement {period} ({statement['gpu_seconds']:,} GPU-seconds): p50 {statement['p50_ms']} ms")
-    return {"query": {"path": "/v1/usage", **params}, "data": data, "single_client": single,
+    return {"query": {"path": "/v1/usage", **params}, "data": data, "period": period, "single_client": single,
             "load": load, "load_cpu": load_cpu, "load_uncached": uncached, "load_uncached_cpu": uncached_cpu,
             "statement": statement}
 
@@ -331,6 +347,8 @@ def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
     phase_a = asyncio.run(latency_phase(url, token, args.events, args.visible_timeout, run_tag))
     notice(f"phase a: p50 {phase_a['post_to_visible']['p50_ms']} ms, p99 {phase_a['post_to_visible']['p99_ms']} ms")
     b = phase_b(args, folder, stack, url, (token, auditor), watched, run_tag)
+    api_pid = next(w.pid for w in watched if w.role == "api")
+    d = flood_phase(args, folder, stack, url, token, b["period"], api_pid, run_tag)
     return {
         "benchmark": "bench.api",
         "started_at": started_at,
@@ -341,10 +359,14 @@ def run(args: argparse.Namespace, folder: Path, stack: LocalStack) -> dict:
             "concurrency": args.concurrency,
             "load_seconds": args.seconds,
             "member": MEMBER,
+            "flood_tenants": args.flood_tenants,
+            "fairness_seconds": args.fairness_seconds,
+            "heavy_clients": args.heavy_clients,
         },
         "environment": environment(load_before),
         "a_ingest_to_visible": phase_a,
         "b_usage_under_load": b,
+        "d_one_members_volume": d,
     }
 
 if __name__ == "__main__":

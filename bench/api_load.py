@@ -108,14 +108,16 @@ async def sequential_latency(url: str, token: str, params: dict, requests: int) 
     }
 
 
-async def load_phase(url: str, token: str, params, concurrency: int, duration: float) -> dict:
-    """`params`: the query of every request, or a function giving each request's."""
+async def load_phase(url: str, token: str | list[str], params, concurrency: int, duration: float) -> dict:
+    """`params`: the query of every request, or a function giving each request's;
+    `token`: every client's, or one per client (each token has its own rate of
+    uncached queries, README "The usage API")."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     transport_errors: dict[str, int] = {}
 
-    async def worker(deadline: float) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
+    async def worker(deadline: float, index: int) -> None:
+        headers = {"Authorization": f"Bearer {token if isinstance(token, str) else token[index % len(token)]}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
@@ -131,7 +133,7 @@ async def load_phase(url: str, token: str, params, concurrency: int, duration: f
                     latencies.append(elapsed)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker(started + duration) for _ in range(concurrency)))
+    await asyncio.gather(*(worker(started + duration, index) for index in range(concurrency)))
     wall = time.perf_counter() - started  # includes finishing the requests in flight at the deadline
     errors = sum(count for status, count in statuses.items() if status != "200") + sum(transport_errors.values())
     return {

@@ -53,6 +53,56 @@ class KafkaAuth:
 
 
 @dataclass(frozen=True)
+class ApiLimits:
+    """How the usage API shares itself among callers (README, "The usage API").
+    Environment: GPULEDGER_API_RATE_PER_SECOND, GPULEDGER_API_RATE_BURST,
+    GPULEDGER_API_STATEMENT_PROCESSES, GPULEDGER_API_QUERY_PROCESSES,
+    GPULEDGER_API_DOCUMENT_PROCESSES, GPULEDGER_API_QUERIES_PER_MEMBER,
+    GPULEDGER_API_QUERIES_QUEUED_PER_MEMBER, GPULEDGER_API_DOCUMENTS_PER_MEMBER,
+    GPULEDGER_API_DOCUMENTS_QUEUED_PER_MEMBER."""
+
+    rate_per_second: float = 10.0  # expensive requests a token may make per second...
+    rate_burst: int = 200  # ...and at once
+    statement_processes: int = 1  # processes that compute statements
+    query_processes: int = 2  # processes that compute usage queries not answered from the cache
+    document_processes: int = 2  # processes that make documents
+    queries_per_member: int = 1  # usage queries one member (or auditor/admin token) has computed at once
+    queries_queued_per_member: int = 64  # and waiting; beyond, 429
+    documents_per_member: int = 1  # documents one member (or auditor/admin token) has in the making
+    documents_queued_per_member: int = 16  # and waiting; beyond, 429
+
+
+API_LIMIT_VARIABLES = {
+    "rate_per_second": ("GPULEDGER_API_RATE_PER_SECOND", float, 0.001, 100_000),
+    "rate_burst": ("GPULEDGER_API_RATE_BURST", int, 1, 1_000_000),
+    "statement_processes": ("GPULEDGER_API_STATEMENT_PROCESSES", int, 1, 64),
+    "query_processes": ("GPULEDGER_API_QUERY_PROCESSES", int, 1, 64),
+    "queries_per_member": ("GPULEDGER_API_QUERIES_PER_MEMBER", int, 1, 64),
+    "queries_queued_per_member": ("GPULEDGER_API_QUERIES_QUEUED_PER_MEMBER", int, 0, 100_000),
+    "document_processes": ("GPULEDGER_API_DOCUMENT_PROCESSES", int, 1, 64),
+    "documents_per_member": ("GPULEDGER_API_DOCUMENTS_PER_MEMBER", int, 1, 64),
+    "documents_queued_per_member": ("GPULEDGER_API_DOCUMENTS_QUEUED_PER_MEMBER", int, 0, 100_000),
+}
+
+
+def api_limits() -> ApiLimits:
+    """ApiLimits from the environment, each unset variable its default."""
+    found = {}
+    for name, (variable, kind, least, most) in API_LIMIT_VARIABLES.items():
+        text = os.environ.get(variable)
+        if not text:
+            continue
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not least <= value <= most:
+            raise LedgerError(f"{variable} must be a{'n integer' if kind is int else ' number'} from {least} to {most}, not {text!r}")
+        found[name] = value
+    return ApiLimits(**found)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str | None
@@ -61,6 +111,7 @@ class Settings:
     api_url: str | None = None
     admin_database_url: str | None = None
     kafka_auth: KafkaAuth = KafkaAuth()
+    api_limits: ApiLimits = ApiLimits()
 
     def need_admin_database(self) -> str:
         if not self.admin_database_url:
@@ -167,4 +218,5 @@ def resolve(
         or DEFAULT_TOPIC,
         api_url=os.environ.get("GPULEDGER_API_URL") or _stack_api_url(stack),
         kafka_auth=kafka_auth(),
+        api_limits=api_limits(),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from streams.publish import KafkaPublisher
 from streams.topics import METER_GROUP
 
 API_CONNECTIONS = 8
+API_WORKER_CONNECTIONS = 2  # each of the API's statement and document processes
 WORKER_CONNECTIONS = 2
 
 
@@ -52,6 +54,8 @@ def api(obj: Context, host: str, port: int, ready_file: str | None, tls_cert: st
         open_store=lambda: PostgresStore.connect(database_url, API_CONNECTIONS),
         open_publisher=open_publisher,
         ready_file=Path(ready_file) if ready_file else None,
+        # Picklable: the API's statement and document processes each open their own store.
+        worker_store=functools.partial(PostgresStore.connect, database_url, API_WORKER_CONNECTIONS),
     )
     serve(app, host, port, tls_cert, tls_key)
 

@@ -79,6 +79,18 @@ class UnsupportedMediaType(InputError):
     code = "unsupported_media_type"
 
 
+class TooManyRequests(InputError):
+    """A caller over its share: its token's rate of expensive requests, or its documents
+    in progress. `retry_after_seconds`: when asking again can succeed."""
+
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str = "", *, retry_after_seconds: int = 1, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+
 class ServiceUnavailable(LedgerError):
     """Kafka or PostgreSQL could not be reached, or went away mid-operation."""
 

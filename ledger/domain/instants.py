@@ -65,6 +65,9 @@ def parse_instant(text: str, *, allow_fraction: bool = True) -> int | None:
     return days * 86400 + hour * 3600 + minute * 60 + second - offset
 
 
+@lru_cache(maxsize=4096)
 def format_utc(instant: int) -> str:
-    """`2025-12-31T15:00:00Z`: how statements print an instant."""
+    """`2025-12-31T15:00:00Z`: how statements print an instant.
+
+    Cached: a statement prints the same few version starts on every line."""
     return datetime.fromtimestamp(instant, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.domain.catalog import PRICE_SCALE, AgreementVersion, Catalog, PriceVersion
 from ledger.domain.instants import format_utc
 from ledger.domain.metering import HOUR_SECONDS
 
 
-@dataclass(frozen=True, slots=True)
-class HourUsage:
-    """Seconds of one attribution in one hour; `bits` is set when the hour must be split."""
+class HourUsage(NamedTuple):
+    """Seconds of one attribution in one hour; `bits` is set when the hour must be split.
+
+    A named tuple rather than a dataclass: a booking period reads one per attribution
+    and hour (hundreds of thousands for a member with many tenants), and tuples are
+    made, hashed and compared at C speed."""
 
     reseller: str
     tenant: str
@@ -31,8 +34,10 @@ class HourUsage:
     region: str | None = None  # read by the usage API only
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class LineKey:
+class LineKey(NamedTuple):
+    """What makes a line: its attribution, service period and versions; lines sort by
+    it field by field (a named tuple, for the same reason as `HourUsage`)."""
+
     reseller: str
     tenant: str
     provider: str
@@ -42,8 +47,10 @@ class LineKey:
     agreement_from: int  # -1 when provider == reseller (no agreement)
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
+    """Billed seconds of one line key and the versions that price them (a named tuple, as
+    `HourUsage`)."""
+
     key: LineKey
     gpu_seconds: int
     price: PriceVersion
@@ -106,18 +113,33 @@ def _segments(catalog: Catalog, usage: HourUsage) -> list[tuple[int, int]]:
     return segments
 
 
+def _terms(catalog: Catalog, usage: HourUsage, first: int) -> tuple[PriceVersion, AgreementVersion | None]:
+    """The price and agreement versions in effect at second `first` of a usage's hour."""
+    price = catalog.price_at(usage.reseller, usage.sku, first)
+    assert price is not None, "billed seconds always have a price (checked on intake)"
+    if usage.provider == usage.reseller:
+        return price, None
+    agreement = catalog.agreement_at(usage.reseller, usage.provider, usage.sku, first)
+    assert agreement is not None, "billed seconds always have an agreement"
+    return price, agreement
+
+
 def rate(catalog: Catalog, usages: Iterable[HourUsage]) -> list[Line]:
     """Group billed seconds into lines by attribution, service period and versions."""
+    split = split_hours(catalog)
     seconds_by_key: dict[LineKey, int] = defaultdict(int)
     versions: dict[LineKey, tuple[PriceVersion, AgreementVersion | None]] = {}
+    # Versions looked up once per (attribution, sku, first second): many tenants share an hour.
+    terms_at: dict[tuple[str, str, str, int], tuple[PriceVersion, AgreementVersion | None]] = {}
     for usage in usages:
-        for first, count in _segments(catalog, usage):
-            price = catalog.price_at(usage.reseller, usage.sku, first)
-            assert price is not None, "billed seconds always have a price (checked on intake)"
-            agreement = None
-            if usage.provider != usage.reseller:
-                agreement = catalog.agreement_at(usage.reseller, usage.provider, usage.sku, first)
-                assert agreement is not None, "billed seconds always have an agreement"
+        # An hour no version starts within is priced whole (no bits needed, none read).
+        segments = _segments(catalog, usage) if usage.hour_start in split else ((usage.hour_start, usage.seconds),)
+        for first, count in segments:
+            terms_key = (usage.reseller, usage.provider, usage.sku, first)
+            terms = terms_at.get(terms_key)
+            if terms is None:
+                terms = terms_at[terms_key] = _terms(catalog, usage, first)
+            price, agreement = terms
             key = LineKey(
                 usage.reseller,
                 usage.tenant,
@@ -128,7 +150,7 @@ def rate(catalog: Catalog, usages: Iterable[HourUsage]) -> list[Line]:
                 agreement.effective_from if agreement else -1,
             )
             seconds_by_key[key] += count
-            versions[key] = (price, agreement)
+            versions[key] = terms
     return [
         Line(key, seconds_by_key[key], *versions[key]) for key in sorted(seconds_by_key)
     ]
@@ -159,8 +181,11 @@ def net_transfers(nets: dict[str, int]) -> list[tuple[str, str, int]]:
         remaining[creditor] -= amount
 
 
-def _line_document(line: Line) -> dict:
+def _line_document(line: Line, price_text: dict[PriceVersion, str]) -> dict:
     key = line.key
+    price = price_text.get(line.price)
+    if price is None:
+        price = price_text[line.price] = line.price.yen_per_gpu_hour
     return {
         "reseller": key.reseller,
         "tenant": key.tenant,
@@ -170,7 +195,7 @@ def _line_document(line: Line) -> dict:
         "retail_price_from": format_utc(key.retail_price_from),
         "agreement_from": format_utc(key.agreement_from) if line.agreement else None,
         "gpu_seconds": line.gpu_seconds,
-        "retail_yen_per_gpu_hour": line.price.yen_per_gpu_hour,
+        "retail_yen_per_gpu_hour": price,
         "retail_yen": line.retail_yen,
         "wholesale_yen": line.wholesale_yen,
     }
@@ -204,6 +229,7 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, dr
         return {"subtotal_yen": subtotal, "tax_yen": tax, "total_yen": subtotal + tax}
 
     credits = draws.by_invoice if draws is not None else {}
+    price_text: dict[PriceVersion, str] = {}  # the few versions' decimal text, made once
     tenant_invoices = [
         {"reseller": reseller, "tenant": tenant, "retail_yen": retail,
          "credit_yen": credits.get((reseller, tenant), 0), **invoice(retail - credits.get((reseller, tenant), 0))}
@@ -224,7 +250,7 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, dr
         "period": period,
         "currency": catalog.currency,
         "closed": closed,
-        "lines": [_line_document(line) for line in lines],
+        "lines": [_line_document(line, price_text) for line in lines],
         "tenant_invoices": tenant_invoices,
         "member_invoices": member_invoices,
         "returns": [],

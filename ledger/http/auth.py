@@ -11,13 +11,17 @@ from ledger.domain import access
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import Forbidden, Unauthorized
 from ledger.domain.ports import Publisher, Store
-from ledger.service import tokens, usage
+from ledger.http.limits import MemberSlots, RateLimiter
+from ledger.http.offload import InlinePool, ProcessPool
+from ledger.service import statements, tokens, usage
 from ledger.settings import Settings
 
 
 @dataclass
 class Ledger:
-    """What every route shares: the store, the publisher, a cached catalog, the pseudonym key."""
+    """What every route shares: the store, the publisher, a cached catalog, the pseudonym
+    key, the statements computed, the pools that compute them and make documents, and
+    the limits of each caller (`ledger.http.limits`)."""
 
     settings: Settings
     store: Store
@@ -26,6 +30,38 @@ class Ledger:
     catalog: Catalog = field(default_factory=Catalog)
     catalog_revision: int = -1
     usage_pages: usage.PageCache = field(default_factory=usage.PageCache)
+    statements: statements.StatementCache = field(default_factory=statements.StatementCache)
+    statement_pool: ProcessPool | InlinePool | None = None
+    query_pool: ProcessPool | InlinePool | None = None
+    document_pool: ProcessPool | InlinePool | None = None
+    limiter: RateLimiter | None = None
+    query_slots: MemberSlots | None = None
+    document_slots: MemberSlots | None = None
+
+    def __post_init__(self) -> None:
+        limits = self.settings.api_limits
+        self.statement_pool = self.statement_pool or InlinePool("statement", self.store)
+        self.query_pool = self.query_pool or InlinePool("query", self.store)
+        self.document_pool = self.document_pool or InlinePool("document", self.store)
+        self.limiter = self.limiter or RateLimiter(limits.rate_per_second, limits.rate_burst)
+        self.query_slots = self.query_slots or MemberSlots(
+            limits.queries_per_member, limits.queries_queued_per_member, "queries"
+        )
+        self.document_slots = self.document_slots or MemberSlots(
+            limits.documents_per_member, limits.documents_queued_per_member, "documents"
+        )
+
+    @property
+    def pools(self) -> tuple:
+        return self.statement_pool, self.query_pool, self.document_pool
+
+    async def statement(self, period: str) -> statements.Computed:
+        """The alliance statement of `period` at the ledger's version now: kept, being
+        computed, or computed now in the statement pool."""
+        _, version = await self.catalog_and_version()
+        return await self.statements.get(
+            period, version, lambda: self.statement_pool.run(statements.compute, period, self.pseudonym_key)
+        )
 
     async def catalog_and_version(self) -> tuple[Catalog, tuple[int, int]]:
         """The current catalog and the ledger's version, in one round trip when the

@@ -27,7 +27,7 @@ from ledger.domain.ports import BooksReader, Store
 from ledger.domain.rating import HourUsage
 from ledger.domain.settlement_report import settlement_report
 from ledger.service import books, tokens
-from ledger.service.usage import known_period
+from ledger.service.usage import known_period, period_bounds
 
 FIRST_PERIOD = "0001-01"
 HISTORY_MONTHS = 6  # the month and up to five before it, in a report's "month against the previous months"
@@ -123,6 +123,7 @@ async def gather(
         catalog = await reader.catalog()
         if caller.member is not None and caller.member not in catalog.members:
             raise NotFound(f"no member {caller.member!r}")
+        period_bounds(catalog, period)  # its days must exist as dates: not 0001-01 east of UTC
         closed_through = await reader.closed_through()
         statement = await statement_of(reader, period, catalog, closed_through)
         closed_at = await reader.closed_at(period) if statement["closed"] else None

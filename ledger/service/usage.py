@@ -19,7 +19,7 @@ from ledger.domain.errors import InputError
 from ledger.domain.instants import format_utc, parse_instant
 from ledger.domain.periods import PERIOD_PATTERN
 from ledger.domain.ports import Store
-from ledger.service import books
+from ledger.service import books, statements
 
 # Instants and periods the API prints must exist as datetimes (years 0001-9999 UTC).
 FIRST_INSTANT = -62135596800  # 0001-01-01T00:00:00Z
@@ -57,9 +57,18 @@ def known_period(period: str) -> bool:
 
 
 def period_bounds(catalog: Catalog, period: str) -> tuple[int, int]:
+    """A period's bounds, or an InputError if they do not exist as instants (in a
+    timezone east of UTC, 0001-01 begins in year 0)."""
     if not known_period(period):
         raise InputError("a period is YYYY-MM, 0001-01 to 9999-11", code="bad_period")
-    return catalog.calendar.bounds(period)
+    start, end = catalog.calendar.bounds(period)
+    if start < FIRST_INSTANT:
+        raise InputError(f"period {period} begins before 0001-01-01T00:00:00Z in the catalog's timezone "
+                         f"({catalog.timezone}): ask for a later one", code="bad_period")
+    if end > LAST_INSTANT + 1:
+        raise InputError(f"period {period} ends after 9999-12-31T23:59:59Z in the catalog's timezone "
+                         f"({catalog.timezone}): ask for an earlier one", code="bad_period")
+    return start, end
 
 
 def _range(request: UsageRequest, catalog: Catalog, now: int) -> tuple[int, int]:
@@ -104,14 +113,19 @@ class PageCache:
         self.hits += 1
         return found[1], found[2]
 
-    async def answer(self, key: tuple, compute: Callable[[], Awaitable[tuple[list[dict], dict | None]]]):
-        """The cached answer, or computed once however many ask for it at the same time."""
+    async def answer(
+        self, key: tuple, compute: Callable[[], Awaitable[tuple[list[dict], dict | None]]],
+        admit: Callable[[], None] = lambda: None,
+    ):
+        """The cached answer, or computed once however many ask for it at the same time;
+        `admit` is called (and may refuse, raising) only when a computation starts."""
         found = self.get(key)
         if found is not None:
             return found
         running = self.running.get(key)
         if running is not None:
             return await asyncio.shield(running)
+        admit()
         running = self.running[key] = asyncio.ensure_future(compute())
         try:
             found = await asyncio.shield(running)
@@ -131,41 +145,67 @@ class PageCache:
             self.items -= len(dropped)
 
 
+# The statement of a period as the API keeps it (`ledger.service.statements`).
+StatementOf = Callable[[str], Awaitable[statements.Computed]]
+# The items of a query, computed elsewhere (the API: in a worker process).
+ItemsOf = Callable[[usage.UsageQuery, UsageRequest], Awaitable[list[dict]]]
+
+
+def usage_query(request: UsageRequest, catalog: Catalog, now: int) -> usage.UsageQuery:
+    """The query a request asks, its range resolved (InputError for a bad one)."""
+    start, end = _range(request, catalog, now)
+    return usage.UsageQuery(
+        start, end, request.granularity, tuple(dict.fromkeys(request.group_by)),
+        request.tenant, request.provider, request.reseller, request.sku, request.period, request.region,
+    )
+
+
+async def items(
+    store: Store, catalog: Catalog, caller: Caller, key: bytes, wanted: usage.UsageQuery, request: UsageRequest
+) -> list[dict]:
+    """Every item of a query, grouped and sorted (a page is a slice of them)."""
+    rows = await store.hour_usage(
+        wanted.start, wanted.end, caller.member, request.provider, request.reseller, request.sku, request.period,
+        request.region, coarse=usage.coarsening(catalog, request.granularity, wanted.start, wanted.end),
+    )
+    return usage.summarize(rows, wanted, caller, catalog, key)
+
+
 async def query(
     store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest, now: int | None = None,
     cache: PageCache | None = None, version: tuple | None = None,
+    admit: Callable[[], None] = lambda: None, statement_of: StatementOf | None = None, items_of: ItemsOf | None = None,
 ) -> dict:
     """One page of the caller's usage: {"granularity", "group_by", "start", "end", "items", "next_cursor"}.
 
     With a cache and the ledger's version read before, an equal query by the same caller
-    at the same version is answered from the cache (pages of one query share it)."""
+    at the same version is answered from the cache (pages of one query share it).
+    `admit` is called before a query is computed (the API's rate of expensive requests);
+    `items_of` computes its items (default: here), `statement_of` gives the credit
+    estimate its statement (default: computed here)."""
     now = usage.now_utc() if now is None else now
-    start, end = _range(request, catalog, now)
-    wanted = usage.UsageQuery(
-        start, end, request.granularity, tuple(dict.fromkeys(request.group_by)),
-        request.tenant, request.provider, request.reseller, request.sku, request.period, request.region,
-    )
+    wanted = usage_query(request, catalog, now)
     cache_key = None
     if cache is not None and version is not None:
         credits_period = catalog.calendar.period_of(now) if request.credits else None
         cache_key = (version, caller.role, caller.member, wanted, credits_period)
 
     async def compute() -> tuple[list[dict], dict | None]:
-        rows = await store.hour_usage(
-            start, end, caller.member, request.provider, request.reseller, request.sku, request.period,
-            request.region, coarse=usage.coarsening(catalog, request.granularity, start, end),
-        )
-        items = usage.summarize(rows, wanted, caller, catalog, key)
-        return items, (await credit_estimate(store, catalog, caller, now) if request.credits else None)
+        found = await (items_of(wanted, request) if items_of else items(store, catalog, caller, key, wanted, request))
+        return found, (await credit_estimate(store, catalog, caller, now, statement_of) if request.credits else None)
 
-    items, credits = await (compute() if cache_key is None else cache.answer(cache_key, compute))
-    more = request.offset + request.limit < len(items)
+    if cache_key is None:
+        admit()
+        found, credits = await compute()
+    else:
+        found, credits = await cache.answer(cache_key, compute, admit)
+    more = request.offset + request.limit < len(found)
     page = {
         "granularity": request.granularity,
         "group_by": list(wanted.group_by),
-        "start": format_utc(start),
-        "end": format_utc(end),
-        "items": items[request.offset : request.offset + request.limit],
+        "start": format_utc(wanted.start),
+        "end": format_utc(wanted.end),
+        "items": found[request.offset : request.offset + request.limit],
         "next_cursor": str(request.offset + request.limit) if more else None,
     }
     if credits is not None:
@@ -173,10 +213,14 @@ async def query(
     return page
 
 
-async def credit_estimate(store: Store, catalog: Catalog, caller: Caller, now: int) -> dict:
+async def credit_estimate(
+    store: Store, catalog: Catalog, caller: Caller, now: int, statement_of: StatementOf | None = None
+) -> dict:
     """What grants have drawn so far in the current booking period, for the grants the
     caller funds or whose tenants it bills (an auditor: all): the open statement's draws."""
     period = catalog.calendar.period_of(now)
+    if statement_of is not None:
+        return {"period": period, "grant_draws": (await statement_of(period)).draws_for(caller)}
     async with store.snapshot() as reader:
         document = await books.compute_statement(reader, period, await reader.catalog(), closed=False)
     draws = [d for d in document["grant_draws"] if caller.member is None or caller.member in (d["funder"], d["reseller"])]

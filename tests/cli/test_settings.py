@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.domain.errors import LedgerError
-from ledger.settings import KafkaAuth, resolve, with_password
+from ledger.settings import ApiLimits, KafkaAuth, resolve, with_password
 from streams.auth import client_options, faust_credentials
 
 
@@ -63,3 +63,17 @@ def test_kafka_over_tls_takes_its_ca_file_from_the_settings(tmp_path, monkeypatc
         faust_credentials(auth)
     monkeypatch.delenv("GPULEDGER_KAFKA_SSL_CAFILE")
     assert resolve(home=str(tmp_path)).kafka_auth.ssl_cafile is None
+
+
+def test_the_apis_limits_come_from_the_environment_each_with_its_default(tmp_path, monkeypatch):
+    assert resolve(home=str(tmp_path)).api_limits == ApiLimits()
+    monkeypatch.setenv("GPULEDGER_API_RATE_PER_SECOND", "2.5")
+    monkeypatch.setenv("GPULEDGER_API_DOCUMENT_PROCESSES", "4")
+    limits = resolve(home=str(tmp_path)).api_limits
+    assert (limits.rate_per_second, limits.document_processes, limits.rate_burst) == (2.5, 4, ApiLimits.rate_burst)
+    for variable, value in (("GPULEDGER_API_RATE_BURST", "many"), ("GPULEDGER_API_RATE_PER_SECOND", "nan"),
+                            ("GPULEDGER_API_QUERY_PROCESSES", "0")):
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(LedgerError, match=variable):
+            resolve(home=str(tmp_path))
+        monkeypatch.delenv(variable)

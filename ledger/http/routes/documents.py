@@ -3,12 +3,13 @@
 Scoped like statements (`ledger.domain.access.sees_document`): a member reads the invoices
 it issued or received, its own settlement report and the capacity report; an auditor or
 admin all. A file outside the caller's scope is a 404, exactly like one that does not
-exist. Files are made when asked (a closed period's come out the same bytes every time).
+exist. Files are made when asked (a closed period's come out the same bytes every time),
+in the document pool (`ledger.http.offload`), at most `documents_per_member` of one
+member's at a time (`ledger.http.limits.MemberSlots`): one member asking for many queues
+behind itself, not in front of the others.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from ledger.domain.errors import NotFound
 from ledger.domain.periods import PERIOD_PATTERN
+from ledger.http import tasks
 from ledger.http.auth import Caller, LedgerState
 from ledger.http.errors import responses
 from ledger.service import documents
@@ -38,27 +40,22 @@ class DocumentList(BaseModel):
     documents: list[DocumentEntry]
 
 
-@router.get("/v1/documents/{period}", response_model=DocumentList, responses=responses(400))
-async def list_documents(who: Caller, ledger: LedgerState, period: str) -> dict:
+@router.get("/v1/documents/{period}", response_model=DocumentList, responses=responses(400, 429))
+async def list_documents(who: Caller, ledger: LedgerState, period: str) -> Response:
     """The caller's documents of a period, as `gpuledger documents` lists them in manifest.json;
     each file is at /v1/documents/{period}/{path}."""
     if not PERIOD_PATTERN.fullmatch(period):
         raise NotFound("no such period")
-    return (await documents.gather(ledger.store, period, who, wanted=set())).manifest()
-
-
-def _render(content: dict, suffix: str) -> bytes:
-    # Imported here for startup time: WeasyPrint and matplotlib take most of a second,
-    # which the API should not pay before its first document.
-    from ledger.documents import render
-
-    page = render.html(content)
-    return page.encode() if suffix == "html" else render.pdf(page)
+    ledger.limiter.take(who, "documents")
+    async with ledger.document_slots.slot(who):
+        data = await ledger.document_pool.run(tasks.document_list, period, who)
+    # Already DocumentList's shape (the manifest's): written as made, however many invoices.
+    return Response(data, media_type="application/json")
 
 
 @router.get(
     "/v1/documents/{period}/{path:path}", response_class=Response, responses={
-        **responses(400),
+        **responses(400, 429),
         200: {"content": {"text/html": {"schema": {"type": "string"}}, "application/pdf": {"schema": {"type": "string", "format": "binary"}}},
               "description": "The document, as HTML or PDF"},
     },
@@ -67,10 +64,9 @@ async def get_document(who: Caller, ledger: LedgerState, period: str, path: str)
     """One file of the caller's documents: `path` as listed (e.g. `capacity-report.pdf`)."""
     if not PERIOD_PATTERN.fullmatch(period):
         raise NotFound("no such period")
-    kind = documents.PeriodDocuments.kind_of(path)
-    found = await documents.gather(ledger.store, period, who, wanted={kind})
-    planned, suffix = found.find(path)
-    content = found.content(planned)
-    data = await asyncio.to_thread(_render, content, suffix)
+    documents.PeriodDocuments.kind_of(path)  # no such kind: 404 before any work
+    ledger.limiter.take(who, "documents")
+    async with ledger.document_slots.slot(who):
+        data, suffix = await ledger.document_pool.run(tasks.document_file, period, who, path)
     name = path.rpartition("/")[2]
     return Response(data, media_type=MEDIA_TYPES[suffix], headers={"Content-Disposition": f'inline; filename="{name}"'})

@@ -35,11 +35,13 @@ class GrantList(BaseModel):
     grants: list[GrantState]
 
 
-@router.get("/v1/grants", response_model=GrantList, responses=responses(400))
+@router.get("/v1/grants", response_model=GrantList, responses=responses(400, 429))
 async def list_grants(
     who: Caller,
     ledger: LedgerState,
     period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="draws through this booking period; default: the current one")] = None,
 ) -> dict:
     """Funders see the grants they fund, resellers the grants of their tenants; auditors all."""
-    return await grants.report(ledger.store, who, period)
+    # Draws of open periods are their lines rated: the statement pool's work, not the loop's.
+    ledger.limiter.take(who, "grants")
+    return await ledger.statement_pool.run(grants.report, who, period)

@@ -27,7 +27,8 @@ class CapacityReport(BaseModel):
     rows: list[CapacityRow]
 
 
-@router.get("/v1/reports/capacity/{period}", response_model=CapacityReport, responses=responses(400))
+@router.get("/v1/reports/capacity/{period}", response_model=CapacityReport, responses=responses(400, 429))
 async def get_capacity(who: Caller, ledger: LedgerState, period: str) -> dict:
     """What each provider registered and what was billed on it: no tenants, no prices."""
+    ledger.limiter.take(who, "reports")
     return await reports.capacity(ledger.store, period)

@@ -1,25 +1,28 @@
-"""GET /v1/statements/{period}: the caller's side of a period's statement."""
+"""GET /v1/statements/{period}: the caller's side of a period's statement.
+
+Every caller's answer comes from one alliance statement per period and ledger version,
+computed in the statement pool (`ledger.service.statements`, `ledger.http.offload`):
+however many members ask, and however many tenants one of them has, it is computed once
+and away from the event loop.
+"""
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ledger.domain.access import member_view
 from ledger.domain.errors import NotFound
 from ledger.domain.periods import PERIOD_PATTERN
 from ledger.http.auth import Caller, LedgerState
-from ledger.service import books
+from ledger.http.errors import responses
 
 router = APIRouter()
 
 
-@router.get("/v1/statements/{period}")
+@router.get("/v1/statements/{period}", responses=responses(400, 429))
 async def get_statement(who: Caller, ledger: LedgerState, period: str) -> Response:
     if not PERIOD_PATTERN.fullmatch(period):
         raise NotFound("no such period")
-    document = orjson.loads(await books.statement(ledger.store, period))
-    if who.member is not None:
-        document = member_view(document, who.member, ledger.pseudonym_key)
-    return Response(orjson.dumps(document), media_type="application/json")
+    ledger.limiter.take(who, "statements")
+    computed = await ledger.statement(period)
+    return Response(computed.for_caller(who), media_type="application/json")
