@@ -32,7 +32,7 @@ from ledger.domain.records import BatchResult, Record
 from ledger.service.intake import Intake
 from ledger.settings import Settings
 from schemas.wire import CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, MAX_BATCH_RECORD_BYTES, is_batch
-from streams import diagnostics, metrics
+from streams import diagnostics, fetching, metrics
 from streams.auth import faust_credentials
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.topics import METER_GROUP
@@ -96,9 +96,8 @@ def to_record(message) -> Record:
         headers[name.lower()] = value or b""
     timestamp = message.timestamp
     timestamp_ms = round(timestamp * 1000) if timestamp is not None and timestamp >= 0 else None
-    return Record(
-        message.topic, message.partition, message.offset, timestamp_ms, message.value or b"", headers
-    )
+    value = message.value if message.value is not None else b""  # keeps an UnreadBatch (falsy)
+    return Record(message.topic, message.partition, message.offset, timestamp_ms, value, headers)
 
 
 def estimated_events(record: Record) -> int:
@@ -125,6 +124,7 @@ def transactions(records: list[Record], max_bytes: int, max_events: int) -> list
 
 
 def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
+    fetching.install()  # no record batch, however compressed, costs a worker more than its bound
     return LedgerApp(
         worker.group_id,
         direct=True,
