@@ -100,9 +100,11 @@ def send_records(stack, records: list[dict]) -> None:
 
 
 def dead_letters_of(stack, ingest_id: str) -> list:
+    """Each with the bytes it keeps (its own, or those of the dead letter it refers to)."""
     return fetch(
         stack.database_url,
-        "SELECT id, reason, received_ms, raw FROM dead_letters WHERE ingest_id = $1 ORDER BY id",
+        "SELECT d.id, d.reason, d.received_ms, coalesce(o.raw, d.raw) AS raw, length(d.raw) AS own_bytes, d.raw_of "
+        "FROM dead_letters d LEFT JOIN dead_letters o ON o.id = d.raw_of WHERE d.ingest_id = $1 ORDER BY d.id",
         ingest_id,
     )
 
@@ -194,10 +196,12 @@ def test_a_replay_is_judged_at_the_original_receipt_time_from_the_stored_bytes(l
     assert replay_outcomes(stack, [future["id"], late["id"]]) == {future["id"]: "future", late["id"]: "too_late"}
     billed = fetch(stack.database_url, "SELECT count(*) AS n FROM claims WHERE gpu_uuid IN ('GPU-DLQ-FUTURE', 'GPU-DLQ-LATE')")
     assert billed[0]["n"] == 0
-    # And each new rejection is a new dead letter with the original bytes and receipt time.
+    # And each new rejection is a new dead letter with the original bytes and receipt time,
+    # which it refers to rather than copies.
     again = {row["reason"]: row for row in dead_letters_of(stack, replayed["ingest_id"])}
     for reason, original in (("future", future), ("too_late", late)):
         assert (again[reason]["raw"], again[reason]["received_ms"]) == (original["raw"], original["received_ms"])
+        assert (again[reason]["own_bytes"], again[reason]["raw_of"]) == (0, original["id"])
 
 
 def test_a_replay_header_on_the_topic_is_ignored_and_the_worker_carries_on(ledger):
