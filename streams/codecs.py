@@ -46,11 +46,15 @@ except ImportError:  # aiokafka built without its C extension: the pure-Python c
 from ledger.domain.records import UnreadBatch
 from schemas.wire import MAX_DECOMPRESSED_BATCH_BYTES
 
-# The first buffer zstd and lz4 decompress into: a multiple of the compressed size (our
-# own zstd batches of JSON shrink about twelvefold) and at least this much, so that a
-# batch within the bound is usually decompressed once.
+# The first buffer zstd and lz4 decompress into: the size the frame's header states when
+# it states one (a hint, never trusted: the buffer stops the decoder), else a multiple of
+# the compressed size and at least this much (batches of JSON events shrink 12 to 50
+# times). A buffer too small is grown and the batch decompressed again; one too large
+# costs its zeroing (bytearray writes every page), so the guess stays modest.
 FIRST_BUFFER_RATIO = 16
 FIRST_BUFFER_MIN_BYTES = 64 << 10
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+LZ4_MAGIC = b"\x04\x22\x4d\x18"
 BUFFER_GROWTH = 4
 # cramjam's message when the output buffer is full (Rust's io::ErrorKind::WriteZero).
 BUFFER_FULL = "failed to write whole buffer"
@@ -101,9 +105,31 @@ def gzip_decode(payload, limit: int = MAX_DECOMPRESSED_BATCH_BYTES) -> bytearray
     return out
 
 
+def declared_size(codec: str, payload) -> int | None:
+    """The decompressed size the first zstd or lz4 frame's header states, if it states one."""
+    head = bytes(memoryview(payload)[:18])
+    if codec == "zstd" and head[:4] == ZSTD_MAGIC and len(head) > 5:
+        descriptor = head[4]
+        single_segment = descriptor >> 5 & 1
+        at = 5 + (1 - single_segment) + (0, 1, 2, 4)[descriptor & 3]  # window, dictionary id
+        width = (single_segment, 2, 4, 8)[descriptor >> 6]
+        if width == 0 or len(head) < at + width:
+            return None
+        value = int.from_bytes(head[at : at + width], "little")
+        return value + 256 if width == 2 else value
+    if codec == "lz4" and head[:4] == LZ4_MAGIC and len(head) >= 14 and head[4] & 0x08:
+        return int.from_bytes(head[6:14], "little")
+    return None
+
+
 def _into(codec: str, decompress_into: Callable, payload, limit: int) -> bytearray:
     """Decompress into a buffer that grows up to `limit`: bytes within it, or BatchRefused."""
-    size = min(limit, max(FIRST_BUFFER_MIN_BYTES, FIRST_BUFFER_RATIO * len(payload)))
+    declared = declared_size(codec, payload)
+    if declared is not None and declared > limit:
+        # The decoder holds a frame to its stated size: this one is over, read or not.
+        raise BatchRefused(codec, payload)
+    guess = declared or max(FIRST_BUFFER_MIN_BYTES, FIRST_BUFFER_RATIO * len(payload))
+    size = min(limit, max(1, guess))
     while True:
         out = bytearray(size)
         try:

@@ -65,6 +65,18 @@ class Batch:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)
 
+    # What aiokafka's `_unpack_records` reads of every batch, without __getattr__'s detour.
+    @property
+    def is_control_batch(self) -> bool:
+        return self._batch.is_control_batch
+
+    @property
+    def next_offset(self) -> int:
+        return self._batch.next_offset
+
+    def validate_crc(self) -> bool:
+        return self._batch.validate_crc()
+
     def __iter__(self):
         # The C batches decompress in iter(), the pure-Python ones at the first next().
         try:
@@ -100,7 +112,7 @@ class Batch:
 
 
 class Records:
-    """A fetch's `MemoryRecords`, whose batches are read as `Batch`es."""
+    """A fetch's `MemoryRecords`, whose compressed batches are read as `Batch`es."""
 
     __slots__ = ("_records",)
 
@@ -113,9 +125,11 @@ class Records:
     def has_next(self) -> bool:
         return self._records.has_next()
 
-    def next_batch(self) -> Batch | None:
+    def next_batch(self) -> Any:
         batch = self._records.next_batch()
-        return None if batch is None else Batch(batch)
+        if batch is None or getattr(batch, "compression_type", None) == 0:
+            return batch  # a v2 batch sent uncompressed: nothing to decompress, read as it is
+        return Batch(batch)
 
 
 class GuardedPartitionRecords(aiokafka_fetcher.PartitionRecords):

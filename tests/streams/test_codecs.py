@@ -18,6 +18,7 @@ import sys
 from functools import partial
 
 import aiokafka.codec as aiokafka_codec
+import cramjam
 import pytest
 from aiokafka.record import memory_records
 from aiokafka.record._crecords import (
@@ -106,6 +107,23 @@ def test_a_batch_needing_a_larger_buffer_than_the_first_grows_into_it():
     sample = bytes(MAX_DECOMPRESSED_BATCH_BYTES)
     for codec in ("zstd", "lz4"):
         assert bytes(OURS[codec](ENCODE[codec](sample))) == sample
+
+
+def test_a_frames_stated_size_is_a_hint_a_stated_size_over_the_bound_a_refusal():
+    one_shot = aiokafka_codec.zstd_encode(SAMPLES["events"])  # states its size
+    assert codecs.declared_size("zstd", one_shot) == len(SAMPLES["events"])
+    with pytest.raises(BatchRefused) as refused:
+        codecs.zstd_decode(one_shot, limit=len(SAMPLES["events"]) - 1)
+    assert refused.value.problem is None
+    # A frame that states too little is read whole all the same (the buffer grows)...
+    two = one_shot + aiokafka_codec.zstd_encode(SAMPLES["events"])
+    assert bytes(codecs.zstd_decode(two, limit=4 * LIMIT)) == SAMPLES["events"] * 2
+    # ...and one that states nothing too.
+    stream = cramjam.zstd.Compressor()
+    stream.compress(SAMPLES["events"])
+    streamed = bytes(stream.finish())
+    assert codecs.declared_size("zstd", streamed) is None
+    assert bytes(codecs.zstd_decode(streamed, limit=LIMIT)) == SAMPLES["events"]
 
 
 @pytest.mark.parametrize("codec", ENCODE)
