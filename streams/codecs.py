@@ -14,8 +14,10 @@ How each is bounded:
 - gzip: zlib's `decompress(data, max_length)`, member after member, as `gzip.GzipFile`
   reads them (zero padding between members allowed).
 - zstd and lz4 (frame): cramjam's `decompress_into` a buffer that grows (x4) up to the
-  limit: it writes no further than the buffer and says "failed to write whole buffer"
-  (the frame's declared content size is never trusted). The decoder's own window also
+  limit: it writes no further than the buffer and says "failed to write whole buffer".
+  The size a frame's header states sizes the first buffer, and refuses a frame that
+  states more than the limit (the decoder holds a frame to it); it is never trusted
+  to bound anything. The decoder's own window also
   fills as it writes: lz4's blocks are at most 4 MiB, and zstd's window is what the
   frame declares (2 MiB at zstd's usual levels, up to 128 MiB if a producer says so),
   so refusing a zstd batch costs at most about twice the limit
