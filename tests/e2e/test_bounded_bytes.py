@@ -1,8 +1,9 @@
 """No record, however it is compressed, fills a worker's memory or the database's disk.
 
-Given a running stack with two workers, when a member's producer writes a zstd batch that
-decompresses to more than 1 GiB, and four batches of 200 MiB each (zstd, gzip, lz4, zstd)
-that one fetch reads together (written while the workers are stopped), then every worker
+Given a running stack with two workers, when a member's producer writes four batches of
+200 MiB each (zstd, gzip, lz4, zstd) to one partition, which one fetch reads together
+(written while the workers are stopped), and a zstd batch that decompresses to more than
+1 GiB to each other partition (so that each worker meets at least one), then every worker
 keeps running with its peak RSS (VmHWM, /proc) under WORKER_PEAK_RSS_BOUND, the database
 grows by less than 1 MiB, each batch is counted as one received event, `malformed`, whose
 dead letter keeps no bytes but the compressed batch's size and SHA-256, and the usage sent
@@ -90,15 +91,15 @@ def test_compressed_bombs_cost_bounded_memory_and_disk_and_the_ledger_bills_on(m
     four = [bomb(codec, 200 * MIB) for codec in ("zstd", "gzip", "lz4", "zstd")]
     before = database_size(stack)
 
-    send_while_stopped(stack, workers, {0: four, 1: [over_1_gib]})
-    tally = wait_for(lambda: (found := unread_tally(stack))["received"] >= 5 and found, "the five batches' verdicts")
+    send_while_stopped(stack, workers, {0: four, 1: [over_1_gib], 2: [over_1_gib], 3: [over_1_gib]})
+    tally = wait_for(lambda: (found := unread_tally(stack))["received"] >= 7 and found, "the seven batches' verdicts")
     bombs_grew = database_size(stack) - before
 
     # Every batch is one received event, malformed, whose dead letter says what it was.
-    assert tally == {"received": 5, "malformed": 5}
+    assert tally == {"received": 7, "malformed": 7}
     letters = fetch(stack.database_url, "SELECT detail, length(raw) AS kept, raw_bytes, raw_sha256 "
                     "FROM dead_letters WHERE reason = 'malformed' ORDER BY id")
-    compressed = sorted(one[HEADER.size:] for one in [*four, over_1_gib])
+    compressed = sorted(one[HEADER.size:] for one in [*four, over_1_gib, over_1_gib, over_1_gib])
     assert sorted((letter["raw_bytes"], bytes(letter["raw_sha256"])) for letter in letters) == sorted(
         (len(c), hashlib.sha256(c).digest()) for c in compressed)
     assert all(letter["kept"] == 0 and "decompresses to more than 33554432 bytes" in letter["detail"]
@@ -121,7 +122,7 @@ def test_compressed_bombs_cost_bounded_memory_and_disk_and_the_ledger_bills_on(m
           f"in {', '.join(f'{len(b):,}' for b in four)} bytes")
     print("workers' peak RSS (VmHWM): " + ", ".join(f"{name} {peak / MIB:.0f} MiB" for name, peak in peaks.items())
           + f" (bound {WORKER_PEAK_RSS_BOUND // MIB} MiB)")
-    print(f"database grew {bombs_grew / 1024:.0f} KiB by the five batches, {grew / 1024:.0f} KiB with "
+    print(f"database grew {bombs_grew / 1024:.0f} KiB by the seven batches, {grew / 1024:.0f} KiB with "
           f"{HONEST_EVENTS} events after them")
     components = stack.components()
     assert all(c["running"] and c["restarts"] == 0 for c in components.values()), components
