@@ -28,6 +28,11 @@ MAX_EVENT_BYTES = 1 << 20  # SPEC.md, check 1: larger events are malformed, unpa
 # The most a batch record may carry; a larger one is refused whole, as one event.
 MAX_BATCH_EVENTS = 10_000
 MAX_BATCH_RECORD_BYTES = 16 << 20
+# The most a compressed Kafka record batch may decompress to: twice the largest record
+# the ledger reads (a producer's batch holds that record and its neighbours). A worker
+# stops decompressing there, so no batch, however small compressed, costs it more; the
+# batch is then one received event, `malformed` (ledger.domain.records).
+MAX_DECOMPRESSED_BATCH_BYTES = 2 * MAX_BATCH_RECORD_BYTES
 
 
 def member_topic(usage_topic: str, member: str) -> str:

@@ -39,7 +39,7 @@ from schemas.wire import (
     is_batch,
     sender_of,
 )
-from streams import diagnostics, metrics
+from streams import diagnostics, fetching, metrics
 from streams.auth import client_options, faust_credentials
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.subscription import (
@@ -115,8 +115,9 @@ def to_record(message, usage_topic: str, *, trust_producer_time: bool) -> Record
     timestamp = message.timestamp
     stamped = trust_producer_time or getattr(message, "timestamp_type", None) == LOG_APPEND
     timestamp_ms = round(timestamp * 1000) if stamped and timestamp is not None and timestamp >= 0 else None
+    value = message.value if message.value is not None else b""  # keeps an UnreadBatch (falsy)
     return Record(
-        message.topic, message.partition, message.offset, timestamp_ms, message.value or b"", headers,
+        message.topic, message.partition, message.offset, timestamp_ms, value, headers,
         sender_of(usage_topic, message.topic),
     )
 
@@ -145,6 +146,7 @@ def transactions(records: list[Record], max_bytes: int, max_events: int) -> list
 
 
 def _faust_app(settings: Settings, worker: Worker) -> LedgerApp:
+    fetching.install()  # no record batch, however compressed, costs a worker more than its bound
     return LedgerApp(
         worker.group_id,
         direct=True,

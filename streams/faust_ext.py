@@ -45,6 +45,11 @@ work included.
   alive after every assignment and whenever the consumer has waited a second. Not for
   agents that iterate a stream with acks on: Faust's compiled iterator acks without
   calling `Consumer.ack`, so room would only come back by those recounts.
+- **Offsets a record skips, after offset 0.** A record may skip offsets: a compressed
+  batch the worker did not decompress is one record at the batch's last offset
+  (`streams.fetching`). Faust counts skipped offsets as acked (a "gap") so that its
+  commits pass them, except when the offset it read last is 0 (it tests it for truth):
+  its commits of that partition would stop there for good. The callback adds that gap.
 
 The eager first step runs inside the fetcher's own task, so whatever runs in it sees
 that task as `asyncio.current_task()`, and a context variable it sets stays set for
@@ -163,8 +168,11 @@ class LedgerConsumer(faust_aiokafka.Consumer):
         # The direct path (see `Batches`): records go to the agent without Faust's streams.
         self.batches: Batches | None = Batches() if getattr(self.app, "direct", False) else None
         put = self.batches.put if self.batches is not None else None
+        read_offset = self._read_offset
 
         async def callback(message: Any) -> Any:
+            if message.offset > 1 and read_offset[message.tp] == 0:
+                await self._add_gap(message.tp, 1, message.offset - 1)  # offsets skipped after 0
             if self.unacked_bytes > self.max_unacked_bytes:
                 await self._wait_for_room()
             in_flight_add(message)

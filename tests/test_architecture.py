@@ -39,7 +39,7 @@ ROOMS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "streams": (
         {"streams", "ledger.service", "ledger.domain", "ledger.settings", "schemas"},
-        {"faust", "mode", "aiokafka", "prometheus_client", "orjson", "uvloop"},
+        {"faust", "mode", "aiokafka", "cramjam", "prometheus_client", "orjson", "uvloop"},
     ),
     "ledger.dev": ({"ledger.dev", "ledger.domain", "ledger.settings", "ledger.postgres", "streams"}, set()),
     "ledger.cli": (
@@ -54,6 +54,7 @@ ROOMS: dict[str, tuple[set[str], set[str]]] = {
 HOMES = {
     "asyncpg": {"ledger.postgres"},
     "aiokafka": {"streams"},
+    "cramjam": {"streams"},  # aiokafka's codecs, bounded by streams.codecs
     "faust": {"streams"},
     "fastapi": {"ledger.http"},
     "starlette": {"ledger.http"},

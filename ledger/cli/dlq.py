@@ -18,7 +18,9 @@ def dlq() -> None:
     """Dead letters: list rejected events; replay them (after a catalog fix, say).
 
     A replayed event is processed from its dead letter, under the same rules, at its
-    original receipt time; each dead letter is replayed at most once.
+    original receipt time; each dead letter is replayed at most once. A dead letter keeps
+    its event whole within 1 MiB, else its first 4 KiB (raw_whole false), with its size
+    and SHA-256.
     """
 
 
@@ -61,8 +63,11 @@ def dlq_replay(obj: Context, ids: tuple[int, ...], reason: str | None, since: st
     """Replay dead letters by IDS, or by --reason/--since/--until, at once.
 
     Each is judged from its stored bytes at its original receipt time, against today's
-    catalog. Prints {"ingest_id", "replayed", "skipped_already_replayed"} and the replay's
-    counts, as `ingest --wait` prints them.
+    catalog. A dead letter that keeps only a prefix of its event (over 1 MiB, or a
+    compressed batch that was not decompressed) cannot be: named by id it refuses the
+    command (exit 2); matched by a filter it is counted in skipped_not_replayable. Prints
+    {"ingest_id", "replayed", "skipped_already_replayed", "skipped_not_replayable"} and the
+    replay's counts, as `ingest --wait` prints them.
     """
     settings = obj.settings
     filters = {"reason": reason, "since_ms": _instant_ms(since, "--since"),

@@ -25,6 +25,7 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
 from ledger.domain.rating import HourUsage
+from ledger.domain.records import keep_raw
 from ledger.domain.usage import Coarsening
 
 # -- records that cross the ports ------------------------------------------------------
@@ -32,7 +33,13 @@ from ledger.domain.usage import Coarsening
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A rejected event, kept whole: its reason, its original bytes and where it came from."""
+    """A rejected event: its reason, its bytes as kept, and where it came from.
+
+    Made with the event's bytes as `raw`; it keeps them as `records.keep_raw` says (whole
+    within 1 MiB, else the first 4 KiB) with their full size and SHA-256. With `raw_of`
+    (a replay rejected again) it keeps none: the bytes are those stored by dead letter
+    `raw_of`, and `raw` is empty.
+    """
 
     reason: str
     detail: str
@@ -46,6 +53,16 @@ class DeadLetter:
     provider: str | None  # as the event names them, when it does: who may see it
     reseller: str | None
     sender: str | None = None  # the member it came from (None: the operator); a replay keeps it
+    raw_of: int | None = None
+    raw_bytes: int = -1  # set from raw: the event's full size
+    raw_sha256: bytes = b""  # set from raw
+
+    def __post_init__(self) -> None:
+        if self.raw_bytes < 0:
+            kept = keep_raw(self.raw)
+            object.__setattr__(self, "raw", b"" if self.raw_of is not None else kept.stored)
+            object.__setattr__(self, "raw_bytes", kept.size)
+            object.__setattr__(self, "raw_sha256", kept.sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +84,8 @@ class ReplayTarget:
     received_ms: int
     replayed: bool
     sender: str | None = None
+    whole: bool = True  # False: only a prefix of the event is kept, which no replay may judge
+    bytes_of: int | None = None  # the dead letter whose row holds `raw` (itself, or its raw_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +95,7 @@ class DeadLetterRef:
     provider: str | None
     reseller: str | None
     replayed: bool
+    whole: bool = True  # its event's bytes are kept whole: it can be replayed
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,14 +315,21 @@ class Store(Protocol):
         self, where: DeadLetterFilter, after_id: int, limit: int, preview_bytes: int
     ) -> list[dict]:
         """Dead letters after `after_id`, in id order, naming `where.member` as provider or
-        reseller; each with the first `preview_bytes` of its raw bytes as `raw_head`."""
+        reseller; each with the first `preview_bytes` of its kept bytes (its own, or those
+        of its `raw_of`) as `raw_head`, the event's full size `raw_bytes`, `raw_sha256`,
+        and `raw_whole` (whether the kept bytes are the whole event)."""
 
     async def dead_letter_refs(self, ids: list[int]) -> dict[int, DeadLetterRef]: ...
 
     async def unreplayed_dead_letters(self, where: DeadLetterFilter, limit: int) -> list[int]:
-        """Ids of dead letters not yet replayed, `where.member` as provider, in id order."""
+        """Ids of dead letters not yet replayed and kept whole, `where.member` as provider,
+        in id order."""
 
     async def count_replayed(self, where: DeadLetterFilter) -> int: ...
+
+    async def count_not_replayable(self, where: DeadLetterFilter) -> int:
+        """Dead letters matching `where` (as `unreplayed_dead_letters`), not replayed, that
+        keep only a prefix of their event."""
 
     async def hour_usage(
         self, start: int, end: int, member: str | None, provider: str | None,

@@ -8,6 +8,7 @@ their first verdict (decoded JSON, or `malformed`); what happens next is
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from schemas.wire import (
     INGEST_HEADER,
     MAX_BATCH_EVENTS,
     MAX_BATCH_RECORD_BYTES,
+    MAX_DECOMPRESSED_BATCH_BYTES,
+    MAX_EVENT_BYTES,
     is_batch,
     split_batch,
 )
@@ -28,6 +31,63 @@ from schemas.wire import (
 _INGEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 MEMBER_ID = re.compile(r"[a-z][a-z0-9-]{1,31}")
 MAX_DETAIL_CHARS = 1000
+# What a dead letter keeps of an event it cannot keep whole (over MAX_EVENT_BYTES, which
+# no replay could accept): enough to see what it was, with its size and SHA-256.
+RAW_PREFIX_BYTES = 4096
+
+
+class UnreadBatch(bytes):
+    """The value of the one record that stands for a compressed Kafka record batch the
+    worker did not decompress: it decompresses to more than MAX_DECOMPRESSED_BATCH_BYTES,
+    or is not valid in its codec (`problem`, None for the first).
+
+    Only the worker's fetcher makes one (`streams.fetching`), at the batch's last offset.
+    It is a Python type, never bytes off the wire: nothing a producer sends can pose as one
+    (a header could). Its content is empty; it carries the codec and the compressed
+    batch's size and SHA-256, which its dead letter keeps.
+    """
+
+    codec: str
+    compressed_bytes: int
+    sha256: bytes
+    problem: str | None
+
+    def __new__(cls, codec: str, compressed_bytes: int, sha256: bytes, problem: str | None = None) -> UnreadBatch:
+        batch = super().__new__(cls)
+        batch.codec, batch.compressed_bytes, batch.sha256, batch.problem = codec, compressed_bytes, sha256, problem
+        return batch
+
+
+def unread_batch_detail(batch: UnreadBatch) -> str:
+    """Why a batch the worker did not decompress is one `malformed` event."""
+    if batch.problem is None:
+        what = f"decompresses to more than {MAX_DECOMPRESSED_BATCH_BYTES} bytes"
+    else:
+        what = f"cannot be decompressed ({batch.problem[:200]})"
+    return (f"a {batch.codec}-compressed record batch that {what}; "
+            f"sha256 {batch.sha256.hex()}, {batch.compressed_bytes} bytes compressed")
+
+
+class KeptRaw(NamedTuple):
+    """What a dead letter keeps of a received event's bytes."""
+
+    stored: bytes  # the bytes whole, or their first RAW_PREFIX_BYTES
+    size: int  # the full size
+    sha256: bytes  # of the full bytes
+
+    @property
+    def whole(self) -> bool:
+        return len(self.stored) == self.size
+
+
+def keep_raw(raw: bytes) -> KeptRaw:
+    """A received event's bytes as its dead letter keeps them: whole when within SPEC.md's
+    1 MiB (so a replay can judge them again), else a prefix; always the size and SHA-256.
+    A batch the worker did not decompress keeps nothing but its compressed size and hash."""
+    if isinstance(raw, UnreadBatch):
+        return KeptRaw(b"", raw.compressed_bytes, raw.sha256)
+    stored = raw if len(raw) <= MAX_EVENT_BYTES else raw[:RAW_PREFIX_BYTES]
+    return KeptRaw(bytes(stored), len(raw), hashlib.sha256(raw).digest())
 
 
 class Record(NamedTuple):
@@ -66,6 +126,9 @@ class Received:
     position: int  # index in a batch record, 0 for a single event
     raw: bytes
     verdict: object  # dict (decoded), Usage, Rejection, ACCEPTED or DUPLICATE
+    # A replayed dead letter's event: the dead letter whose stored row holds these bytes,
+    # so a new dead letter refers to them instead of keeping another copy.
+    raw_of: int | None = None
 
     @property
     def outcome(self) -> str:
@@ -97,9 +160,12 @@ def unpack(record: Record) -> list[Received]:
     """The received events of a record: one, or each element of a CloudEvents batch.
 
     A batch of more than MAX_BATCH_EVENTS elements, or over MAX_BATCH_RECORD_BYTES, is one
-    received event, `malformed`: the work one record may ask of a worker is bounded.
+    received event, `malformed`: the work one record may ask of a worker is bounded. So is
+    a compressed batch the worker did not decompress (`UnreadBatch`).
     """
     value = record.value if record.value is not None else b""
+    if isinstance(value, UnreadBatch):
+        return [Received(record, 0, value, events.Rejection(events.MALFORMED, unread_batch_detail(value)))]
     if not is_batch(record.headers.get(CONTENT_TYPE_HEADER, b"")):
         return [Received(record, 0, value, events.decode(value))]
     if len(value) > MAX_BATCH_RECORD_BYTES:

@@ -6,6 +6,7 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.errors import LedgerError
 from ledger.domain.metering import ClaimKey
 from ledger.domain.ports import DeadLetter, ReplayTarget, Tally
+from schemas.wire import MAX_EVENT_BYTES
 
 
 class MemoryIntake:
@@ -26,13 +27,16 @@ class MemoryIntake:
         return self.state.catalog, self.state.revision
 
     async def replay_targets(self, ids: list[int]) -> dict[int, ReplayTarget]:
-        letters = self.state.dead_letters
-        return {
-            i: ReplayTarget(letters[i - 1].raw, letters[i - 1].received_ms, i in self.state.replays,
-                            letters[i - 1].sender)
-            for i in ids
-            if 1 <= i <= len(letters)
-        }
+        state = self.state
+        targets = {}
+        for i in ids:
+            if 1 <= i <= len(state.dead_letters):
+                letter = state.dead_letters[i - 1]
+                targets[i] = ReplayTarget(
+                    state.kept_bytes(letter), letter.received_ms, i in state.replays, letter.sender,
+                    state.whole(letter), letter.raw_of if letter.raw_of is not None else i,
+                )
+        return targets
 
     async def lock_gpus(self, gpu_uuids: list[str]) -> None:
         """Nothing to lock: the store runs one transaction at a time."""
@@ -55,6 +59,16 @@ class MemoryIntake:
             self.state.claims[key] = bits
 
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:  # as PostgreSQL's foreign key and checks hold them
+            if letter.raw_of is not None:
+                if not 1 <= letter.raw_of <= len(self.state.dead_letters):
+                    raise LedgerError(f"dead_letters: raw_of {letter.raw_of} does not exist")
+                if self.state.dead_letters[letter.raw_of - 1].raw_of is not None:
+                    raise LedgerError(f"dead_letters: raw_of {letter.raw_of} refers to another's bytes itself")
+                if letter.raw:
+                    raise LedgerError("dead_letters: a dead letter that refers to another's bytes keeps none")
+            if len(letter.raw) > MAX_EVENT_BYTES:
+                raise LedgerError(f"dead_letters: {len(letter.raw)} bytes kept, more than {MAX_EVENT_BYTES}")
         self.state.dead_letters.extend(letters)
 
     async def write_tallies(self, tallies: list[Tally]) -> None:

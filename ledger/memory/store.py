@@ -75,6 +75,13 @@ class State:
     def dead_letter_refs(self) -> list[tuple[int, DeadLetter]]:
         return list(enumerate(self.dead_letters, start=1))
 
+    def kept_bytes(self, letter: DeadLetter) -> bytes:
+        """The bytes a dead letter keeps: its own, or those of the one it refers to."""
+        return letter.raw if letter.raw_of is None else self.dead_letters[letter.raw_of - 1].raw
+
+    def whole(self, letter: DeadLetter) -> bool:
+        return len(self.kept_bytes(letter)) == letter.raw_bytes
+
 
 class MemoryCatalogWriter:
     def __init__(self, state: State) -> None:
@@ -186,7 +193,8 @@ class MemoryStore:
                 "id": letter_id, "reason": letter.reason, "detail": letter.detail,
                 "received_ms": letter.received_ms, "provider": letter.provider,
                 "reseller": letter.reseller, "ingest_id": letter.ingest_id,
-                "raw_head": letter.raw[:preview_bytes], "raw_bytes": len(letter.raw),
+                "raw_head": self.state.kept_bytes(letter)[:preview_bytes], "raw_bytes": letter.raw_bytes,
+                "raw_sha256": letter.raw_sha256, "raw_whole": self.state.whole(letter),
                 "replayed": letter_id in self.state.replays,
                 "replay_outcome": self.state.replays.get(letter_id),
             })
@@ -197,7 +205,8 @@ class MemoryStore:
     async def dead_letter_refs(self, ids: list[int]) -> dict[int, DeadLetterRef]:
         letters = self.state.dead_letters
         return {
-            i: DeadLetterRef(letters[i - 1].provider, letters[i - 1].reseller, i in self.state.replays)
+            i: DeadLetterRef(letters[i - 1].provider, letters[i - 1].reseller, i in self.state.replays,
+                             self.state.whole(letters[i - 1]))
             for i in ids
             if 1 <= i <= len(letters)
         }
@@ -206,7 +215,7 @@ class MemoryStore:
         _no_nul(where.member, where.reason)
         found = [
             i for i, letter in self.state.dead_letter_refs()
-            if i not in self.state.replays and _matches(letter, where, as_reseller=False)
+            if i not in self.state.replays and self.state.whole(letter) and _matches(letter, where, as_reseller=False)
         ]
         return found[:limit]
 
@@ -214,6 +223,14 @@ class MemoryStore:
         return sum(
             1 for i, letter in self.state.dead_letter_refs()
             if i in self.state.replays and _matches(letter, where, as_reseller=False)
+        )
+
+    async def count_not_replayable(self, where: DeadLetterFilter) -> int:
+        _no_nul(where.member, where.reason)
+        return sum(
+            1 for i, letter in self.state.dead_letter_refs()
+            if i not in self.state.replays and not self.state.whole(letter)
+            and _matches(letter, where, as_reseller=False)
         )
 
     async def hour_usage(

@@ -62,9 +62,15 @@ DO UPDATE SET seconds = excluded.seconds, bits = excluded.bits, updated_at = now
 
 LOCK_REPLAYED = "SELECT pg_advisory_xact_lock($1, key) FROM unnest($2::int[]) AS key"
 
+# A dead letter's bytes are its own, or those of the one it refers to (raw_of); rows
+# from before migration 0010 have no raw_bytes and keep their bytes whole.
 SELECT_REPLAY_TARGETS = """
-SELECT d.id, d.raw, d.received_ms, d.sender, r.dead_letter_id IS NOT NULL AS replayed
-FROM dead_letters d LEFT JOIN dead_letter_replays r ON r.dead_letter_id = d.id
+SELECT d.id, coalesce(o.raw, d.raw) AS raw, d.received_ms, d.sender, r.dead_letter_id IS NOT NULL AS replayed,
+       length(coalesce(o.raw, d.raw)) = coalesce(d.raw_bytes, length(d.raw)) AS whole,
+       coalesce(d.raw_of, d.id) AS bytes_of
+FROM dead_letters d
+LEFT JOIN dead_letters o ON o.id = d.raw_of
+LEFT JOIN dead_letter_replays r ON r.dead_letter_id = d.id
 WHERE d.id = ANY($1::bigint[])
 """
 
@@ -77,7 +83,7 @@ RETURNING dead_letter_id
 
 DEAD_LETTER_COLUMNS = (
     "reason", "detail", "raw", "received_ms", "topic", "partition", "offset", "position", "ingest_id",
-    "provider", "reseller", "sender",
+    "provider", "reseller", "sender", "raw_of", "raw_bytes", "raw_sha256",
 )
 OUTCOME_COLUMNS = ("accepted", "duplicate", *REASONS)
 TALLY_COLUMNS = ("ingest_id", "topic", "partition", *OUTCOME_COLUMNS)
@@ -131,7 +137,9 @@ class PgIntakeTransaction:
     async def replay_targets(self, ids: list[int]) -> dict[int, ReplayTarget]:
         await self.conn.execute(LOCK_REPLAYED, REPLAY_LOCK_CLASS, sorted({i & 0x7FFFFFFF for i in ids}))
         return {
-            row["id"]: ReplayTarget(bytes(row["raw"]), row["received_ms"], row["replayed"], row["sender"])
+            row["id"]: ReplayTarget(
+                bytes(row["raw"]), row["received_ms"], row["replayed"], row["sender"], row["whole"], row["bytes_of"]
+            )
             for row in await self.conn.fetch(SELECT_REPLAY_TARGETS, ids)
         }
 

@@ -146,6 +146,11 @@ class PostgresStore:
             return await deadletters.count_replayed(conn, where)
 
     @translating
+    async def count_not_replayable(self, where: DeadLetterFilter) -> int:
+        async with self._connection() as conn:
+            return await deadletters.count_not_replayable(conn, where)
+
+    @translating
     async def hour_usage(
         self, start, end, member, provider, reseller, sku, service_period, region=None, coarse=None
     ) -> list[HourUsage]:

@@ -23,12 +23,28 @@ from ledger.domain.access import Caller, pseudonym
 from ledger.domain.errors import Forbidden, InputError, NotFound, TooLarge
 from ledger.domain.events import REASONS
 from ledger.domain.ports import DeadLetterFilter, Store
+from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.service import ingest, replays
 from ledger.service.replays import MAX_REPLAY
 
 MAX_LIST = 1000  # dead letters per page
 RAW_PREVIEW_BYTES = 4096
 MAX_ID = (1 << 63) - 1
+
+
+class DeadLettersNotReplayable(InputError):
+    """Dead letters that keep only a prefix of their event: there is nothing whole to judge."""
+
+    http_status = 409
+    code = "not_replayable"
+
+    def __init__(self, ids: list[int]) -> None:
+        shown = ", ".join(str(i) for i in ids[:20]) + (", ..." if len(ids) > 20 else "")
+        super().__init__(
+            f"dead letters {shown} keep only the first {RAW_PREFIX_BYTES} bytes of their event "
+            "(over 1 MiB, or a compressed batch that was not read): they cannot be replayed"
+        )
+        self.ids = ids
 
 
 class DeadLettersNotFound(NotFound):
@@ -91,6 +107,8 @@ def _item(row: dict, viewer: str | None, key: bytes) -> dict:
         "ingest_id": row["ingest_id"],
         "raw": raw,
         "raw_bytes": row["raw_bytes"],
+        "raw_whole": row["raw_whole"],
+        "raw_sha256": bytes(row["raw_sha256"]).hex(),
         "raw_redacted": redacted,
         "replayed": row["replayed"],
         "replay_outcome": row["replay_outcome"],
@@ -107,7 +125,9 @@ async def page(
     `caller_member` scopes the list to the dead letters naming that member as provider
     or reseller (None: all). `raw` is the first RAW_PREVIEW_BYTES of the event's bytes,
     as UTF-8 with replacement characters, with another reseller's tenant as its
-    pseudonym (`raw_redacted`); `raw_bytes` is their full size.
+    pseudonym (`raw_redacted`); `raw_bytes` is their full size and `raw_sha256` their
+    hash; `raw_whole` says whether the ledger keeps them whole (else only their first
+    RAW_PREFIX_BYTES, and the dead letter cannot be replayed).
     """
     _check_reason(reason)
     if not 1 <= limit <= MAX_LIST:
@@ -126,8 +146,12 @@ async def replay(
     yet. All or nothing: any id the caller may not replay refuses the request before
     anything is decided.
 
-    Returns {"ingest_id", "replayed", "skipped_already_replayed"} and the replay's counts
-    as `ingest --wait` prints them.
+    A dead letter that keeps only a prefix of its event cannot be replayed: named by id,
+    it refuses the request (`DeadLettersNotReplayable`); matched by a filter, it is left
+    out and counted in `skipped_not_replayable`.
+
+    Returns {"ingest_id", "replayed", "skipped_already_replayed", "skipped_not_replayable"}
+    and the replay's counts as `ingest --wait` prints them.
     """
     if caller.role == "admin":
         member = None
@@ -140,6 +164,7 @@ async def replay(
         if reason is not None or since_ms is not None or until_ms is not None:
             raise InputError("give dead letter ids or a filter (reason, since, until), not both")
         to_replay, skipped = await _by_ids(store, ids, member)
+        not_replayable = 0
     else:
         if reason is None and since_ms is None and until_ms is None:
             raise InputError("give dead letter ids, or a filter: reason, since and/or until")
@@ -151,11 +176,12 @@ async def replay(
                 code="too_many_dead_letters",
             )
         skipped = await store.count_replayed(where)
+        not_replayable = await store.count_not_replayable(where)
     ingest_id = uuid.uuid4().hex
     decided, raced = await replays.replay(store, to_replay, ingest_id)
     counts = await ingest.tally(store, ingest_id)
-    return {"ingest_id": ingest_id, "replayed": decided.received,
-            "skipped_already_replayed": skipped + raced, **counts}
+    return {"ingest_id": ingest_id, "replayed": decided.received, "skipped_already_replayed": skipped + raced,
+            "skipped_not_replayable": not_replayable, **counts}
 
 
 async def _by_ids(store: Store, ids: list[int], member: str | None) -> tuple[list[int], int]:
@@ -179,4 +205,7 @@ async def _by_ids(store: Store, ids: list[int], member: str | None) -> tuple[lis
                 code="not_your_gpus",
             )
     to_replay = [i for i in wanted if not refs[i].replayed]
+    prefixes = [i for i in to_replay if not refs[i].whole]
+    if prefixes:
+        raise DeadLettersNotReplayable(prefixes)
     return to_replay, len(wanted) - len(to_replay)

@@ -168,7 +168,7 @@ def dead_letters(received: list[Received]) -> list[DeadLetter]:
         DeadLetter(
             item.verdict.reason, storable(item.verdict.detail), item.raw, item.record.timestamp_ms,
             item.record.topic, item.record.partition, item.record.offset, item.position,
-            item.record.ingest_id, *parties(item.raw), item.record.sender,
+            item.record.ingest_id, *parties(item.raw), item.record.sender, raw_of=item.raw_of,
         )
         for item in received
         if isinstance(item.verdict, events.Rejection)

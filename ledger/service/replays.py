@@ -6,7 +6,10 @@ stored receipt time (so `future` and `too_late` are as they were on arrival), as
 member it came from (check 4 holds it to that again), against the catalog of now, and metered, written and counted like any received event, under the
 replay's own ingest id (the first rejection stays counted where it was). A rejected
 replay writes a new dead letter with the original receipt time, which may itself be
-replayed once.
+replayed once; it refers to the stored bytes of the dead letter it came from
+(`DeadLetter.raw_of`) instead of copying them, so replays never multiply bytes. A dead
+letter that keeps only a prefix of its event (over 1 MiB, or a compressed batch that was
+not read) is never judged: there is no event to judge.
 
 Once only: the store records each replay with its outcome in the same transaction, and
 holds the replayed ids against concurrent replays, taken before the GPU locks (the
@@ -28,8 +31,8 @@ MAX_REPLAY = 10_000  # dead letters per replay request
 
 async def replay(store: Store, ids: list[int], ingest_id: str) -> tuple[BatchResult, int]:
     """Replay the named dead letters not replayed yet; returns (what was decided, how many
-    were skipped because they had been replayed already). Unknown ids are the caller's to
-    refuse before calling."""
+    were skipped because they had been replayed already, or keep only a prefix). Unknown
+    ids, and prefixes, are the caller's to refuse before calling."""
     async with store.intake() as tx:
         closed_through = await tx.closed_through()
         catalog, _ = await tx.catalog()
@@ -38,11 +41,13 @@ async def replay(store: Store, ids: list[int], ingest_id: str) -> tuple[BatchRes
         headers = {INGEST_HEADER: ingest_id.encode("ascii")}
         for dead_letter_id in sorted(targets):
             target = targets[dead_letter_id]
-            if target.replayed:
+            if target.replayed or not target.whole:  # the caller refuses prefixes first
                 continue
             record = Record(None, None, None, target.received_ms, target.raw, headers, target.sender)
             # A dead letter is one received event: decide() sees its bytes as one event.
-            received.extend((dead_letter_id, item) for item in decide(record, catalog))
+            for item in decide(record, catalog):
+                item.raw_of = target.bytes_of if target.bytes_of is not None else dead_letter_id
+                received.append((dead_letter_id, item))
         result = BatchResult(received=len(received))
         items = [item for _, item in received]
         result.outcomes = await settle(tx, items, Meter(Pieces(catalog.calendar), closed_through))

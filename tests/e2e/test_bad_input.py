@@ -1,18 +1,22 @@
-"""Bad input never stops a worker: every event is rejected with its reason and kept whole.
+"""Bad input never stops a worker: every event is rejected with its reason and kept.
 
 Given a running stack with the scenario's catalog, when files of hostile or invalid
 lines are ingested, then each line is counted under the right reason, its original
-bytes are in the dead-letter table, and the worker keeps running.
+bytes are in the dead-letter table (whole within 1 MiB, else their first 4 KiB with
+their size and SHA-256), and the worker keeps running.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
+from ledger.domain.records import RAW_PREFIX_BYTES
+from schemas.wire import MAX_EVENT_BYTES
 from tests.db import fetch
 from tests.scenario import SCENARIOS
 
@@ -119,13 +123,15 @@ def test_every_bad_line_is_rejected_with_its_reason_and_kept(stack, tmp_path):
     assert counts == {
         "received": len(cases), "accepted": accepted, "duplicate": 0, "rejected": expected_reasons,
     }
+    # Each is kept with its reason: whole within 1 MiB, else its first 4 KiB, size and hash.
     stored = {
-        bytes(row["raw"]): row["reason"]
-        for row in fetch(stack.database_url, "SELECT raw, reason FROM dead_letters")
+        bytes(row["raw_sha256"]): (row["reason"], bytes(row["raw"]), row["raw_bytes"])
+        for row in fetch(stack.database_url, "SELECT raw, raw_sha256, raw_bytes, reason FROM dead_letters")
     }
     for name, (reason, raw) in cases.items():
         if reason != "accepted":
-            assert stored.get(raw) == reason, name
+            kept = raw if len(raw) <= MAX_EVENT_BYTES else raw[:RAW_PREFIX_BYTES]
+            assert stored.get(hashlib.sha256(raw).digest()) == (reason, kept, len(raw)), name
     assert stack.components()["worker-1"]["running"]
 
 

@@ -5,12 +5,15 @@ Given a stack whose catalog lacks one retail price, events that need it are reje
 a second replay replays nothing. A replay is judged at the event's original receipt
 time and from the dead letter's stored bytes; a record on the topic cannot ask for a
 replay (the header that once did is ignored) and the worker carries on. Through the
-API, members see and replay only what is theirs, and auditors replay nothing.
+API, members see and replay only what is theirs, and auditors replay nothing. A replay
+rejected again refers to the first dead letter's bytes; a dead letter that keeps only a
+prefix of its event is never replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -85,7 +88,8 @@ def send_records(stack, records: list[dict]) -> None:
     """Write records straight to the usage topic, as any member's producer may."""
 
     async def run():
-        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, max_request_size=32 << 20,
+                                    compression_type="zstd")
         await producer.start()
         try:
             for record in records:
@@ -100,9 +104,11 @@ def send_records(stack, records: list[dict]) -> None:
 
 
 def dead_letters_of(stack, ingest_id: str) -> list:
+    """Each with the bytes it keeps (its own, or those of the dead letter it refers to)."""
     return fetch(
         stack.database_url,
-        "SELECT id, reason, received_ms, raw FROM dead_letters WHERE ingest_id = $1 ORDER BY id",
+        "SELECT d.id, d.reason, d.received_ms, coalesce(o.raw, d.raw) AS raw, length(d.raw) AS own_bytes, d.raw_of "
+        "FROM dead_letters d LEFT JOIN dead_letters o ON o.id = d.raw_of WHERE d.ingest_id = $1 ORDER BY d.id",
         ingest_id,
     )
 
@@ -194,10 +200,12 @@ def test_a_replay_is_judged_at_the_original_receipt_time_from_the_stored_bytes(l
     assert replay_outcomes(stack, [future["id"], late["id"]]) == {future["id"]: "future", late["id"]: "too_late"}
     billed = fetch(stack.database_url, "SELECT count(*) AS n FROM claims WHERE gpu_uuid IN ('GPU-DLQ-FUTURE', 'GPU-DLQ-LATE')")
     assert billed[0]["n"] == 0
-    # And each new rejection is a new dead letter with the original bytes and receipt time.
+    # And each new rejection is a new dead letter with the original bytes and receipt time,
+    # which it refers to rather than copies.
     again = {row["reason"]: row for row in dead_letters_of(stack, replayed["ingest_id"])}
     for reason, original in (("future", future), ("too_late", late)):
         assert (again[reason]["raw"], again[reason]["received_ms"]) == (original["raw"], original["received_ms"])
+        assert (again[reason]["own_bytes"], again[reason]["raw_of"]) == (0, original["id"])
 
 
 def test_a_replay_header_on_the_topic_is_ignored_and_the_worker_carries_on(ledger):
@@ -331,3 +339,30 @@ def test_a_member_replays_only_its_own_gpus_dead_letters(api):
     listed = {i["id"]: i for i in all_items(api, "highreso", reason="unknown_sku")}
     assert listed[ids["highreso"]]["replayed"] is True
     assert listed[ids["highreso"]]["replay_outcome"] == "unknown_sku"
+
+
+def test_a_dead_letter_that_keeps_only_a_prefix_is_never_replayed(api):
+    """Given an event over 1 MiB from a member's own producer, its dead letter keeps the
+    first 4 KiB, its size and hash: named by id, a replay is refused (CLI exit 2, API 409),
+    and a replay by filter leaves it out and counts it."""
+    stack, _, _, _ = api
+    ingest_id = uuid.uuid4().hex
+    event = json.loads(event_line(time="2026-11-15T00:00:00Z", provider="sakura", reseller="sakura",
+                                  tenant="sak-huge", gpu_uuid="GPU-DLQ-HUGE", sku="H200"))
+    event["padding"] = "x" * (2 << 20)
+    huge = json.dumps(event).encode()
+    send_records(stack, [{"value": huge, "headers": [(INGEST_HEADER, ingest_id.encode())]}])
+    wait_until(lambda: tally(stack, ingest_id)["received"] == 1, "the huge event's verdict")
+    assert tally(stack, ingest_id)["malformed"] == 1
+    (dead,) = dead_letters_of(stack, ingest_id)
+    assert bytes(dead["raw"]) == huge[:4096] and dead["own_bytes"] == 4096
+
+    refused = stack.run("dlq", "replay", str(dead["id"]), check=False)
+    assert refused.returncode == 2 and b"cannot be replayed" in refused.stderr
+    by_api = call(api, "sakura", "POST", "/v1/dead-letters/replay", json={"ids": [dead["id"]]})
+    assert by_api.status_code == 409 and by_api.json()["error"]["code"] == "not_replayable"
+    listed = {i["id"]: i for i in all_items(api, "sakura", reason="malformed")}[dead["id"]]
+    assert (listed["raw_whole"], listed["raw_bytes"]) == (False, len(huge))
+    assert listed["raw_sha256"] == hashlib.sha256(huge).hexdigest()
+    by_filter = call(api, "sakura", "POST", "/v1/dead-letters/replay", json={"reason": "malformed"}).json()
+    assert by_filter["skipped_not_replayable"] >= 1 and not replay_outcomes(stack, [dead["id"]])

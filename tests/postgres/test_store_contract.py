@@ -7,6 +7,7 @@ passes on one and fails on the other is a store that lies to the services.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import pytest
@@ -17,8 +18,10 @@ from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.metering import ClaimKey
 from ledger.domain.ports import DeadLetter, DeadLetterFilter, Tally, TokenRecord
+from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
+from schemas.wire import MAX_EVENT_BYTES
 from tests.factories import DEFAULT_CATALOG as SPEC_CATALOG
 from tests.scenario import SCENARIOS
 
@@ -348,6 +351,53 @@ async def test_a_replay_is_recorded_once(store):
     assert refs[ids[0]].replayed and refs[ids[0]].provider == "sakura"
     assert await store.unreplayed_dead_letters(DeadLetterFilter(member="sakura"), 10) == []
     assert await store.count_replayed(DeadLetterFilter(member="sakura")) == 2
+
+
+async def stored_raw_lengths(store) -> list[int]:
+    """The bytes each dead letter's row holds itself, in id order (what the disk keeps)."""
+    if isinstance(store, MemoryStore):
+        return [len(letter.raw) for letter in store.state.dead_letters]
+    async with store._connection() as conn:
+        return [row[0] for row in await conn.fetch("SELECT length(raw) FROM dead_letters ORDER BY id")]
+
+
+async def test_a_dead_letter_keeps_the_first_4_kib_of_an_event_over_1_mib_and_is_not_replayable(store):
+    big = b"{" + b"x" * MAX_EVENT_BYTES
+    async with store.intake() as tx:
+        await tx.write_dead_letters([letter(raw=big), letter()])
+    rows = await store.dead_letter_page(DeadLetterFilter(), 0, 10, 1 << 20)
+    ids = [row["id"] for row in rows]
+    assert bytes(rows[0]["raw_head"]) == big[:RAW_PREFIX_BYTES] and rows[0]["raw_bytes"] == len(big)
+    assert bytes(rows[0]["raw_sha256"]) == hashlib.sha256(big).digest() and not rows[0]["raw_whole"]
+    assert rows[1]["raw_whole"] and bytes(rows[1]["raw_sha256"]) == hashlib.sha256(b'{"x": 1}').digest()
+    assert await stored_raw_lengths(store) == [RAW_PREFIX_BYTES, 8]
+    refs = await store.dead_letter_refs(ids)
+    assert [refs[i].whole for i in ids] == [False, True]
+    assert await store.unreplayed_dead_letters(DeadLetterFilter(), 10) == [ids[1]]
+    assert await store.count_not_replayable(DeadLetterFilter()) == 1
+    assert await store.count_not_replayable(DeadLetterFilter(reason="malformed")) == 0
+    async with store.intake() as tx:
+        targets = await tx.replay_targets(ids)
+    assert (targets[ids[0]].whole, targets[ids[0]].raw, targets[ids[1]].whole) == (False, big[:RAW_PREFIX_BYTES], True)
+
+
+async def test_a_dead_letter_that_refers_to_anothers_bytes_keeps_none_and_reads_them(store):
+    async with store.intake() as tx:
+        await tx.write_dead_letters([letter(raw=b'{"one": 1}')])
+    (first,) = [row["id"] for row in await store.dead_letter_page(DeadLetterFilter(), 0, 10, 100)]
+    async with store.intake() as tx:
+        await tx.write_dead_letters([replace(letter("no_price"), raw=b'{"one": 1}', raw_bytes=-1, raw_of=first)])
+    rows = await store.dead_letter_page(DeadLetterFilter(), 0, 10, 100)
+    second = rows[1]["id"]
+    assert bytes(rows[1]["raw_head"]) == b'{"one": 1}' and rows[1]["raw_bytes"] == 10 and rows[1]["raw_whole"]
+    assert await stored_raw_lengths(store) == [10, 0]
+    async with store.intake() as tx:
+        target = (await tx.replay_targets([second]))[second]
+    assert (target.raw, target.whole, target.bytes_of) == (b'{"one": 1}', True, first)
+    # Only the dead letter that holds the bytes may be referred to: one read finds them.
+    with pytest.raises(LedgerError):
+        async with store.intake() as tx:
+            await tx.write_dead_letters([replace(letter(), raw=b'{"one": 1}', raw_bytes=-1, raw_of=second)])
 
 
 async def test_a_nul_in_a_filter_is_the_callers_input_error(store):

@@ -345,3 +345,19 @@ async def test_without_a_fetch_wait_the_app_keeps_faust_own():
         assert aiokafka_consumer._fetch_max_wait_ms == 1500
     finally:
         await aiokafka_consumer.stop()
+
+
+async def test_offsets_a_record_skips_after_offset_0_count_as_acked(bounded):
+    """A compressed batch the worker did not read is one record at the batch's last offset
+    (streams.fetching). Faust adds the offsets it skips to its acks only when the offset it
+    read last is truthy: after offset 0 its commits would wait for offsets 1-4 forever."""
+    consumer, delivered = bounded
+    tp = TP("gpu.usage", 0)
+    consumer._read_offset[tp] = 0  # offset 0 was read
+    await consumer.callback(message(5, 1))  # offsets 1 to 4 were one batch
+    assert delivered == [5]
+    consumer._acked[tp].extend([0, 5])
+    assert consumer._new_offset(tp) == 6
+    consumer._read_offset[tp] = 5
+    await consumer.callback(message(6, 1))  # no gap: nothing added
+    assert not consumer._gap[tp]

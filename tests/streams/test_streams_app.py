@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.domain.records import Record
+from ledger.domain.records import Record, UnreadBatch, unpack
 from schemas.wire import BATCH_CONTENT_TYPE, CONTENT_TYPE_HEADER, MAX_BATCH_EVENTS, encode_batch
 from streams import diagnostics
 from streams.app import estimated_events, to_record, transactions
@@ -85,6 +85,15 @@ def test_the_sender_is_the_member_whose_own_topic_a_record_came_on(topic, sender
     assert read(_Message([], 1.5, topic=topic)).sender == sender
 
 
+def test_a_batch_the_fetcher_did_not_decompress_reaches_the_ledger_as_such():
+    """Its value is an empty UnreadBatch (streams.fetching): still that, not b""."""
+    unread = UnreadBatch("zstd", 32_786, bytes(32))
+    record = read(_Message([], 1.5, unread))
+    assert record.value is unread
+    (item,) = unpack(record)
+    assert item.outcome == "malformed" and "zstd-compressed record batch" in item.verdict.detail
+
+
 def test_the_task_dump_shows_the_whole_await_chain(capsys) -> None:
     async def innermost(event: asyncio.Event) -> None:
         await event.wait()
@@ -120,5 +129,13 @@ async def test_the_worker_consumer_bounds_a_poll_and_a_fetch_wait(tmp_path):
     try:
         assert consumer._max_poll_records == MAX_POLL_RECORDS
         assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+        # ...and every batch it reads decompresses within the bound (streams.fetching).
+        from aiokafka.consumer import consumer as aiokafka_consumer
+        from aiokafka.record._crecords import default_records
+
+        from streams import codecs, fetching
+
+        assert aiokafka_consumer.Fetcher is fetching.BoundedFetcher
+        assert default_records.zstd_decode is codecs.zstd_decode
     finally:
         await consumer.stop()

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.domain.errors import InputError
+from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.http.auth import Caller, LedgerState, require_writer
 from ledger.http.body import read_limited
 from ledger.http.errors import responses
@@ -39,7 +40,13 @@ class DeadLetter(BaseModel):
         f"the event's first {deadletters.RAW_PREVIEW_BYTES} bytes as UTF-8 (invalid bytes replaced); "
         "for a member that is not the event's reseller, with the tenant as its pseudonym, or null "
         "when it cannot be shown without the tenant"))
-    raw_bytes: int = Field(description="the event's full size in bytes")
+    raw_bytes: int = Field(description=(
+        "the event's full size in bytes (for a compressed batch a worker did not decompress, "
+        "the compressed batch's)"))
+    raw_whole: bool = Field(description=(
+        f"whether the ledger keeps the event's bytes whole (within 1 MiB); else only their first "
+        f"{RAW_PREFIX_BYTES}, and the dead letter cannot be replayed"))
+    raw_sha256: str = Field(description="SHA-256 of the event's full bytes, hex")
     raw_redacted: bool = Field(description="whether raw was changed or withheld to keep a tenant id")
     replayed: bool
     replay_outcome: str | None = Field(description="accepted, duplicate or a reason, once replayed")
@@ -66,6 +73,9 @@ class ReplayAccepted(BaseModel):
     ingest_id: str
     replayed: int
     skipped_already_replayed: int
+    skipped_not_replayable: int = Field(description=(
+        "dead letters the filter matched that keep only a prefix of their event (named by id, "
+        "such a dead letter refuses the request: 409 not_replayable)"))
     received: int
     accepted: int
     duplicate: int
@@ -99,7 +109,7 @@ async def list_dead_letters(
     response_model=ReplayAccepted,
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": ReplayRequest.model_json_schema()}}}},
-    responses=responses(400, 403, 404, 413, 503),
+    responses=responses(400, 403, 404, 409, 413, 503),
 )
 async def replay_dead_letters(who: Caller, ledger: LedgerState, request: Request) -> dict:
     require_writer(who)
