@@ -39,7 +39,7 @@ from schemas.wire import (
     is_batch,
     sender_of,
 )
-from streams import diagnostics, fetching, metrics
+from streams import diagnostics, fetching, metrics, positions
 from streams.auth import client_options, faust_credentials
 from streams.faust_ext import LedgerApp, RawSchema
 from streams.subscription import (
@@ -118,7 +118,7 @@ def to_record(message, usage_topic: str, *, trust_producer_time: bool) -> Record
     value = message.value if message.value is not None else b""  # keeps an UnreadBatch (falsy)
     return Record(
         message.topic, message.partition, message.offset, timestamp_ms, value, headers,
-        sender_of(usage_topic, message.topic),
+        sender_of(usage_topic, message.topic), getattr(message, "contiguous_from", None),
     )
 
 
@@ -194,7 +194,7 @@ def _record_metrics(records: list[Record], result: BatchResult, seconds: float, 
             metrics.CONSUMER_LAG.labels(topic, partition).set(max(0, end - offset))
 
 
-async def _write_or_exit(intake: Intake, messages, highwater: Highwater, read: Callable) -> None:
+async def _write_or_exit(intake: Intake, messages, highwater: Highwater, read: Callable) -> BatchResult:
     """Write a take, or end the process: nothing may let take_events ack an unwritten batch."""
     started = time.perf_counter()
     try:
@@ -203,7 +203,9 @@ async def _write_or_exit(intake: Intake, messages, highwater: Highwater, read: C
         records = [read(message) for message in messages]
         result = BatchResult()
         for chunk in transactions(records, TRANSACTION_MAX_BYTES, TRANSACTION_MAX_EVENTS):
-            result.add(await intake.apply(chunk))
+            kept = positions.without_held(chunk, result)  # a gap holds its partition for the take
+            if kept:
+                result.add(await intake.apply(kept))
     except asyncio.CancelledError:
         # Stopping mid-batch: the transaction is rolled back; leaving now keeps
         # take_events from acking the batch, which is redelivered to the next owner.
@@ -215,6 +217,7 @@ async def _write_or_exit(intake: Intake, messages, highwater: Highwater, read: C
         logging.shutdown()
         os._exit(70)
     _record_metrics(records, result, time.perf_counter() - started, highwater)
+    return result
 
 
 def _month_preparer(state: dict) -> Callable[[], Awaitable[None]]:
@@ -300,13 +303,15 @@ def create_app(
     @app.agent(usage_topics, concurrency=1, name="meter")
     async def meter(stream) -> None:
         if "diagnostics" not in state:
-            diagnostics.install(asyncio.get_running_loop())  # SIGUSR2: where each task waits
+            # SIGUSR2: where each task waits, and what the consumer's flow is
+            diagnostics.install(asyncio.get_running_loop(), app.consumer.flow_state)
             state["diagnostics"] = True
         if "store" not in state:
             # Open for the process's life; its connections come back after an outage.
             state["store"] = await open_store()
             await prepare_months()
         intake = Intake(state["store"], on_retry=lambda reason: metrics.STORE_RETRIES.labels(reason).inc())
+        rereader = positions.Rereader(app.consumer, intake)
         if "frozen" not in state:
             gc.collect()
             gc.freeze()
@@ -316,9 +321,12 @@ def create_app(
         while True:
             messages = await batches.take(TAKE_MAX_RECORDS, TAKE_WITHIN_SECONDS, TAKE_LINGER_SECONDS)
             if messages:
-                await _write_or_exit(intake, messages, highwater, read)
+                result = await _write_or_exit(intake, messages, highwater, read)
                 for message in messages:
-                    ack(message)
+                    if positions.acked(message, result):
+                        ack(message)
+                if result.gaps:
+                    await rereader.read_again(result.gaps)
 
     def highwater(topic: str, partition: int) -> int | None:
         """The broker's end of a partition as of the last fetch (None before one)."""

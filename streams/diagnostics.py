@@ -38,11 +38,17 @@ def await_chain(awaitable) -> list[str]:
     return frames
 
 
-def dump_tasks() -> None:
+def dump_tasks(state=None) -> None:
     for task in asyncio.all_tasks():
         print(f"task {task.get_name()}:", *await_chain(task.get_coro()), sep="\n", file=sys.stderr)
+    if state is not None:
+        try:
+            print("consumer:", state(), file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must never stop a worker
+            print(f"consumer: state unavailable ({exc!r})", file=sys.stderr)
     sys.stderr.flush()
 
 
-def install(loop: asyncio.AbstractEventLoop) -> None:
-    loop.add_signal_handler(signal.SIGUSR2, dump_tasks)
+def install(loop: asyncio.AbstractEventLoop, state=None) -> None:
+    """SIGUSR2 dumps every task's awaits, and `state()` (the consumer's flow) when given."""
+    loop.add_signal_handler(signal.SIGUSR2, dump_tasks, state)

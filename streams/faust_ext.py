@@ -73,6 +73,7 @@ from weakref import WeakSet
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ConsumerMessage
 from mode.services import WaitResults
 
 
@@ -153,6 +154,13 @@ class LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class LedgerMessage(ConsumerMessage):
+    """Faust's message, with the offset from which its fetch read up to it without a gap
+    (`streams.fetching.GuardedPartitionRecords`; None when unknown)."""
+
+    __slots__ = ("contiguous_from",)
+
+
 class LedgerConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer: the per-record callback run eagerly, and unacked
     records bounded in bytes (see above)."""
@@ -183,6 +191,18 @@ class LedgerConsumer(faust_aiokafka.Consumer):
 
         self.callback = callback
 
+    def _to_message(self, tp: Any, record: Any) -> LedgerMessage:
+        # As Faust's own (faust/transport/drivers/aiokafka.py), plus contiguous_from.
+        timestamp = record.timestamp
+        message = LedgerMessage(
+            record.topic, record.partition, record.offset, None if timestamp is None else timestamp / 1000.0,
+            record.timestamp_type, record.headers, record.key, record.value, record.checksum,
+            record.serialized_key_size, record.serialized_value_size, tp,
+            generation_id=self.app.consumer_generation_id,
+        )
+        message.contiguous_from = getattr(record, "contiguous_from", None)
+        return message
+
     def _new_consumer_thread(self) -> LedgerConsumerThread:
         return LedgerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -202,6 +222,20 @@ class LedgerConsumer(faust_aiokafka.Consumer):
                 timer.cancel()
             if self.unacked_bytes > self.max_unacked_bytes:
                 self.recount_unacked_bytes()
+
+    def flow_state(self) -> dict:
+        """What decides whether this consumer fetches: for an operator's SIGUSR2 dump."""
+        return {
+            "flow_active": self.flow_active,
+            "assignment": sorted(map(tuple, self.assignment())),
+            "paused": sorted(map(tuple, self._paused_partitions)),
+            "active": sorted(map(tuple, self._active_partitions or ())),
+            "buffered": sorted(map(tuple, self._buffered_partitions)),
+            "unacked_bytes": self.unacked_bytes,
+            "max_unacked_bytes": self.max_unacked_bytes,
+            "in_flight": len(self._in_flight),
+            "queued": len(self.batches.records) if self.batches is not None else None,
+        }
 
     def recount_unacked_bytes(self) -> int:
         """The exact figure, from the handed-over records still alive and unacked."""

@@ -133,10 +133,21 @@ class Records:
 
 
 class GuardedPartitionRecords(aiokafka_fetcher.PartitionRecords):
-    """aiokafka's records of one partition's fetch, whose batches are `Batch`es."""
+    """aiokafka's records of one partition's fetch, whose batches are `Batch`es, each record
+    marked with the offset from which this fetch read up to it with nothing left out
+    (`contiguous_from`: the fetch's offset for its first record, then the offset after the
+    record before; control batches and a refused batch's offsets skipped on the way count
+    as read). The ledger applies a record only if that offset is its stored position or
+    before (`ledger.service.intake`, step 2)."""
 
     def __init__(self, tp: Any, records: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(tp, Records(records), *args, **kwargs)
+
+    def __next__(self) -> Any:
+        before = self.next_fetch_offset
+        record = super().__next__()
+        record.contiguous_from = before  # aiokafka's ConsumerRecord: a plain dataclass
+        return record
 
 
 class PollBudget:

@@ -38,6 +38,15 @@ USAGE_TOPICS = Gauge(
     "their records' timestamps would be their producers' (streams/subscription.py)",
     ["state"],
 )
+POSITION_GAPS = Counter(
+    "gpuledger_position_gaps_total",
+    "Partitions read again from the ledger's position because records after it arrived first "
+    "(after a rebalance, or Kafka's committed offsets ahead of the ledger)",
+)
+LOG_OFFSETS_MISSING = Counter(
+    "gpuledger_log_offsets_missing_total",
+    "Offsets the ledger never read that Kafka no longer holds (deleted by retention before metering)",
+)
 COMMITTED_POSITION = Gauge(
     "gpuledger_committed_position",
     "Next offset to apply, as committed in PostgreSQL",

@@ -102,6 +102,11 @@ class Record(NamedTuple):
     # The member whose own topic (or API token) it came from; None: the operator's usage
     # topic. Set by who received it (the worker from the topic's name), never by its bytes.
     sender: str | None = None
+    # The offset from which the consumer read up to this record with nothing left out
+    # (transaction markers and a refused batch's records skipped on the way count as read):
+    # where the fetch that brought it started, or the offset after the record before it.
+    # None: unknown (a replay, a test). See `ledger.service.intake`, step 2.
+    contiguous_from: int | None = None
 
     @property
     def ingest_id(self) -> str:
@@ -144,11 +149,17 @@ class BatchResult:
     received: int = 0
     skipped_records: int = 0  # redelivered records already applied
     outcomes: Counter = field(default_factory=Counter)
+    # (topic, partition) -> the stored position, for partitions whose records in the batch
+    # do not follow it: held back unapplied, to be read again from that position.
+    gaps: dict[tuple[str, int], int] = field(default_factory=dict)
+    held_records: int = 0
 
     def add(self, other: BatchResult) -> None:
         self.received += other.received
         self.skipped_records += other.skipped_records
         self.outcomes.update(other.outcomes)
+        self.gaps.update(other.gaps)
+        self.held_records += other.held_records
 
 
 def _whole(record: Record, value: bytes, detail: str) -> list[Received]:

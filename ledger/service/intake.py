@@ -8,7 +8,13 @@ written, and the batch is retried whole):
 1. Hold the books (shared): a close cannot interleave with booking.
 2. Lock the consumer positions of the batch's partitions and drop every record below
    them: those were applied by an earlier transaction (a redelivery after a crash or a
-   rebalance), so applying them again would count them twice.
+   rebalance), so applying them again would count them twice. A record above a stored
+   position is applied only if the consumer read everything from that position up to it
+   (`Record.contiguous_from`): otherwise records in between were never applied (a fetch
+   from before a rebalance delivered late, Kafka's committed offset ahead of the ledger
+   after a restore) and applying it would move the position past them for good. Such a
+   partition's records are held back, unapplied and unacked, and reported as a gap: the
+   worker reads the partition again from the stored position.
 3. Reload the catalog if a load happened since the last batch: `no_price` and
    `no_agreement` are decided with the catalog of the moment of processing.
 4. Decode and check every event (pure; `ledger.domain.events`).
@@ -64,6 +70,9 @@ class Intake:
         self._sleep = sleep
         self._clock_ms = clock_ms
         self._on_retry = on_retry  # the worker counts retries by reason (busy, unavailable)
+        # (topic, partition) -> the first offset Kafka still holds, where it found its log
+        # starts after the ledger's position (retention deleted what the ledger never read)
+        self.log_starts: dict[tuple[str, int], int] = {}
 
     async def apply(self, records: list[Record]) -> BatchResult:
         """Apply a batch, retrying it whole, with a bounded backoff, while the store is busy
@@ -86,7 +95,7 @@ class Intake:
     async def _apply_once(self, tx: IntakeTransaction, records: list[Record]) -> BatchResult:
         result = BatchResult()
         closed_through = await tx.closed_through()  # 1. books
-        fresh, next_offsets = await _unapplied(tx, records, result)  # 2. positions
+        fresh, next_offsets = await _unapplied(tx, records, result, self.log_starts)  # 2. positions
         if not fresh:
             return result
         await self._refresh_catalog(tx)  # 3. catalog
@@ -129,9 +138,10 @@ async def settle(tx: IntakeTransaction, received: list[Received], meter: Meter) 
     await tx.write_tallies(tallies)
     return outcomes
 async def _unapplied(
-    tx: IntakeTransaction, records: list[Record], result: BatchResult
+    tx: IntakeTransaction, records: list[Record], result: BatchResult, log_starts: dict[tuple[str, int], int],
 ) -> tuple[list[Record], dict[str, dict[int, int]]]:
-    """The records not applied yet, and the next offset of each partition after them."""
+    """The records not applied yet that follow their partition's position without a gap, and
+    the next offset of each partition after them (step 2)."""
     by_topic: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_topic[record.topic].append(record)
@@ -141,11 +151,21 @@ async def _unapplied(
         stored = await tx.positions(topic, sorted({r.partition for r in topic_records}))
         offsets = next_offsets.setdefault(topic, {})
         for record in topic_records:
-            if record.offset < stored.get(record.partition, 0):
+            partition = record.partition
+            if (topic, partition) in result.gaps:
+                result.held_records += 1
+                continue
+            # A partition never read starts at 0, or where Kafka's log starts (retention).
+            position = offsets.get(partition, max(stored.get(partition, 0), log_starts.get((topic, partition), 0)))
+            if record.offset < position:
                 result.skipped_records += 1
                 continue
+            if record.contiguous_from is not None and record.contiguous_from > position:
+                result.gaps[(topic, partition)] = position
+                result.held_records += 1
+                continue
             fresh.append(record)
-            offsets[record.partition] = max(offsets.get(record.partition, 0), record.offset + 1)
+            offsets[partition] = record.offset + 1
     return fresh, {topic: offsets for topic, offsets in next_offsets.items() if offsets}
 
 

@@ -165,3 +165,49 @@ async def test_an_oversize_event_over_http_keeps_its_sender(store):
     async with store.intake() as tx:
         targets = await tx.replay_targets([(await deadletters.page(store, None))["items"][0]["id"]])
     assert [t.sender for t in targets.values()] == ["sakura"]
+
+
+# -- records that do not follow the stored position (step 2) -------------------------------
+
+
+def at(offset: int, contiguous_from: int | None, gpu: str = "GPU-1") -> Record:
+    event = usage_event(time=f"2026-10-03T12:{offset // 60 % 60:02d}:{offset % 60:02d}Z", gpu_uuid=gpu)
+    return record(offset, event)._replace(contiguous_from=contiguous_from)
+
+
+async def test_records_that_skip_offsets_never_applied_are_held_and_reported_as_a_gap(store):
+    """Given offsets 0-1 applied, when records 5-6 arrive read from offset 5 (a fetch made
+    before a rebalance, delivered after it), then nothing moves past 2: they are held, and
+    the worker is told to read the partition again from 2; read from there, all is applied."""
+    await load_catalog(store, DEFAULT_CATALOG)
+    intake = Intake(store)
+    assert (await intake.apply([at(0, 0), at(1, 1)])).outcomes["accepted"] == 2
+    stale = await intake.apply([at(5, 5), at(6, 6), at(2, 2)])
+    assert (stale.gaps, stale.held_records, stale.received) == ({(TOPIC, 0): 2}, 3, 0)
+    async with store.intake() as tx:
+        assert (await tx.positions(TOPIC, [0]))[0] == 2
+    again = await intake.apply([at(i, i) for i in range(2, 7)])
+    assert (again.gaps, again.outcomes["accepted"]) == ({}, 5)
+
+
+async def test_a_fetch_that_starts_at_or_before_the_position_is_applied_from_there(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    intake = Intake(store)
+    await intake.apply([at(0, 0), at(1, 1), at(2, 2)])
+    result = await intake.apply([at(1, 1), at(2, 2), at(3, 2), at(4, 4)])  # 3 read across a marker at 2
+    assert (result.skipped_records, result.outcomes["accepted"], result.gaps) == (2, 2, {})
+
+
+async def test_a_partition_never_read_starts_at_zero_unless_its_log_starts_later(store):
+    await load_catalog(store, DEFAULT_CATALOG)
+    intake = Intake(store)
+    assert (await intake.apply([at(7, 7)])).gaps == {(TOPIC, 0): 0}
+    intake.log_starts[(TOPIC, 0)] = 7  # retention deleted 0..6 before the ledger read them
+    assert (await intake.apply([at(7, 7)])).outcomes["accepted"] == 1
+
+
+async def test_records_of_unknown_continuity_are_applied_as_before(store):
+    """A replay or a record from a test has no contiguous_from: only redeliveries are skipped."""
+    await load_catalog(store, DEFAULT_CATALOG)
+    result = await Intake(store).apply([at(5, None), at(9, None)])
+    assert (result.outcomes["accepted"], result.gaps) == (2, {})

@@ -94,6 +94,15 @@ def test_a_refused_batch_below_the_fetch_offset_is_skipped_like_any_record(bound
     assert [(r.offset, r.value) for r in records] == [(3, b"d")] and next_offset == 4
 
 
+def test_each_record_says_from_which_offset_its_fetch_read_up_to_it(bounded_to_1_mib):
+    """The fetch's offset for its first record (records below it skipped), then the offset
+    after the record before; a refused batch's offsets and a jump between batches count as
+    read by this fetch, so the ledger sees no gap where Kafka holds nothing."""
+    fetch = honest(0, [b"a", b"b", b"c"]) + honest(3, [bytes(LIMIT // 2)] * 3) + honest(9, [b"d", b"e"])
+    records, _ = read(fetch, fetch_offset=1)
+    assert [(r.offset, r.contiguous_from) for r in records] == [(1, 1), (2, 2), (5, 3), (9, 6), (10, 10)]
+
+
 def test_a_bad_crc_still_raises_as_in_aiokafka(bounded_to_1_mib):
     broken = bytearray(honest(0, [bytes(LIMIT // 2)] * 3))
     broken[17] ^= 0xFF
