@@ -137,15 +137,20 @@ async def test_a_poll_takes_records_up_to_its_budget_and_the_next_poll_goes_on()
 
 
 def test_the_aiokafka_code_these_rely_on_is_still_there():
-    """An aiokafka upgrade that changes how it reads a fetch fails here first."""
-    unpack = inspect.getsource(aiokafka_fetcher.PartitionRecords._unpack_records)
+    """An aiokafka upgrade that changes how it reads a fetch fails here first. (aiokafka's own
+    classes are the bases of ours: `install()`, run by other tests in this process, points
+    the module's names at ours.)"""
+    partition_records = GuardedPartitionRecords.__bases__[0]
+    fetch_result = BoundedFetchResult.__bases__[0]
+    unpack = inspect.getsource(partition_records._unpack_records)
     assert "records.next_batch()" in unpack and "for record in next_batch:" in unpack
     assert "self._consumer_record(tp, record)" in unpack
-    consumer_record = inspect.getsource(aiokafka_fetcher.PartitionRecords._consumer_record)
+    assert "self.next_fetch_offset = record.offset + 1" in unpack  # what contiguous_from reads
+    consumer_record = inspect.getsource(partition_records._consumer_record)
     assert all(f"record.{name}" in consumer_record for name in ("offset", "timestamp", "key", "value", "headers"))
-    getall = inspect.getsource(aiokafka_fetcher.FetchResult.getall)
+    getall = inspect.getsource(fetch_result.getall)
     assert "for msg in self._partition_records:" in getall and "self._update_position()" in getall
-    proc = inspect.getsource(aiokafka_fetcher.Fetcher._proc_fetch_request)
+    proc = inspect.getsource(fetching.BoundedFetcher.__bases__[0]._proc_fetch_request)
     assert "PartitionRecords(" in proc and "FetchResult(" in proc
     assert "type(res_or_error) is FetchResult" in inspect.getsource(aiokafka_fetcher.Fetcher.fetched_records)
     assert "Fetcher(" in inspect.getsource(aiokafka_consumer.AIOKafkaConsumer.start)
