@@ -10,8 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.domain.catalog import PRICE_SCALE, AgreementVersion, PriceVersion
-from ledger.domain.returns import Original, ReturnedSeconds, restorations, returns_of_line, returns_through
 from ledger.domain.rating import Line, LineKey
+from ledger.domain.returns import (
+    Original,
+    ReturnedSeconds,
+    restorations,
+    returns_of_line,
+    returns_through,
+)
 
 KEY = LineKey("kddi", "acme", "sakura", "H200", "2026-10", 0, 0)
 PRICE = PriceVersion(0, 780 * PRICE_SCALE)
