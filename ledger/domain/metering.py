@@ -6,6 +6,13 @@ as a 3600-bit integer (bit i is second `hour_start + i`), one per
 `Meter` holds the bitmaps of the (GPU, hour) pairs a batch touches, applies the batch's
 events in order, and reports what changed for the store to write. It never forgets a
 bit, so a replayed event can only be a duplicate.
+
+Voids (SPEC.md, "Corrections") take seconds back from one attribution. Claims keep their
+bits (they are what was billed, and when); a void's bits are kept apart and subtracted:
+a second is billed now to the attribution whose claim has it and whose voids do not.
+A second voided for A stays A's as far as A's events go (a re-send is a duplicate), but
+is free for another attribution, whose event bills it anew: that is how a conflict is
+resolved. The conflict check looks only at what is billed now.
 """
 
 from __future__ import annotations
@@ -105,8 +112,11 @@ class Meter:
     def __init__(self, pieces: Pieces, closed_through: str | None) -> None:
         self.pieces = pieces
         self._closed_through = closed_through
-        # (gpu, hour) -> attribution -> union of bits over service and booking periods
+        # (gpu, hour) -> attribution -> bits billed now (claimed, less voided), over
+        # service and booking periods
         self._by_hour: dict[tuple[str, int], dict[Attribution, int]] = defaultdict(dict)
+        # (gpu, hour) -> attribution -> bits voided for it (which stay its, unless billed again)
+        self._voided: dict[tuple[str, int], dict[Attribution, int]] = defaultdict(dict)
         self._claims: dict[ClaimKey, int] = {}
         self._changed: set[ClaimKey] = set()
         self._keys: dict[tuple[str, int, Attribution, str], ClaimKey] = {}  # booking period known
@@ -124,8 +134,19 @@ class Meter:
     def load(self, key: ClaimKey, bits: int) -> None:
         """Add a bitmap already stored."""
         self._claims[key] = self._claims.get(key, 0) | bits
-        by_attribution = self._by_hour[(key.gpu_uuid, key.hour_start)]
-        by_attribution[key.attribution] = by_attribution.get(key.attribution, 0) | bits
+        hour = (key.gpu_uuid, key.hour_start)
+        by_attribution = self._by_hour[hour]
+        voided = self._voided[hour].get(key.attribution, 0) if hour in self._voided else 0
+        by_attribution[key.attribution] = (by_attribution.get(key.attribution, 0) | bits) & ~voided
+
+    def load_voided(self, gpu_uuid: str, hour_start: int, attribution: Attribution, bits: int) -> None:
+        """Add seconds voided for an attribution (stored voids), in any order with `load`."""
+        hour = (gpu_uuid, hour_start)
+        voided = self._voided[hour]
+        voided[attribution] = voided.get(attribution, 0) | bits
+        held = self._by_hour[hour]
+        if attribution in held:
+            held[attribution] &= ~bits
 
     def apply(self, usage: Usage) -> str | Rejection:
         """ACCEPTED, DUPLICATE, or a `conflict` Rejection; the state changes only if accepted."""
@@ -133,17 +154,21 @@ class Meter:
         attribution = (provider, reseller, tenant, sku)
         by_hour = self._by_hour
         fresh: list[tuple[Piece, int, dict[Attribution, int] | None]] = []
+        voids = self._voided
         for piece in self.pieces.split(start, seconds):
             held = by_hour.get((gpu_uuid, piece.hour_start))
-            if not held:
-                fresh.append((piece, piece.mask, held))
-                continue
-            for other, bits in held.items():
-                if other != attribution and bits & piece.mask:
-                    # Whose claim it is belongs to its parties: the detail says only that
-                    # there is one (any member can send any uuid and read its dead letter).
-                    return Rejection(CONFLICT, CONFLICT_DETAIL)
-            new = piece.mask & ~held.get(attribution, 0)
+            new = piece.mask
+            if held:
+                for other, bits in held.items():
+                    if other != attribution and bits & new:
+                        # Whose claim it is belongs to its parties: the detail says only that
+                        # there is one (any member can send any uuid and read its dead letter).
+                        return Rejection(CONFLICT, CONFLICT_DETAIL)
+                new &= ~held.get(attribution, 0)
+            if voids and new:
+                voided = voids.get((gpu_uuid, piece.hour_start))
+                if voided:
+                    new &= ~voided.get(attribution, 0)
             if new:
                 fresh.append((piece, new, held))
         if not fresh:
@@ -169,3 +194,24 @@ class Meter:
     def changed(self) -> list[tuple[ClaimKey, int]]:
         """The bitmaps that gained seconds, with their whole new value."""
         return [(key, self._claims[key]) for key in self._changed]
+
+    def billed(self, key: ClaimKey) -> int:
+        """The bits of a claim billed now (its claimed bits less those voided for its attribution)."""
+        voided = self._voided.get((key.gpu_uuid, key.hour_start), {}).get(key.attribution, 0)
+        return self._claims.get(key, 0) & ~voided
+
+    def void(self, gpu_uuid: str, attribution: Attribution, start: int, end: int) -> list[tuple[ClaimKey, int]]:
+        """Void the seconds of [start, end) of one GPU billed now to `attribution` (its
+        loaded claims): the bits each claim loses, by claim; [] when none is billed."""
+        taken = []
+        for key in sorted(k for k in self._claims if k.gpu_uuid == gpu_uuid and k.attribution == attribution):
+            hour_end = key.hour_start + HOUR_SECONDS
+            if key.hour_start >= end or hour_end <= start:
+                continue
+            first, last = max(start, key.hour_start) - key.hour_start, min(end, hour_end) - key.hour_start
+            bits = self.billed(key) & (((1 << (last - first)) - 1) << first)
+            if bits:
+                taken.append((key, bits))
+        for key, bits in taken:
+            self.load_voided(key.gpu_uuid, key.hour_start, attribution, bits)
+        return taken

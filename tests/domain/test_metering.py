@@ -555,3 +555,52 @@ class MeterMachine(RuleBasedStateMachine):
 
 MeterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 test_meter_against_a_dict_model = MeterMachine.TestCase
+
+
+# -- voids (SPEC.md, "Corrections") -------------------------------------------------------
+
+ACME = ("sakura", "kddi", "acme", "H200")
+BETA = ("sakura", "kddi", "beta", "H200")
+
+
+def test_a_void_takes_back_only_the_seconds_billed_to_its_attribution_in_its_interval():
+    m = meter()
+    assert m.apply(usage(T0, 600)) == ACCEPTED
+    assert m.apply(usage(T0 + 600, 60, tenant="beta")) == ACCEPTED
+    [(key, bits)] = m.void("GPU-1", ACME, T0 + 100, T0 + 700)
+    assert key.attribution == ACME and bits == ((1 << 500) - 1) << 100
+    assert m.void("GPU-1", ACME, T0 + 100, T0 + 700) == []  # nothing left to void there
+    assert m.void("GPU-1", ACME, T0 + 3600, T0 + 7200) == []
+
+
+def test_a_voided_second_is_a_duplicate_for_its_attribution_and_new_for_another():
+    m = meter()
+    m.apply(usage(T0, 10))
+    m.void("GPU-1", ACME, T0, T0 + 5)
+    assert m.apply(usage(T0, 10)) == DUPLICATE  # a re-send cannot bring them back
+    assert m.apply(usage(T0, 5, tenant="beta")) == ACCEPTED  # the conflict resolved: beta bills them
+    assert isinstance(m.apply(usage(T0, 5)), Rejection)  # billed to beta now: a conflict for acme
+    assert m.apply(usage(T0 + 5, 5, tenant="beta")).reason == CONFLICT  # acme's remaining seconds
+
+
+def test_stored_voids_load_in_any_order_with_the_claims():
+    first, second = meter(), meter()
+    m = meter()
+    m.apply(usage(T0, 10))
+    [(key, bits)] = m.void("GPU-1", ACME, T0, T0 + 5)
+    claims = m.changed()
+    first.load(*claims[0])
+    first.load_voided(key.gpu_uuid, key.hour_start, ACME, bits)
+    second.load_voided(key.gpu_uuid, key.hour_start, ACME, bits)
+    second.load(*claims[0])
+    for loaded in (first, second):
+        assert loaded.apply(usage(T0, 10)) == DUPLICATE
+        assert loaded.apply(usage(T0, 5, tenant="beta")) == ACCEPTED
+        assert loaded.billed(key) == ((1 << 10) - 1) & ~((1 << 5) - 1)
+
+
+def test_a_void_across_hours_and_booking_periods_names_each_claim():
+    m = meter()
+    m.apply(usage(SEP_END - 30, 60))  # 30 s of September and 30 s of October in one hour
+    taken = m.void("GPU-1", ACME, SEP_END - 10, SEP_END + 10)
+    assert sorted((k.service_period, bin(b).count("1")) for k, b in taken) == [("2026-09", 10), ("2026-10", 10)]
