@@ -1,7 +1,8 @@
 """The double-entry journal: what a closed statement posts, and the hash chain over it.
 
 Pure: `entries_for_statement` turns a closed statement into balanced entries (the
-scheme is documented in docs/auditor-bundle.md), `chain` numbers and hashes them after
+scheme is documented in docs/auditor-bundle.md; what a confirmed payment posts later is
+`ledger.domain.payment_journal`'s), `chain` numbers and hashes them after
 the last entry already stored, and `check_chain` walks stored entries and names the
 first one that was changed, removed, inserted or reordered. Amounts are signed yen: a
 debit is positive, a credit negative, and every entry sums to zero.
@@ -33,8 +34,16 @@ class ChainedEntry(NamedTuple):
     hash: bytes
 
 
-def entries_for_statement(statement: dict) -> list[Entry]:
-    """The entries a closed statement posts, in the documented order.
+# How a close posts each transfer. Since payments (migration 0013) a transfer is owed at
+# the close (`transfer_owed`: the payer's payable, the payee's receivable) and confirmed
+# payments clear it; periods closed before posted it as paid in cash at the close
+# (`transfer`), and read back so.
+TRANSFER_PAID_AT_CLOSE, TRANSFER_OWED = "transfer", "transfer_owed"
+
+
+def entries_for_statement(statement: dict, transfers_owed: bool = True) -> list[Entry]:
+    """The entries a closed statement posts, in the documented order (`transfers_owed`
+    False: the transfers as periods closed before payments posted them).
 
     A statement the ledger computed always gives balanced entries; a stored one that was
     edited may not (`unbalanced` names such entries, for the checks that read it back).
@@ -44,7 +53,7 @@ def entries_for_statement(statement: dict) -> list[Entry]:
         *_member_invoice_entries(statement),
         *_reimbursement_entries(statement),
         *_netting_entries(statement),
-        *_transfer_entries(statement),
+        *_transfer_entries(statement, transfers_owed),
     ]
 
 
@@ -140,17 +149,29 @@ def _netting_entries(statement: dict) -> list[Entry]:
     return [Entry("netting", reference, postings)]
 
 
-def _transfer_entries(statement: dict) -> list[Entry]:
+def _transfer_entries(statement: dict, owed: bool) -> list[Entry]:
+    """Each transfer moves the nets out of the clearing accounts: into what the payer owes
+    the payee (owed), or, as periods closed before payments posted it, into cash."""
     entries = []
     for index, transfer in enumerate(statement["transfers"]):
         debtor, creditor, amount = transfer["from"], transfer["to"], transfer["amount_yen"]
-        entries.append(Entry("transfer", {"transfer": index}, [
-            (f"{debtor}/settlement/clearing", amount),
-            (f"{debtor}/cash", -amount),
-            (f"{creditor}/cash", amount),
-            (f"{creditor}/settlement/clearing", -amount),
+        if owed:
+            middle = [(payable(debtor, creditor), -amount), (receivable(creditor, debtor), amount)]
+        else:
+            middle = [(f"{debtor}/cash", -amount), (f"{creditor}/cash", amount)]
+        entries.append(Entry(TRANSFER_OWED if owed else TRANSFER_PAID_AT_CLOSE, {"transfer": index}, [
+            (f"{debtor}/settlement/clearing", amount), *middle, (f"{creditor}/settlement/clearing", -amount),
         ]))
     return entries
+
+
+def payable(payer: str, payee: str) -> str:
+    """The account of what `payer` owes `payee` of the transfers between them."""
+    return f"{payer}/payable/transfer/{payee}"
+
+
+def receivable(payee: str, payer: str) -> str:
+    return f"{payee}/receivable/transfer/{payer}"
 
 
 def canonical(seq: int, period: str, kind: str, reference: dict, postings: Iterable[tuple[str, int]]) -> bytes:
