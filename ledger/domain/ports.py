@@ -24,6 +24,8 @@ from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
+from ledger.domain.payment_ports import PaymentsTransaction
+from ledger.domain.payments import Payment, Transfer
 from ledger.domain.rating import HourUsage
 from ledger.domain.records import keep_raw
 from ledger.domain.usage import Coarsening
@@ -253,7 +255,8 @@ class BooksWriter(BooksReader, Protocol):
         period without closing the books through it (`record_close`)."""
 
     async def journal_head(self) -> tuple[int, bytes]:
-        """(seq, hash) of the last entry; (0, 32 zero bytes) for an empty journal."""
+        """(seq, hash) of the last entry; (0, 32 zero bytes) for an empty journal. Holds the
+        journal until commit: appends (closes, payments' confirmations) are serialized."""
 
     async def append_journal(self, entries: list[ChainedEntry]) -> None:
         """Append entries; each must balance (the store refuses an unbalanced one)."""
@@ -272,6 +275,11 @@ class ExportReader(BooksReader, Protocol):
         """The period's bitmaps, ordered by gpu_uuid, hour and attribution (code point order)."""
 
     async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]: ...
+
+    async def transfers(self, period: str | None = None) -> list[Transfer]:
+        """As `PaymentsTransaction.transfers` (ledger.domain.payment_ports)."""
+
+    async def payments(self, period: str | None = None, payment_id: str | None = None) -> list[Payment]: ...
 
 
 class CatalogWriter(Protocol):
@@ -296,6 +304,8 @@ class Store(Protocol):
     def snapshot(self) -> AbstractAsyncContextManager[ExportReader]: ...
 
     def catalog_load(self) -> AbstractAsyncContextManager[CatalogWriter]: ...
+
+    def payments(self) -> AbstractAsyncContextManager[PaymentsTransaction]: ...
 
     async def catalog(self) -> tuple[Catalog, int]: ...
 

@@ -9,9 +9,11 @@ from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import LedgerError
 from ledger.domain.journal import GENESIS_HASH, ChainedEntry
+from ledger.domain.payments import Payment, Transfer
 from ledger.domain.periods import next_period
 from ledger.domain.ports import Evidence, RollupCheck
 from ledger.domain.rating import HourUsage
+from ledger.memory import payments as payment_rows
 
 
 class MemoryBooks:
@@ -149,3 +151,9 @@ class MemoryBooks:
             if since_ms <= letter.received_ms < until_ms:
                 counts[letter.reason] += 1
         return dict(sorted(counts.items()))
+
+    async def transfers(self, period: str | None = None) -> list[Transfer]:
+        return payment_rows.transfers(self.state, period)
+
+    async def payments(self, period: str | None = None, payment_id: str | None = None) -> list[Payment]:
+        return payment_rows.payments(self.state, period, payment_id)

@@ -25,11 +25,13 @@ from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.events import REASONS
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
+from ledger.domain.payments import Payment
 from ledger.domain.ports import DeadLetter, DeadLetterFilter, DeadLetterRef, Tally, TokenRecord
 from ledger.domain.rating import HourUsage
 from ledger.domain.usage import coarsen
 from ledger.memory.books import MemoryBooks
 from ledger.memory.intake import MemoryIntake
+from ledger.memory.payments import MemoryPayments
 
 
 @dataclass
@@ -49,6 +51,7 @@ class State:
     tallies: list[Tally] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     journal: list[ChainedEntry] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)  # pay-N at index N - 1, with its decision
     tokens: dict[str, TokenRecord] = field(default_factory=dict)
     token_uses: dict[str, int] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
@@ -67,6 +70,7 @@ class State:
             tallies=list(self.tallies),
             positions=dict(self.positions),
             journal=list(self.journal),
+            payments=list(self.payments),
             tokens=dict(self.tokens),
             token_uses=dict(self.token_uses),
             revoked=set(self.revoked),
@@ -153,6 +157,11 @@ class MemoryStore:
     @asynccontextmanager
     async def snapshot(self):
         yield MemoryBooks(self.state.copy(), self.clock)
+
+    @asynccontextmanager
+    async def payments(self):
+        async with self._transaction() as state:
+            yield MemoryPayments(state, self.clock, MemoryBooks(state, self.clock))
 
     @asynccontextmanager
     async def catalog_load(self):

@@ -15,8 +15,10 @@ import asyncpg
 from ledger.domain import journal
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
+from ledger.domain.payments import Payment, Transfer
 from ledger.domain.ports import Evidence, RollupCheck, RollupDifference
 from ledger.domain.rating import HourUsage
+from ledger.postgres import payments as payment_rows
 from ledger.postgres.catalog import load_catalog
 from ledger.postgres.errors import translating, translating_iterator
 from ledger.postgres.intake import claim_key
@@ -61,6 +63,8 @@ INSERT INTO journal_entries (seq, period, kind, reference, prev_hash, hash)
 VALUES ($1, $2, $3, $4::jsonb, $5, $6)
 """
 SELECT_JOURNAL_HEAD = "SELECT seq, hash FROM journal_entries ORDER BY seq DESC LIMIT 1"
+# Appends to the journal, one transaction at a time (closes, payments' confirmations).
+JOURNAL_LOCK = "SELECT pg_advisory_xact_lock(x'6a726e6c'::int, 0)"
 SELECT_JOURNAL = """
 SELECT e.seq, e.period, e.kind, e.reference::text AS reference, e.prev_hash, e.hash,
        coalesce(array_agg(p.account ORDER BY p.idx) FILTER (WHERE p.idx IS NOT NULL), '{}') AS accounts,
@@ -219,6 +223,7 @@ class PgBooks:
 
     @translating
     async def journal_head(self) -> tuple[int, bytes]:
+        await self.conn.execute(JOURNAL_LOCK)
         head = await self.conn.fetchrow(SELECT_JOURNAL_HEAD)
         return (head["seq"], bytes(head["hash"])) if head else (0, journal.GENESIS_HASH)
 
@@ -256,3 +261,11 @@ class PgBooks:
     async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]:
         rows = await self.conn.fetch(SELECT_DEAD_LETTER_COUNTS, since_ms, until_ms)
         return {r["reason"]: r["n"] for r in rows}
+
+    @translating
+    async def transfers(self, period: str | None = None) -> list[Transfer]:
+        return await payment_rows.transfers(self.conn, period)
+
+    @translating
+    async def payments(self, period: str | None = None, payment_id: str | None = None) -> list[Payment]:
+        return await payment_rows.payments(self.conn, period, payment_id)

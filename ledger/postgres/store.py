@@ -27,6 +27,7 @@ from ledger.postgres.intake import (
     forget_positions,
     ingest_tally,
 )
+from ledger.postgres.payments import PgPayments
 from ledger.postgres.schema import ENSURE_PARTITIONS, PARTITION_MONTHS_AHEAD
 
 
@@ -90,6 +91,11 @@ class PostgresStore:
     async def snapshot(self):
         async with transaction(self.pool, isolation="repeatable_read", readonly=True) as conn:
             yield PgBooks(conn)
+
+    @asynccontextmanager
+    async def payments(self):
+        async with transaction(self.pool) as conn:
+            yield PgPayments(conn, PgBooks(conn))
 
     @asynccontextmanager
     async def catalog_load(self):

@@ -7,20 +7,25 @@ passes on one and fails on the other is a store that lies to the services.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import replace
+from datetime import date
 
 import pytest
 
 from ledger.domain import journal
+from ledger.domain.access import Caller
 from ledger.domain.catalog import Catalog
 from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.metering import ClaimKey
+from ledger.domain.payments import Payment, PaymentRefused, Transfer
 from ledger.domain.ports import DeadLetter, DeadLetterFilter, Tally, TokenRecord
 from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
+from ledger.service import payments as payments_service
 from schemas.wire import MAX_EVENT_BYTES
 from tests.factories import DEFAULT_CATALOG as SPEC_CATALOG
 from tests.scenario import SCENARIOS
@@ -476,3 +481,123 @@ async def test_a_gpu_registered_after_its_seconds_were_billed_gets_its_region_in
     assert sorted((b.provider, b.region or "", b.seconds) for b in billed) == [
         ("kddi", "", 2), ("sakura", "", 1), ("sakura", "jp-tokyo", 4),
     ]
+
+
+# -- payments ---------------------------------------------------------------------------
+
+TRANSFERS = b'[{"from":"kddi","to":"highreso","amount_yen":1000},{"from":"sakura","to":"highreso","amount_yen":50}]'
+
+
+async def close_with_transfers(store, period: str = "2026-09") -> None:
+    async with store.books(close=True) as books:
+        await books.store_closed_statement(period, b'{"period":"%s","transfers":%s}' % (period.encode(), TRANSFERS))
+        await books.record_close(period, ["highreso", "kddi", "sakura"])
+
+
+def a_payment(amount: int, payer: str = "kddi", period: str = "2026-09") -> Payment:
+    return Payment("", period, payer, "highreso", amount, date(2026, 10, 5), "BANK", "recorded", recorded_by="t1")
+
+
+async def test_a_closed_statements_transfers_come_back_in_its_order(store):
+    await close_through(store, "2026-08")  # a statement without transfers owes none
+    await close_with_transfers(store)
+    expected = [Transfer("2026-09", "kddi", "highreso", 1000, 0), Transfer("2026-09", "sakura", "highreso", 50, 1)]
+    async with store.payments() as tx:
+        assert await tx.transfers() == expected
+        assert await tx.transfers("2026-09") == expected and await tx.transfers("2026-08") == []
+        assert await tx.closed_through() == "2026-09"
+    async with store.snapshot() as books:
+        assert await books.transfers() == expected
+
+
+async def test_payments_are_numbered_in_recording_order_and_never_exceed_their_transfer(store):
+    await close_with_transfers(store)
+    async with store.payments() as tx:
+        now = await tx.now()
+        first = await tx.insert_payment(a_payment(600))
+        second = await tx.insert_payment(a_payment(50, payer="sakura"))
+    assert (first.id, second.id, first.state, first.recorded_by) == ("pay-1", "pay-2", "recorded", "t1")
+    assert now - 1 <= first.recorded_at <= now + 5 and first.paid_on == date(2026, 10, 5)
+    for refused in (a_payment(401), a_payment(1, payer="sakura"), a_payment(1, period="2026-10"),
+                    replace(a_payment(1), payee="sakura")):
+        with pytest.raises(LedgerError):
+            async with store.payments() as tx:
+                await tx.insert_payment(refused)
+    async with store.payments() as tx:
+        assert [p.id for p in await tx.payments()] == ["pay-1", "pay-2"]
+        assert await tx.payments(payment_id="pay-2") == [second]
+        assert await tx.payments(period="2026-10") == []
+        assert (await tx.insert_payment(a_payment(400))).id == "pay-3"
+
+
+async def test_a_decision_is_stored_once_and_a_confirmation_names_its_journal_entry(store):
+    await close_with_transfers(store)
+    async with store.payments() as tx:
+        for amount in (600, 400):
+            await tx.insert_payment(a_payment(amount))
+    entry = journal.Entry("payment", {"payment": "pay-1", "transfer": 0},
+                          [("kddi/payable/transfer/highreso", 600), ("kddi/cash", -600),
+                           ("highreso/cash", 600), ("highreso/receivable/transfer/kddi", -600)])
+    for state, note, seq in (("rejected", " ", None), ("confirmed", "", None), ("confirmed", "", 1),
+                             ("rejected", "no", 1), ("paid", "", None)):
+        with pytest.raises(LedgerError):
+            async with store.payments() as tx:
+                if seq is not None:
+                    await tx.append_journal(journal.chain("2026-09", [entry], *await tx.journal_head()))
+                await tx.decide("pay-2" if seq else "pay-1", state, note, "t2", seq)
+    async with store.payments() as tx:
+        seq, head = await tx.journal_head()
+        await tx.append_journal(journal.chain("2026-09", [entry], seq, head))
+        await tx.decide("pay-1", "confirmed", "", "t2", seq + 1)
+        await tx.decide("pay-2", "rejected", "not received", "t2", None)
+        assert await tx.transfer_entry_kinds("2026-09", 0) == []
+    with pytest.raises(LedgerError):
+        async with store.payments() as tx:
+            await tx.decide("pay-2", "rejected", "again", "t2", None)
+    async with store.snapshot() as books:
+        decided = await books.payments()
+        assert [(p.state, p.note, p.decided_by) for p in decided] == [
+            ("confirmed", "", "t2"), ("rejected", "not received", "t2")]
+        assert decided[0].decided_at >= decided[0].recorded_at
+        assert [e.kind async for e in books.journal("2026-09")] == ["payment"]
+
+
+async def test_the_kinds_of_a_transfers_entries_are_found_by_its_index(store):
+    await close_with_transfers(store)
+    owed = journal.entries_for_statement(
+        {"tenant_invoices": [], "member_invoices": [], "net_yen": {}, "lines": [],
+         "transfers": [{"from": "kddi", "to": "highreso", "amount_yen": 1000}]})
+    old = [journal.Entry("transfer", {"transfer": 1}, [("sakura/cash", -50), ("highreso/cash", 50)]),
+           journal.Entry("transfer_restated", {"transfer": 1}, [("sakura/cash", 50), ("highreso/cash", -50)])]
+    async with store.payments() as tx:
+        await tx.append_journal(journal.chain("2026-09", [*owed, *old], *await tx.journal_head()))
+        assert await tx.transfer_entry_kinds("2026-09", 0) == ["transfer_owed"]
+        assert await tx.transfer_entry_kinds("2026-09", 1) == ["transfer", "transfer_restated"]
+        assert await tx.transfer_entry_kinds("2026-10", 0) == []
+
+
+async def test_a_payment_recorded_while_another_holds_the_transfer_sees_it(store):
+    """Two payments at once cannot together exceed their transfer: the second waits for the
+    first's transaction to end, then counts it."""
+    await close_with_transfers(store)
+    kddi = Caller("t1", "member", "kddi")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with store.payments() as tx:
+            await tx.lock_transfer(Transfer("2026-09", "kddi", "highreso", 1000, 0))
+            await tx.insert_payment(a_payment(600))
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(first())
+    await holding.wait()
+    second = asyncio.create_task(payments_service.record(store, kddi, "2026-09", "highreso", 600, "2026-10-05", "B2"))
+    await asyncio.sleep(0.3)
+    assert not second.done()  # waiting for the transfer
+    release.set()
+    await holder
+    with pytest.raises(PaymentRefused, match="600 are confirmed or awaiting"):
+        await second
+    async with store.payments() as tx:
+        assert [p.amount_yen for p in await tx.payments()] == [600]
