@@ -17,6 +17,7 @@ from auditor.statement import Statement
 from auditor.strictjson import JSONProblem, canonical, is_int, parse, same, show
 
 FILE = "journal.ndjson"
+TRANSFER_OWED, TRANSFER_PAID = "transfer_owed", "transfer"
 KEYS = frozenset({"seq", "period", "kind", "reference", "postings", "prev_hash", "hash"})
 _HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -122,9 +123,10 @@ def _check_link(entry: Entry, previous: Entry | None, document: dict) -> None:
         raise _fail(number, f"hash does not match the entry's content (recomputed {recomputed})")
 
 
-def implied_entries(statement: Statement) -> list[Implied]:
+def implied_entries(statement: Statement, transfers_owed: bool = True) -> list[Implied]:
     """The entries of a closed period, in order, as docs/auditor-bundle.md lists them:
-    tenant invoices, member invoices, grant reimbursements, the netting, transfers."""
+    tenant invoices, member invoices, grant reimbursements, the netting, transfers (as
+    owed, or, `transfers_owed` False, as paid in cash at the close)."""
     # The statement's line indexes (0-based, ascending) behind each invoice.
     tenant_lines: dict[tuple[str, str], list[int]] = {}
     member_lines: dict[tuple[str, str], list[int]] = {}
@@ -142,7 +144,7 @@ def implied_entries(statement: Statement) -> list[Implied]:
     if statement.member_invoices or reimbursements:
         implied.append(_netting_entry(statement, reimbursements))
     for index, transfer in enumerate(statement.transfers):
-        implied.append(_transfer_entry(index, *transfer))
+        implied.append(_transfer_entry(index, *transfer, owed=transfers_owed))
     return implied
 
 
@@ -224,12 +226,18 @@ def _netting_entry(statement: Statement, reimbursements: list[tuple[str, str, st
     return Implied("netting", reference, postings, "the netting")
 
 
-def _transfer_entry(index: int, payer: str, payee: str, amount: int) -> Implied:
+def _transfer_entry(index: int, payer: str, payee: str, amount: int, owed: bool) -> Implied:
+    """The nets leave the clearing accounts: into what the payer owes the payee (owed:
+    `transfer_owed`, cleared by payments later), or into cash at the close (`transfer`, as
+    periods closed before payments existed posted it)."""
+    if owed:
+        middle = [(f"{payer}/payable/transfer/{payee}", -amount), (f"{payee}/receivable/transfer/{payer}", amount)]
+    else:
+        middle = [(f"{payer}/cash", -amount), (f"{payee}/cash", amount)]
     return Implied(
-        "transfer",
+        TRANSFER_OWED if owed else TRANSFER_PAID,
         {"transfer": index},
-        [(f"{payer}/settlement/clearing", amount), (f"{payer}/cash", -amount),
-         (f"{payee}/cash", amount), (f"{payee}/settlement/clearing", -amount)],
+        [(f"{payer}/settlement/clearing", amount), *middle, (f"{payee}/settlement/clearing", -amount)],
         f"transfer {index + 1} ({payer} -> {payee} {amount} yen)",
     )
 
@@ -269,8 +277,9 @@ def _check_chain_head(entries: list[Entry], chain_head: dict | None) -> None:
 
 
 def _check_implied(entries: list[Entry], statement: Statement) -> None:
-    """Exactly the entries the statement implies, in order."""
-    implied = implied_entries(statement)
+    """Exactly the entries the statement implies, in order: its transfers all posted one
+    way, as owed unless the bundle posts them as paid at the close (`transfer`)."""
+    implied = implied_entries(statement, transfers_owed=not any(e.kind == TRANSFER_PAID for e in entries))
     for entry, expected in zip(entries, implied, strict=False):
         _compare_entry(entry, expected, statement.period)
     if len(entries) > len(implied):

@@ -21,6 +21,7 @@ from ledger.domain.catalog import Catalog, units_to_price
 from ledger.domain.errors import LedgerError
 from ledger.domain.instants import format_utc
 from ledger.domain.metering import HOUR_BITS_BYTES
+from ledger.domain.payment_journal import POSTED_AFTER_CLOSE
 from ledger.domain.ports import Evidence, ExportReader, Store
 from ledger.service import books, signing
 
@@ -181,10 +182,14 @@ async def _write_evidence(bundle: _Bundle, reader: ExportReader, period: str, on
 
 
 async def _write_journal(bundle: _Bundle, reader: ExportReader, period: str) -> dict:
-    """The period's journal entries; returns the chain head (its last entry)."""
+    """The entries the period's close posted (those of its payments, posted later, are not
+    the statement's: `gpuledger verify --db` checks them); returns the chain head (its last
+    entry)."""
     file = bundle.open("journal.ndjson")
     head = {"seq": 0, "hash": bytes(32).hex()}
     async for entry in reader.journal(period):
+        if entry.kind in POSTED_AFTER_CLOSE:
+            continue
         file.write(_journal_line(entry))
         head = {"seq": entry.seq, "hash": entry.hash.hex()}
     bundle.close("journal.ndjson", file)

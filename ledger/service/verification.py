@@ -4,8 +4,9 @@
 billed seconds; every closed period has its stored statement, and nothing else has one;
 each stored statement against a recomputation from the ledger (its booked seconds, the
 catalog, the grants' balances: the code that computes an open statement); the journal's
-hash chain, its entries against the statements and its trial balance; and the chain
-heads auditors hold. Each check names the first thing that breaks it.
+hash chain, its entries against the statements and its trial balance; the payments
+against their transfers and the entries their confirmations posted; and the chain heads
+auditors hold. Each check names the first thing that breaks it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections import defaultdict
 
 import orjson
 
-from ledger.domain import journal
+from ledger.domain import journal, payment_journal
 from ledger.domain.errors import VerificationFailed
 from ledger.domain.instants import format_utc
+from ledger.domain.payments import Payment, Transfer, transfers_in
 from ledger.domain.periods import next_period
 from ledger.domain.ports import BooksReader, RollupCheck, Store
 from ledger.domain.stored_statements import comparable, first_difference
@@ -41,6 +43,8 @@ async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict
         statements = _parsed(stored)
         await _check_recomputed(books, stored, statements)
         entries = [entry async for entry in books.journal()]
+        payments = await books.payments()
+        transfers = await books.transfers()
     try:
         head_seq, head_hash = journal.check_chain(entries)
     except ValueError as exc:
@@ -53,6 +57,7 @@ async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict
         for account, amount in entry.postings:
             balances[account] += amount
     _check_statements(by_period, statements)
+    _check_payments(by_period, statements, payments, transfers)
     trial_balance = sum(balances.values())
     if trial_balance != 0:
         raise VerificationFailed(f"the trial balance of all accounts is {trial_balance} yen, not 0")
@@ -63,6 +68,7 @@ async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict
         "closed_through": closed_through,
         "closed_periods": sorted(statements),
         "statements_recomputed": len(statements),
+        "payments": len(payments),
         "rollups": {"rows": rollups.rows, "gpu_seconds": rollups.gpu_seconds},
         "accounts": len(balances),
         "trial_balance_yen": trial_balance,
@@ -150,10 +156,18 @@ def _check_anchors(entries: list[journal.ChainedEntry], anchors) -> None:
             )
 
 
+def _closing(entries: list) -> list:
+    """A period's entries its close posted (those its payments posted later left out)."""
+    return [entry for entry in entries if entry.kind not in payment_journal.POSTED_AFTER_CLOSE]
+
+
 def _check_statements(by_period: dict[str, list], statements: dict[str, dict]) -> None:
+    """Each closed period's close posted exactly the entries its statement implies (its
+    transfers as owed, or as paid at the close by periods closed before payments)."""
     for period, document in sorted(statements.items()):
+        stored = _closing(by_period.get(period, []))
         try:
-            implied = journal.entries_for_statement(document)
+            implied = journal.entries_for_statement(document, payment_journal.closing_form(stored))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise VerificationFailed(f"the closed statement of {period} is not a statement ({exc!r})") from exc
         for entry in journal.unbalanced(implied):
@@ -161,7 +175,6 @@ def _check_statements(by_period: dict[str, list], statements: dict[str, dict]) -
                 f"the closed statement of {period} does not add up: its {entry.kind} entry "
                 f"{entry.reference} does not balance (was the stored statement edited?)"
             )
-        stored = by_period.get(period, [])
         got = [journal.Entry(e.kind, e.reference, [tuple(p) for p in e.postings]) for e in stored]
         want = [journal.Entry(e.kind, e.reference, [tuple(p) for p in e.postings]) for e in implied]
         if got != want:
@@ -174,3 +187,30 @@ def _check_statements(by_period: dict[str, list], statements: dict[str, dict]) -
     for period in by_period:
         if period not in statements:
             raise VerificationFailed(f"journal entries for {period}, which has no closed statement")
+
+
+def _check_payments(
+    by_period: dict[str, list], statements: dict[str, dict], payments: list[Payment], transfers: list[Transfer]
+) -> None:
+    """Payments pay transfers of closed statements and never exceed them, the transfers the
+    store derived from each statement are the statement's, and the entries posted after
+    each close are exactly what its payments' confirmations posted."""
+    for payment in payments:
+        if payment.period not in statements:
+            raise VerificationFailed(f"payment {payment.id} pays a transfer of {payment.period}, which has no closed statement")
+    for period, document in sorted(statements.items()):
+        try:
+            owed = transfers_in(period, document)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise VerificationFailed(f"the closed statement of {period} has no readable transfers ({exc!r})") from exc
+        if [t for t in transfers if t.period == period] != owed:
+            raise VerificationFailed(f"the transfers stored for the payments of {period} are not its statement's")
+        entries = by_period.get(period, [])
+        later = [entry for entry in entries if entry.kind in payment_journal.POSTED_AFTER_CLOSE]
+        try:
+            payment_journal.check_posted(
+                period, owed, payment_journal.closing_form(_closing(entries)), later,
+                [p for p in payments if p.period == period],
+            )
+        except ValueError as exc:
+            raise VerificationFailed(str(exc)) from exc

@@ -277,7 +277,9 @@ def statement_of(period: str, catalog: dict, usages: list[Usage], grants: list[d
     return statement
 
 
-def journal_of(statement: dict, first_seq: int, prev_hash: str) -> list[dict]:
+def journal_of(statement: dict, first_seq: int, prev_hash: str, transfers_owed: bool = True) -> list[dict]:
+    """The close's entries; `transfers_owed` False: its transfers as paid in cash at the
+    close, as bundles exported before payments existed post them."""
     lines = statement["lines"]
     bodies = []
 
@@ -325,10 +327,14 @@ def journal_of(statement: dict, first_seq: int, prev_hash: str) -> list[dict]:
             reference["grant_reimbursements"] = [d["grant"] for d in funded]
         bodies.append(("netting", reference, postings))
     for index, t in enumerate(statement["transfers"]):
-        a = t["amount_yen"]
-        bodies.append(("transfer", {"transfer": index},
-                       [post(f"{t['from']}/settlement/clearing", a), post(f"{t['from']}/cash", -a),
-                        post(f"{t['to']}/cash", a), post(f"{t['to']}/settlement/clearing", -a)]))
+        a, payer, payee = t["amount_yen"], t["from"], t["to"]
+        if transfers_owed:
+            kind, middle = "transfer_owed", [post(f"{payer}/payable/transfer/{payee}", -a),
+                                             post(f"{payee}/receivable/transfer/{payer}", a)]
+        else:
+            kind, middle = "transfer", [post(f"{payer}/cash", -a), post(f"{payee}/cash", a)]
+        bodies.append((kind, {"transfer": index},
+                       [post(f"{payer}/settlement/clearing", a), *middle, post(f"{payee}/settlement/clearing", -a)]))
     entries = [{"seq": first_seq + n, "period": statement["period"], "kind": kind, "reference": reference,
                 "postings": postings, "prev_hash": "", "hash": ""}
                for n, (kind, reference, postings) in enumerate(bodies)]
@@ -399,9 +405,11 @@ def write_bundle(
     first_seq: int = 41,
     prev_hash: str = hashlib.sha256(b"the previous period's last entry").hexdigest(),
     grants: list[dict] | None = None,
+    transfers_owed: bool = True,
 ) -> dict:
     """Write a valid bundle into `folder` (created); return its statement. With `grants`
-    (grants.json's entries, possibly none), a format /2 bundle; without, format /1."""
+    (grants.json's entries, possibly none), a format /2 bundle; without, format /1.
+    `transfers_owed` False: its transfers posted as bundles made before payments did."""
     catalog = CATALOG if catalog is None else catalog
     usages = USAGES if usages is None else usages
     folder.mkdir(parents=True, exist_ok=True)
@@ -414,7 +422,7 @@ def write_bundle(
             json.dumps({"period": period, "grants": grants}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
     write_ndjson(folder, "evidence.ndjson", evidence_rows(usages))
-    write_ndjson(folder, "journal.ndjson", journal_of(statement, first_seq, prev_hash))
+    write_ndjson(folder, "journal.ndjson", journal_of(statement, first_seq, prev_hash, transfers_owed))
     write_json(folder, "dead_letters.json",
                {"period": period, "total": 3, "by_reason": {"malformed": 1, "conflict": 2}})
     sign(folder, key, period, bundle_format=FORMAT_1 if grants is None else FORMAT_2)

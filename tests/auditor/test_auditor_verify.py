@@ -516,7 +516,7 @@ def test_given_the_last_entry_removed_then_the_journal_is_short(bundle, key):
     edit_journal(bundle, key, change, rehash=False)
     assert failure(bundle, key) == (
         "journal.ndjson: ends after 14 entries; the statement implies 15 "
-        "(next: transfer for transfer 2 (kddi -> highreso 106 yen))"
+        "(next: transfer_owed for transfer 2 (kddi -> highreso 106 yen))"
     )
 
 
@@ -544,6 +544,41 @@ def test_given_a_reference_to_the_wrong_lines_then_it_fails(bundle, key):
 
     edit_journal(bundle, key, change, rehash=True)
     assert failure(bundle, key).startswith("journal.ndjson line 3: reference is ")
+
+
+def test_given_transfers_posted_as_paid_at_the_close_then_a_bundle_made_before_payments_verifies(tmp_path, key):
+    folder = tmp_path / "before-payments"
+    write_bundle(folder, key, transfers_owed=False)
+    assert [e["kind"] for e in read_ndjson(folder, "journal.ndjson")][-2:] == ["transfer", "transfer"]
+    assert verify_bundle(folder, public_pem(key)) is None
+
+
+def test_given_one_transfer_posted_as_paid_and_one_as_owed_then_it_fails(bundle, key):
+    def change(entries):
+        payer, payee, amount = "kddi", "highreso", 106
+        entries[-1]["kind"] = "transfer"
+        entries[-1]["postings"][1:3] = [{"account": f"{payer}/cash", "amount_yen": -amount},
+                                        {"account": f"{payee}/cash", "amount_yen": amount}]
+
+    edit_journal(bundle, key, change, rehash=True)
+    assert failure(bundle, key).startswith(
+        "journal.ndjson line 14: kind is 'transfer_owed', the statement implies transfer for transfer 1"
+    )
+
+
+def test_given_a_payment_entry_in_the_bundle_then_the_statement_does_not_imply_it(bundle, key):
+    """A bundle holds the close's entries; a payment confirmed later is not one of them."""
+    def change(entries):
+        last = entries[-1]
+        entries.append({**last, "seq": last["seq"] + 1, "kind": "payment",
+                        "reference": {"payment": "pay-1", "transfer": 1},
+                        "postings": [{"account": "kddi/payable/transfer/highreso", "amount_yen": 106},
+                                     {"account": "kddi/cash", "amount_yen": -106},
+                                     {"account": "highreso/cash", "amount_yen": 106},
+                                     {"account": "highreso/receivable/transfer/kddi", "amount_yen": -106}]})
+
+    edit_journal(bundle, key, change, rehash=True)
+    assert failure(bundle, key) == "journal.ndjson line 16: is an entry the statement does not imply"
 
 
 # -- 6. the dead letters ---------------------------------------------------------------------
