@@ -10,8 +10,9 @@
 never the raw path, so a client cannot grow the series by inventing paths; a path no
 route knows is `unmatched`. `method` is one of the usual HTTP methods, else `other`.
 
-`gpuledger_books_closed_through_end_timestamp_seconds` and `gpuledger_store_up` are read
-from the ledger when /metrics is scraped (the monthly close's progress, the database).
+`gpuledger_books_closed_through_end_timestamp_seconds`, `gpuledger_store_up` and
+`gpuledger_payments_overdue_yen{member}` are read from the ledger when /metrics is
+scraped (the monthly close's progress, the database, what members owe past due).
 
 `gpuledger_api_events_accepted_total` counts the events the events route handed to
 Kafka: the middleware reads `accepted` from that route's 202 body (a few bytes), so the
@@ -54,6 +55,14 @@ BOOKS_CLOSED_THROUGH_END.set(float("nan"))  # compares false: no alert before a 
 STORE_UP = Gauge(
     "gpuledger_store_up",
     "1 if the API read the ledger's database when /metrics was last scraped, else 0",
+)
+
+
+PAYMENTS_OVERDUE = Gauge(
+    "gpuledger_payments_overdue_yen",
+    "Yen a member owes on transfers of closed periods past their due date and not confirmed paid "
+    "(SPEC.md Payments), by member (as payer), read when /metrics is scraped",
+    ["member"],
 )
 
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ledger.domain.errors import ServiceUnavailable
+from ledger.domain.errors import LedgerError, ServiceUnavailable
 from ledger.http import metrics as http_metrics
-from ledger.service import books
+from ledger.service import books, payments
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ async def healthz() -> dict:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> PlainTextResponse:
     """The API's and the process's Prometheus metrics (ledger.http.metrics), with the
-    books' close progress read now; an unreachable database answers store_up 0."""
+    books' close progress and each member's overdue payments read now; an unreachable
+    database answers store_up 0."""
     ledger = getattr(request.app.state, "ledger", None)  # None until the lifespan opened it
     if ledger is not None:
         await _read_books(ledger.store)
@@ -42,3 +43,10 @@ async def _read_books(store) -> None:
     http_metrics.STORE_UP.set(1)
     if end is not None:
         http_metrics.BOOKS_CLOSED_THROUGH_END.set(end)
+    try:
+        overdue = await payments.overdue_by_member(store)
+    except LedgerError as exc:  # the close's figures above stand; this one waits for the next scrape
+        log.warning("metrics: overdue payments: %s", exc)
+        return
+    for member, yen in overdue.items():
+        http_metrics.PAYMENTS_OVERDUE.labels(member).set(yen)
