@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -91,3 +92,53 @@ def run_steps(stack, directory: Path, folder: Path) -> dict:
             got[step] = stack.json("report", "capacity", period)
     return got
 
+
+
+# -- steps 9 and later (steps.json): corrections, disputes, payments ------------------------
+
+_ID_ARGUMENT = re.compile(r"\{id:([a-z0-9_]+)\}")
+
+
+def later_steps(directory: Path) -> list[dict]:
+    """The scenario's steps.json (empty when it has none), in order."""
+    path = directory / "steps.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def shown(got, want):
+    """`got` as the scenario's README compares it with `want`: the keys `want` shows (a
+    dispute or a payment may print more), normalized; a statement as `comparable` says."""
+    if isinstance(got, dict) and isinstance(want, dict) and "lines" not in want:
+        return {key: normalized(got.get(key), key) for key in want}
+    return comparable(got, want)
+
+
+def run_later_steps(stack, directory: Path, keys=None, printed: dict | None = None) -> dict:
+    """Run the steps of steps.json (all, or those whose key is in `keys`, in file order)
+    through the CLI of a stack on which steps 1-8 ran; each must exit as the step says (0,
+    or 2 when it has "exit": 2). Returns what each step that exits 0 printed, by key.
+    `printed`: what earlier steps printed, for the `{id:KEY}` arguments of these."""
+    printed = dict(printed or {})
+    for step in later_steps(directory):
+        if keys is not None and step["key"] not in keys:
+            continue
+        if "replay_event" in step:
+            _replay_event(stack, step["replay_event"])
+            continue
+        args = [_ID_ARGUMENT.sub(lambda m: printed[m.group(1)]["id"], arg) for arg in step["args"]]
+        done = stack.run(*args, check=False)
+        assert done.returncode == step.get("exit", 0), (step["key"], done.returncode, done.stderr[-2000:])
+        if done.returncode == 0 and done.stdout.strip():
+            printed[step["key"]] = json.loads(done.stdout)
+    return printed
+
+
+def _replay_event(stack, event_id: str) -> None:
+    """Replay the dead letter of the event whose CloudEvents id is `event_id`."""
+    cursor, found = None, None
+    while found is None:
+        page = stack.json("dlq", "list", "--limit", "1000", *(["--after", cursor] if cursor else []))
+        found = next((item["id"] for item in page["items"] if event_id in item["raw"]), None)
+        cursor = page["next_cursor"]
+        assert found is not None or cursor is not None, f"no dead letter of event {event_id}"
+    stack.run("dlq", "replay", str(found))

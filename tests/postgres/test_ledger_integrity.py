@@ -24,7 +24,7 @@ SCENARIO = scenario_dirs()[0]
 LEDGER_TABLES = [
     "catalog_settings", "catalog_loads", "members", "skus", "retail_prices", "agreements",
     "closed_statements", "period_closes", "dead_letters", "intake_tallies", "journal_entries",
-    "postings", "claims", "usage_hours",
+    "postings", "claims", "usage_hours", "statement_transfers", "payments", "payment_decisions",
 ]
 
 
