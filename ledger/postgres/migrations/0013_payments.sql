@@ -8,6 +8,7 @@
 --    decision of a payment (confirmed or rejected), never changed. A payment is
 --    `recorded` until its decision row exists. A confirmation names the `payment` journal
 --    entry appended in its transaction, so the hash chain covers every confirmed yen.
+--    Ids number payments in recording order without gaps: pay-1, pay-2, ...
 -- 3. The database refuses a payment that would make its transfer's recorded and confirmed
 --    payments exceed it, under a lock per transfer (`ledger_lock_transfer`, which the
 --    application takes first too): two payments recorded at once cannot together
@@ -137,19 +138,19 @@ SELECT ledger_make_append_only(t) FROM unnest(ARRAY['payments', 'payment_decisio
 SELECT ledger_make_append_only('statement_transfers', app_inserts => false);
 
 -- The journal's kinds: those already allowed (read from the constraint, so that a
--- migration adding other kinds beside this one keeps them) and the three above.
+-- migration adding other kinds beside this one keeps them) and the three above, written
+-- as 0007 wrote them (`kind IN ('a', ...)`), so that the next migration can read them so.
 DO $$
 DECLARE
-    kinds text[];
+    kinds text;
 BEGIN
-    SELECT array_agg(DISTINCT k ORDER BY k) INTO kinds FROM (
+    SELECT string_agg(quote_literal(k), ', ' ORDER BY k) INTO kinds FROM (
         SELECT m[1] AS k
         FROM pg_constraint c, regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') AS m
         WHERE c.conrelid = 'journal_entries'::regclass AND c.conname = 'journal_entries_kind_check'
         UNION SELECT unnest(ARRAY['transfer_owed', 'payment', 'transfer_restated'])
     ) AS allowed;
     ALTER TABLE journal_entries DROP CONSTRAINT journal_entries_kind_check;
-    EXECUTE format('ALTER TABLE journal_entries ADD CONSTRAINT journal_entries_kind_check CHECK (kind = ANY (%L::text[]))',
-                   kinds);
+    EXECUTE format('ALTER TABLE journal_entries ADD CONSTRAINT journal_entries_kind_check CHECK (kind IN (%s))', kinds);
 END
 $$;
