@@ -57,20 +57,23 @@ class StatementLine:
     wholesale_yen: int
 
     def to_document(self) -> dict:
+        # Written out, not through helpers: a statement may have 100,000 lines.
+        agreement_from = self.agreement_from
         return {
             "reseller": self.reseller, "tenant": self.tenant, "provider": self.provider, "sku": self.sku,
             "service_period": self.service_period,
             "retail_price_from": format_utc(self.retail_price_from),
-            "agreement_from": printed_instant(self.agreement_from),
+            "agreement_from": None if agreement_from is None else format_utc(agreement_from),
             "gpu_seconds": self.gpu_seconds, "retail_yen_per_gpu_hour": self.retail_yen_per_gpu_hour,
             "retail_yen": self.retail_yen, "wholesale_yen": self.wholesale_yen,
         }
 
     @classmethod
     def from_document(cls, d: dict) -> StatementLine:
+        agreement_from = d["agreement_from"]
         return cls(
             d["reseller"], d["tenant"], d["provider"], d["sku"], d["service_period"],
-            _instant(d["retail_price_from"]), _optional_instant(d["agreement_from"]),
+            _instant(d["retail_price_from"]), None if agreement_from is None else _instant(agreement_from),
             d["gpu_seconds"], d["retail_yen_per_gpu_hour"], d["retail_yen"], d["wholesale_yen"],
         )
 

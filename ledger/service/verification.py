@@ -19,6 +19,7 @@ from ledger.domain.errors import VerificationFailed
 from ledger.domain.instants import format_utc
 from ledger.domain.periods import next_period
 from ledger.domain.ports import BooksReader, RollupCheck, Store
+from ledger.domain.statement import Statement
 from ledger.domain.stored_statements import comparable, first_difference
 from ledger.service.books import compute_statement, render
 
@@ -153,7 +154,7 @@ def _check_anchors(entries: list[journal.ChainedEntry], anchors) -> None:
 def _check_statements(by_period: dict[str, list], statements: dict[str, dict]) -> None:
     for period, document in sorted(statements.items()):
         try:
-            implied = journal.entries_for_statement(document)
+            implied = journal.entries_for_statement(Statement.from_document(document))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise VerificationFailed(f"the closed statement of {period} is not a statement ({exc!r})") from exc
         for entry in journal.unbalanced(implied):

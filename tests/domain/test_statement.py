@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ledger.domain.access import member_view, pseudonym
 from ledger.domain.statement import (
     GrantDraw,
     Return,
@@ -164,3 +165,25 @@ def test_a_statement_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         statement.lines[0].gpu_seconds = 1
 
+
+def test_the_member_view_of_an_older_statement_shows_the_sections_it_had():
+    """Before 2026-12-07 no `returns` (none shown); before 2026-11-30 no `grant_draws` (an
+    empty list shown) and tenant invoices as stored, without retail or credit."""
+    current = copy.deepcopy(SPEC_STATEMENT)
+    current["returns"], current["grant_draws"] = [RETURN], [DRAW]
+    key = b"k" * 32
+    view = member_view(Statement.from_document(current), "sakura", key)
+    assert list(view) == ["period", "currency", "closed", "member", "lines", "tenant_invoices",
+                          "member_invoices", "returns", "grant_draws", "net_yen", "transfers"]
+    assert view["returns"] == [{
+        "reseller": "kddi", "tenant": pseudonym(key, "sakura", "kddi", "acme"), "provider": "sakura",
+        "sku": "H200", "service_period": "2026-10", "booking_period": "2026-10",
+        "agreement_from": "2025-12-31T15:00:00Z", "gpu_seconds": 3600, "wholesale_yen": 520,
+    }]
+    assert member_view(Statement.from_document(current), "kddi", key)["returns"] == [RETURN]
+    old = member_view(Statement.from_document(before_credits(current)), "kddi", key)
+    assert "returns" not in old and old["grant_draws"] == []
+    assert old["tenant_invoices"] == [{"reseller": "kddi", "tenant": "acme", "subtotal_yen": 1560,
+                                       "tax_yen": 156, "total_yen": 1716}]
+    between = member_view(Statement.from_document(before_returns(current)), "kddi", key)
+    assert "returns" not in between and between["grant_draws"] == [{k: v for k, v in DRAW.items() if k != "restored_yen"}]
