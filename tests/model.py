@@ -66,7 +66,7 @@ class InMemoryLedger:
         return rating.rate(self.catalog, usages)
 
     def _statement(self, period: str, closed: bool) -> dict:
-        """A booking period's statement, grants drawing from their balances carried over
+        """A booking period's statement as JSON (as `settle` prints it), grants drawing from their balances carried over
         every earlier booking period (as stored when closed, as computed when open)."""
         balances = credits.opening_balances(self.catalog.grants)
         current = credits.first_period_of(self.catalog.grants)
@@ -78,7 +78,9 @@ class InMemoryLedger:
                 credits.draw(self._lines(current), self.catalog.grants, balances)
             current = next_period(current)
         lines = self._lines(period)
-        return rating.statement(period, self.catalog, lines, closed, credits.draw(lines, self.catalog.grants, balances))
+        return rating.statement(
+            period, self.catalog, lines, closed, credits.draw(lines, self.catalog.grants, balances)
+        ).to_document()
 
     def capacity(self, period: str) -> dict:
         totals: dict[tuple, int] = {}

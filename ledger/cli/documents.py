@@ -35,7 +35,7 @@ def documents_command(obj: Context, period: str, out: Path, member: str | None) 
     from ledger.documents import output
 
     manifest = output.write(found, out)
-    state = "closed" if found.statement["closed"] else "open: drafts"
+    state = "closed" if found.statement.closed else "open: drafts"
     notice(f"wrote {len(manifest['documents'])} documents of {period} ({state}) to {out}")
     echo_json(manifest)
 

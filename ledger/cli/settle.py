@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-import orjson
 
 from ledger.cli import wiring
 from ledger.cli.output import echo_bytes
@@ -28,9 +27,9 @@ def settle(obj: Context, period: str, close: bool, output_format: str) -> None:
 
     document = run(statement())
     if output_format == "table":
-        click.echo(report.as_table(orjson.loads(document)), nl=False)
+        click.echo(report.as_table(books.read(document)), nl=False)
     elif output_format == "csv":
-        click.echo(report.as_csv(orjson.loads(document)), nl=False)
+        click.echo(report.as_csv(books.read(document)), nl=False)
     else:
         echo_bytes(document)
 

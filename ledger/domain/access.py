@@ -13,6 +13,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from ledger.domain.statement import Return, Statement, StatementLine, printed_instant
+
 ROLES = ("member", "auditor", "admin")
 
 
@@ -42,54 +44,51 @@ def pseudonym(key: bytes, viewer: str, reseller: str, tenant: str) -> str:
     return "tenant-" + hmac.new(key, message, hashlib.sha256).hexdigest()[:20]
 
 
-def _provider_side(row: dict, member: str, key: bytes, extra: tuple[str, ...] = ()) -> dict:
+def provider_side(row: StatementLine | Return, member: str, key: bytes) -> dict:
     """A line (or a return) of another reseller on `member`'s GPUs, as `member` sees it: the
     tenant as a pseudonym, no retail price, no retail amounts."""
     seen = {
-        "reseller": row["reseller"],
-        "tenant": pseudonym(key, member, row["reseller"], row["tenant"]),
-        "provider": row["provider"],
-        "sku": row["sku"],
-        "service_period": row["service_period"],
+        "reseller": row.reseller,
+        "tenant": pseudonym(key, member, row.reseller, row.tenant),
+        "provider": row.provider,
+        "sku": row.sku,
+        "service_period": row.service_period,
     }
-    seen.update({name: row[name] for name in extra})
-    seen.update(agreement_from=row["agreement_from"], gpu_seconds=row["gpu_seconds"], wholesale_yen=row["wholesale_yen"])
+    if isinstance(row, Return):
+        seen["booking_period"] = row.booking_period
+    seen.update(agreement_from=printed_instant(row.agreement_from), gpu_seconds=row.gpu_seconds, wholesale_yen=row.wholesale_yen)
     return seen
 
 
-def _members_rows(rows: list[dict], member: str, key: bytes, extra: tuple[str, ...] = ()) -> list[dict]:
+def _members_rows(rows: tuple[StatementLine, ...] | tuple[Return, ...], member: str, key: bytes) -> list[dict]:
     return [
-        row if row["reseller"] == member else _provider_side(row, member, key, extra)
+        row.to_document() if row.reseller == member else provider_side(row, member, key)
         for row in rows
-        if member in (row["reseller"], row["provider"])
+        if member in (row.reseller, row.provider)
     ]
 
 
-def member_view(statement: dict, member: str, key: bytes) -> dict:
-    """A member's side of a statement: its own lines and invoices, nothing of others'."""
-    lines = _members_rows(statement["lines"], member, key)
+def member_view(statement: Statement, member: str, key: bytes) -> dict:
+    """A member's side of a statement, as the API answers it: its own lines and invoices,
+    nothing of others'. In the statement's JSON form, section by section (a statement
+    closed before a section existed shows none of it, except `grant_draws`: empty)."""
     view = {
-        "period": statement["period"],
-        "currency": statement["currency"],
-        "closed": statement["closed"],
+        "period": statement.period,
+        "currency": statement.currency,
+        "closed": statement.closed,
         "member": member,
-        "lines": lines,
-        "tenant_invoices": [i for i in statement["tenant_invoices"] if i["reseller"] == member],
+        "lines": _members_rows(statement.lines, member, key),
+        "tenant_invoices": [i.to_document() for i in statement.tenant_invoices if i.reseller == member],
         "member_invoices": [
-            i for i in statement["member_invoices"] if member in (i["provider"], i["reseller"])
+            i.to_document() for i in statement.member_invoices if member in (i.provider, i.reseller)
         ],
-        "grant_draws": [d for d in statement.get("grant_draws", []) if member in (d["funder"], d["reseller"])],
-        "net_yen": {member: statement["net_yen"].get(member, 0)},
-        "transfers": [t for t in statement["transfers"] if member in (t["from"], t["to"])],
     }
-    if "returns" not in statement:  # closed before SPEC.md's change of 2026-12-07
-        return view
-    ordered = {}
-    for name, value in view.items():
-        ordered[name] = value
-        if name == "member_invoices":
-            ordered["returns"] = _members_rows(statement["returns"], member, key, ("booking_period",))
-    return ordered
+    if statement.returns is not None:  # None: closed before SPEC.md's change of 2026-12-07
+        view["returns"] = _members_rows(statement.returns, member, key)
+    view["grant_draws"] = [d.to_document() for d in statement.draws if member in (d.funder, d.reseller)]
+    view["net_yen"] = {member: statement.net_yen.get(member, 0)}
+    view["transfers"] = [t.to_document() for t in statement.transfers if member in (t.payer, t.payee)]
+    return view
 
 
 def sees_document(caller: Caller, kind: str, issuer: str | None, recipient: str | None) -> bool:

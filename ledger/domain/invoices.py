@@ -1,8 +1,8 @@
 """Qualified invoices (適格請求書) as content: what each invoice of a statement says.
 
 SPEC.md "Invoices" and "Credits": a tenant invoice (reseller -> tenant) and a member
-invoice (provider -> reseller) per booking period. Pure: from the statement's JSON (as a
-dict), the catalog and when the period was closed, the figures and parties an invoice
+invoice (provider -> reseller) per booking period. Pure: from the statement (a
+`ledger.domain.statement.Statement`), the catalog and when the period was closed, the figures and parties an invoice
 carries; `ledger.documents` lays them out. Every amount is the statement's own, and what
 an invoice adds up (its lines, its credits) is checked against the statement: an invoice
 that would not reconcile to the yen is refused (`VerificationFailed`), never printed.
@@ -23,7 +23,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from ledger.domain.catalog import Catalog, units_to_price
 from ledger.domain.errors import VerificationFailed
-from ledger.domain.instants import format_utc, parse_instant
+from ledger.domain.instants import format_utc
+from ledger.domain.statement import MemberInvoice, Statement, TenantInvoice, printed_instant
 
 KINDS = ("tenant_invoice", "member_invoice", "settlement_report", "capacity_report")
 NUMBER_PREFIX = {"tenant_invoice": "TI", "member_invoice": "MI"}
@@ -76,20 +77,20 @@ def document_number(kind: str, period: str, issuer: str, recipient: str) -> str:
     return f"{issuer.upper()}-{period.replace('-', '')}-{NUMBER_PREFIX[kind]}-{digest.upper()}"
 
 
-def plan(statement: dict) -> list[Planned]:
+def plan(statement: Statement) -> list[Planned]:
     """Every document of a statement's period, in manifest order: tenant invoices, member
     invoices (both in the statement's order), a report per member, the capacity report."""
-    period = statement["period"]
+    period = statement.period
     found = []
-    for invoice in statement["tenant_invoices"]:
-        issuer, recipient = invoice["reseller"], invoice["tenant"]
+    for invoice in statement.tenant_invoices:
+        issuer, recipient = invoice.reseller, invoice.tenant
         number = document_number("tenant_invoice", period, issuer, recipient)
-        found.append(Planned("tenant_invoice", issuer, recipient, invoice["total_yen"], PATHS["tenant_invoice"] + number))
-    for invoice in statement["member_invoices"]:
-        issuer, recipient = invoice["provider"], invoice["reseller"]
+        found.append(Planned("tenant_invoice", issuer, recipient, invoice.total_yen, PATHS["tenant_invoice"] + number))
+    for member_invoice in statement.member_invoices:
+        issuer, recipient = member_invoice.provider, member_invoice.reseller
         number = document_number("member_invoice", period, issuer, recipient)
-        found.append(Planned("member_invoice", issuer, recipient, invoice["total_yen"], PATHS["member_invoice"] + number))
-    for member in sorted(statement["net_yen"]):
+        found.append(Planned("member_invoice", issuer, recipient, member_invoice.total_yen, PATHS["member_invoice"] + number))
+    for member in sorted(statement.net_yen):
         found.append(Planned("settlement_report", member, None, None, PATHS["settlement_report"] + member))
     found.append(Planned("capacity_report", None, None, None, PATHS["capacity_report"]))
     return found
@@ -133,55 +134,52 @@ def _reconcile(number: str, what: str, shown: int, statement: int) -> None:
         raise VerificationFailed(f"invoice {number}: {what} adds up to {shown} yen, the statement says {statement}")
 
 
-def _header(catalog: Catalog, statement: dict, issue: Issue, kind: str, issuer: str, recipient: dict) -> dict:
-    number = document_number(kind, statement["period"], issuer, recipient["id"])
+def _header(catalog: Catalog, statement: Statement, issue: Issue, kind: str, issuer: str, recipient: dict) -> dict:
+    number = document_number(kind, statement.period, issuer, recipient["id"])
     seller = party(catalog, issuer)
     return {
         "kind": kind, "number": number, "issue": issue.content(catalog),
-        "service": period_dates(catalog, statement["period"]),
+        "service": period_dates(catalog, statement.period),
         "issuer": seller, "recipient": recipient, "qualified": seller["registration"] is not None,
-        "currency": statement["currency"], "tax_rate_percent": catalog.tax_rate_percent,
+        "currency": statement.currency, "tax_rate_percent": catalog.tax_rate_percent,
     }
 
 
-def _totals(invoice: dict) -> dict:
-    return {k: invoice[k] for k in ("subtotal_yen", "tax_yen", "total_yen")}
+def _totals(invoice: TenantInvoice | MemberInvoice) -> dict:
+    return {"subtotal_yen": invoice.subtotal_yen, "tax_yen": invoice.tax_yen, "total_yen": invoice.total_yen}
 
 
 # -- tenant invoices ---------------------------------------------------------------------
 
 
-def tenant_invoice(statement: dict, catalog: Catalog, issue: Issue, reseller: str, tenant: str) -> dict:
+def tenant_invoice(statement: Statement, catalog: Catalog, issue: Issue, reseller: str, tenant: str) -> dict:
     """The reseller's invoice to its tenant: one row per statement line (each floored on
     its own, so every row recomputes as floor(GPU-seconds x price / 3600)), the credits
     grants drew on them, and the statement's subtotal, tax and total."""
-    invoice = next(
-        (i for i in statement["tenant_invoices"] if (i["reseller"], i["tenant"]) == (reseller, tenant)), None
-    )
+    invoice = next((i for i in statement.tenant_invoices if (i.reseller, i.tenant) == (reseller, tenant)), None)
     if invoice is None:
-        raise VerificationFailed(f"{statement['period']} has no invoice of {reseller} to this tenant")
+        raise VerificationFailed(f"{statement.period} has no invoice of {reseller} to this tenant")
     document = _header(catalog, statement, issue, "tenant_invoice", reseller, {"id": tenant, "name": tenant, "registration": None})
     lines = [
         {
-            "sku": line["sku"], "description": sku_description(catalog, line["sku"]),
-            "provider": party(catalog, line["provider"]),
-            "service_period": line["service_period"], "prior": line["service_period"] != statement["period"],
-            "gpu_seconds": line["gpu_seconds"], "gpu_hours": gpu_hours(line["gpu_seconds"]),
-            "unit_price": line["retail_yen_per_gpu_hour"], "amount_yen": line["retail_yen"],
+            "sku": line.sku, "description": sku_description(catalog, line.sku),
+            "provider": party(catalog, line.provider),
+            "service_period": line.service_period, "prior": line.service_period != statement.period,
+            "gpu_seconds": line.gpu_seconds, "gpu_hours": gpu_hours(line.gpu_seconds),
+            "unit_price": line.retail_yen_per_gpu_hour, "amount_yen": line.retail_yen,
         }
-        for line in statement["lines"]
-        if (line["reseller"], line["tenant"]) == (reseller, tenant)
+        for line in statement.lines
+        if (line.reseller, line.tenant) == (reseller, tenant)
     ]
     credits = [
-        {"grant": d["grant"], "funder": party(catalog, d["funder"]), "amount_yen": d["amount_yen"]}
-        for d in statement.get("grant_draws", [])
-        if (d["reseller"], d["tenant"]) == (reseller, tenant)
+        {"grant": d.grant, "funder": party(catalog, d.funder), "amount_yen": d.amount_yen}
+        for d in statement.draws
+        if (d.reseller, d.tenant) == (reseller, tenant)
     ]
-    retail = invoice.get("retail_yen", invoice["subtotal_yen"])
-    credit = invoice.get("credit_yen", 0)
+    retail, credit = invoice.retail, invoice.credit
     _reconcile(document["number"], "its lines", sum(line["amount_yen"] for line in lines), retail)
     _reconcile(document["number"], "its credits", sum(c["amount_yen"] for c in credits), credit)
-    _reconcile(document["number"], "retail less credit", retail - credit, invoice["subtotal_yen"])
+    _reconcile(document["number"], "retail less credit", retail - credit, invoice.subtotal_yen)
     return {**document, "lines": _numbered(lines), "credits": credits, "retail_yen": retail, "credit_yen": credit, **_totals(invoice)}
 
 
@@ -192,42 +190,40 @@ def _numbered(lines: list[dict]) -> list[dict]:
 # -- member invoices ---------------------------------------------------------------------
 
 
-def agreement_terms(catalog: Catalog, reseller: str, provider: str, sku: str, agreement_from: str | None) -> dict | None:
+def agreement_terms(catalog: Catalog, reseller: str, provider: str, sku: str, agreement_from: int | None) -> dict | None:
     """The terms of the agreement version a line used: a fixed wholesale price per GPU-hour,
     or a share of the reseller's retail amount (the retail price itself is not shown)."""
-    start = parse_instant(agreement_from) if agreement_from else None
+    printed = printed_instant(agreement_from)
     for version in catalog.agreements.get((reseller, provider, sku), ()):
-        if version.effective_from == start:
+        if version.effective_from == agreement_from:
             if version.share_bps is not None:
-                return {"share_percent": f"{Decimal(version.share_bps) / 100:.2f}", "unit_price": None, "from": agreement_from}
-            return {"share_percent": None, "unit_price": units_to_price(version.wholesale_units), "from": agreement_from}
+                return {"share_percent": f"{Decimal(version.share_bps) / 100:.2f}", "unit_price": None, "from": printed}
+            return {"share_percent": None, "unit_price": units_to_price(version.wholesale_units), "from": printed}
     return None
 
 
-def member_invoice(statement: dict, catalog: Catalog, issue: Issue, provider: str, reseller: str) -> dict:
+def member_invoice(statement: Statement, catalog: Catalog, issue: Issue, provider: str, reseller: str) -> dict:
     """The provider's invoice to the reseller: its lines summed per SKU, service period and
     agreement version (the reseller's tenants are not the provider's to see), each row the
     sum of the statement lines' floored wholesale amounts."""
-    invoice = next(
-        (i for i in statement["member_invoices"] if (i["provider"], i["reseller"]) == (provider, reseller)), None
-    )
+    invoice = next((i for i in statement.member_invoices if (i.provider, i.reseller) == (provider, reseller)), None)
     if invoice is None:
-        raise VerificationFailed(f"{statement['period']} has no invoice of {provider} to {reseller}")
+        raise VerificationFailed(f"{statement.period} has no invoice of {provider} to {reseller}")
     document = _header(catalog, statement, issue, "member_invoice", provider, party(catalog, reseller))
     rows: dict[tuple, dict] = {}
-    for line in statement["lines"]:
-        if (line["provider"], line["reseller"]) != (provider, reseller):
+    for line in statement.lines:
+        if (line.provider, line.reseller) != (provider, reseller):
             continue
-        key = (line["sku"], line["service_period"], line["agreement_from"] or "")
+        key = (line.sku, line.service_period, printed_instant(line.agreement_from) or "")
         row = rows.setdefault(key, {
-            "sku": line["sku"], "description": sku_description(catalog, line["sku"]),
-            "service_period": line["service_period"], "prior": line["service_period"] != statement["period"],
-            "terms": agreement_terms(catalog, reseller, provider, line["sku"], line["agreement_from"]),
+            "sku": line.sku, "description": sku_description(catalog, line.sku),
+            "service_period": line.service_period, "prior": line.service_period != statement.period,
+            "terms": agreement_terms(catalog, reseller, provider, line.sku, line.agreement_from),
             "gpu_seconds": 0, "amount_yen": 0, "statement_lines": 0,
         })
-        row["gpu_seconds"] += line["gpu_seconds"]
-        row["amount_yen"] += line["wholesale_yen"]
+        row["gpu_seconds"] += line.gpu_seconds
+        row["amount_yen"] += line.wholesale_yen
         row["statement_lines"] += 1
     lines = [{**row, "gpu_hours": gpu_hours(row["gpu_seconds"])} for _, row in sorted(rows.items())]
-    _reconcile(document["number"], "its lines", sum(row["amount_yen"] for row in lines), invoice["subtotal_yen"])
+    _reconcile(document["number"], "its lines", sum(row["amount_yen"] for row in lines), invoice.subtotal_yen)
     return {**document, "lines": _numbered(lines), "credits": [], "retail_yen": None, "credit_yen": 0, **_totals(invoice)}

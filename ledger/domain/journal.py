@@ -1,6 +1,6 @@
 """The double-entry journal: what a closed statement posts, and the hash chain over it.
 
-Pure: `entries_for_statement` turns a closed statement into balanced entries (the
+Pure: `entries_for_statement` turns a closed `Statement` into balanced entries (the
 scheme is documented in docs/auditor-bundle.md; what a confirmed payment posts later is
 `ledger.domain.payment_journal`'s), `chain` numbers and hashes them after
 the last entry already stored, and `check_chain` walks stored entries and names the
@@ -14,6 +14,8 @@ import hashlib
 import json
 from collections.abc import Iterable
 from typing import NamedTuple
+
+from ledger.domain.statement import GrantDraw, Statement
 
 GENESIS_HASH = bytes(32)
 
@@ -41,7 +43,7 @@ class ChainedEntry(NamedTuple):
 TRANSFER_PAID_AT_CLOSE, TRANSFER_OWED = "transfer", "transfer_owed"
 
 
-def entries_for_statement(statement: dict, transfers_owed: bool = True) -> list[Entry]:
+def entries_for_statement(statement: Statement, transfers_owed: bool = True) -> list[Entry]:
     """The entries a closed statement posts, in the documented order (`transfers_owed`
     False: the transfers as periods closed before payments posted them).
 
@@ -61,41 +63,41 @@ def unbalanced(entries: Iterable[Entry]) -> list[Entry]:
     return [entry for entry in entries if sum(amount for _, amount in entry.postings) != 0]
 
 
-def _line_refs(statement: dict, fields: tuple[str, str], values: tuple[str, str]) -> list[int]:
-    return [i for i, line in enumerate(statement["lines"]) if (line[fields[0]], line[fields[1]]) == values]
+def _line_refs(statement: Statement, fields: tuple[str, str], values: tuple[str, str]) -> list[int]:
+    first, second = fields
+    return [i for i, line in enumerate(statement.lines) if (getattr(line, first), getattr(line, second)) == values]
 
 
-def _tenant_invoice_entries(statement: dict) -> list[Entry]:
+def _tenant_invoice_entries(statement: Statement) -> list[Entry]:
     entries = []
-    for invoice in statement["tenant_invoices"]:
-        reseller, tenant = invoice["reseller"], invoice["tenant"]
+    for invoice in statement.tenant_invoices:
+        reseller, tenant = invoice.reseller, invoice.tenant
         refs = _line_refs(statement, ("reseller", "tenant"), (reseller, tenant))
-        credit = invoice.get("credit_yen", 0)  # statements closed before credits carry none
         postings = [
-            (f"{reseller}/receivable/tenant/{tenant}", invoice["total_yen"]),
-            (f"{reseller}/revenue/retail", -invoice.get("retail_yen", invoice["subtotal_yen"])),
+            (f"{reseller}/receivable/tenant/{tenant}", invoice.total_yen),
+            (f"{reseller}/revenue/retail", -invoice.retail),
         ]
-        if credit:
-            postings.append((f"{reseller}/discount/grants", credit))
-        postings.append((f"{reseller}/tax/output", -invoice["tax_yen"]))
+        if invoice.credit:  # statements closed before credits carry none
+            postings.append((f"{reseller}/discount/grants", invoice.credit))
+        postings.append((f"{reseller}/tax/output", -invoice.tax_yen))
         entries.append(Entry(
             "tenant_invoice", {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": refs}, postings,
         ))
     return entries
 
 
-def _reimbursements(statement: dict) -> list[dict]:
+def _reimbursements(statement: Statement) -> list[GrantDraw]:
     """The grant draws a funder other than the reseller owes the reseller."""
-    return [d for d in statement.get("grant_draws", []) if d["funder"] != d["reseller"]]
+    return [draw for draw in statement.draws if draw.reimbursed]
 
 
-def _reimbursement_entries(statement: dict) -> list[Entry]:
+def _reimbursement_entries(statement: Statement) -> list[Entry]:
     """A draw funded by another member: the funder's expense and payable, the reseller's
     receivable, and the reseller's discount taken back (it is paid for)."""
     entries = []
     for draw in _reimbursements(statement):
-        funder, reseller, amount = draw["funder"], draw["reseller"], draw["amount_yen"]
-        entries.append(Entry("grant_reimbursement", {"grant": draw["grant"]}, [
+        funder, reseller, amount = draw.funder, draw.reseller, draw.amount_yen
+        entries.append(Entry("grant_reimbursement", {"grant": draw.grant}, [
             (f"{funder}/expense/grants", amount),
             (f"{funder}/payable/grants/{reseller}", -amount),
             (f"{reseller}/receivable/grants/{funder}", amount),
@@ -104,12 +106,12 @@ def _reimbursement_entries(statement: dict) -> list[Entry]:
     return entries
 
 
-def _member_invoice_entries(statement: dict) -> list[Entry]:
+def _member_invoice_entries(statement: Statement) -> list[Entry]:
     """Both sides of each member invoice: the reseller's cost and the provider's revenue."""
     entries = []
-    for invoice in statement["member_invoices"]:
-        provider, reseller = invoice["provider"], invoice["reseller"]
-        total, subtotal, tax = invoice["total_yen"], invoice["subtotal_yen"], invoice["tax_yen"]
+    for invoice in statement.member_invoices:
+        provider, reseller = invoice.provider, invoice.reseller
+        total, subtotal, tax = invoice.total_yen, invoice.subtotal_yen, invoice.tax_yen
         refs = _line_refs(statement, ("provider", "reseller"), (provider, reseller))
         reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": refs}
         entries.append(Entry("member_invoice_reseller", reference, [
@@ -125,36 +127,36 @@ def _member_invoice_entries(statement: dict) -> list[Entry]:
     return entries
 
 
-def _netting_entries(statement: dict) -> list[Entry]:
+def _netting_entries(statement: Statement) -> list[Entry]:
     """Every member invoice and grant reimbursement settled through the members' clearing
     accounts, at their nets."""
     reimbursements = _reimbursements(statement)
-    if not statement["member_invoices"] and not reimbursements:
+    if not statement.member_invoices and not reimbursements:
         return []
     postings: list[tuple[str, int]] = []
-    for invoice in statement["member_invoices"]:
-        provider, reseller, total = invoice["provider"], invoice["reseller"], invoice["total_yen"]
+    for invoice in statement.member_invoices:
+        provider, reseller, total = invoice.provider, invoice.reseller, invoice.total_yen
         postings.append((f"{reseller}/payable/member/{provider}", total))
         postings.append((f"{provider}/receivable/member/{reseller}", -total))
     for draw in reimbursements:
-        funder, reseller, amount = draw["funder"], draw["reseller"], draw["amount_yen"]
+        funder, reseller, amount = draw.funder, draw.reseller, draw.amount_yen
         postings.append((f"{funder}/payable/grants/{reseller}", amount))
         postings.append((f"{reseller}/receivable/grants/{funder}", -amount))
-    for member, net in statement["net_yen"].items():
+    for member, net in statement.net_yen.items():
         if net:
             postings.append((f"{member}/settlement/clearing", net))
-    reference: dict = {"member_invoices": [[i["provider"], i["reseller"]] for i in statement["member_invoices"]]}
+    reference: dict = {"member_invoices": [[i.provider, i.reseller] for i in statement.member_invoices]}
     if reimbursements:
-        reference["grant_reimbursements"] = [draw["grant"] for draw in reimbursements]
+        reference["grant_reimbursements"] = [draw.grant for draw in reimbursements]
     return [Entry("netting", reference, postings)]
 
 
-def _transfer_entries(statement: dict, owed: bool) -> list[Entry]:
+def _transfer_entries(statement: Statement, owed: bool) -> list[Entry]:
     """Each transfer moves the nets out of the clearing accounts: into what the payer owes
     the payee (owed), or, as periods closed before payments posted it, into cash."""
     entries = []
-    for index, transfer in enumerate(statement["transfers"]):
-        debtor, creditor, amount = transfer["from"], transfer["to"], transfer["amount_yen"]
+    for index, transfer in enumerate(statement.transfers):
+        debtor, creditor, amount = transfer.payer, transfer.payee, transfer.amount_yen
         if owed:
             middle = [(payable(debtor, creditor), -amount), (receivable(creditor, debtor), amount)]
         else:

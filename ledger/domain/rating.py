@@ -12,8 +12,15 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ledger.domain.catalog import PRICE_SCALE, AgreementVersion, Catalog, PriceVersion
-from ledger.domain.instants import format_utc
 from ledger.domain.metering import HOUR_SECONDS
+from ledger.domain.statement import (
+    GrantDraw,
+    MemberInvoice,
+    Statement,
+    StatementLine,
+    TenantInvoice,
+    Transfer,
+)
 
 
 class HourUsage(NamedTuple):
@@ -181,36 +188,28 @@ def net_transfers(nets: dict[str, int]) -> list[tuple[str, str, int]]:
         remaining[creditor] -= amount
 
 
-def _line_document(line: Line, price_text: dict[PriceVersion, str]) -> dict:
+def _statement_line(line: Line, price_text: dict[PriceVersion, str]) -> StatementLine:
     key = line.key
     price = price_text.get(line.price)
     if price is None:
         price = price_text[line.price] = line.price.yen_per_gpu_hour
-    return {
-        "reseller": key.reseller,
-        "tenant": key.tenant,
-        "provider": key.provider,
-        "sku": key.sku,
-        "service_period": key.service_period,
-        "retail_price_from": format_utc(key.retail_price_from),
-        "agreement_from": format_utc(key.agreement_from) if line.agreement else None,
-        "gpu_seconds": line.gpu_seconds,
-        "retail_yen_per_gpu_hour": price,
-        "retail_yen": line.retail_yen,
-        "wholesale_yen": line.wholesale_yen,
-    }
+    return StatementLine(
+        key.reseller, key.tenant, key.provider, key.sku, key.service_period, key.retail_price_from,
+        key.agreement_from if line.agreement else None,
+        line.gpu_seconds, price, line.retail_yen, line.wholesale_yen,
+    )
 
 
-def _grant_draws(catalog: Catalog, draws) -> list[dict]:
-    return [
-        {"grant": gid, "funder": catalog.grants[gid].funder, "reseller": catalog.grants[gid].reseller,
-         "tenant": catalog.grants[gid].tenant, "amount_yen": amount, "restored_yen": 0}
+def _grant_draws(catalog: Catalog, draws) -> tuple[GrantDraw, ...]:
+    return tuple(
+        GrantDraw(gid, grant.funder, grant.reseller, grant.tenant, amount, 0)
         for gid, amount in sorted(draws.by_grant.items())
-    ]
+        for grant in (catalog.grants[gid],)
+    )
 
 
-def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, draws=None) -> dict:
-    """The settlement statement of SPEC.md, as a JSON-ready dict with keys in its order.
+def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, draws=None) -> Statement:
+    """The settlement statement of SPEC.md (`Statement.to_document` is its JSON).
 
     `draws` (`ledger.domain.credits.Draws`) are the period's credits: each tenant
     invoice's `credit_yen`, the statement's `grant_draws`, and the reimbursements that
@@ -224,40 +223,33 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, dr
         if key.provider != key.reseller:
             member_subtotals[(key.provider, key.reseller)] += line.wholesale_yen
 
-    def invoice(subtotal: int) -> dict:
+    def invoice(subtotal: int) -> tuple[int, int, int]:
         tax = tax_yen(subtotal, catalog.tax_rate_percent)
-        return {"subtotal_yen": subtotal, "tax_yen": tax, "total_yen": subtotal + tax}
+        return subtotal, tax, subtotal + tax
 
     credits = draws.by_invoice if draws is not None else {}
     price_text: dict[PriceVersion, str] = {}  # the few versions' decimal text, made once
-    tenant_invoices = [
-        {"reseller": reseller, "tenant": tenant, "retail_yen": retail,
-         "credit_yen": credits.get((reseller, tenant), 0), **invoice(retail - credits.get((reseller, tenant), 0))}
+    tenant_invoices = tuple(
+        TenantInvoice(reseller, tenant, retail, credit, *invoice(retail - credit))
         for (reseller, tenant), retail in sorted(tenant_retail.items())
-    ]
-    member_invoices = [
-        {"provider": provider, "reseller": reseller, **invoice(subtotal)}
+        for credit in (credits.get((reseller, tenant), 0),)
+    )
+    member_invoices = tuple(
+        MemberInvoice(provider, reseller, *invoice(subtotal))
         for (provider, reseller), subtotal in sorted(member_subtotals.items())
-    ]
+    )
     nets = dict.fromkeys(sorted(catalog.members), 0)
-    for document in member_invoices:
-        nets[document["provider"]] += document["total_yen"]
-        nets[document["reseller"]] -= document["total_yen"]
+    for member_invoice in member_invoices:
+        nets[member_invoice.provider] += member_invoice.total_yen
+        nets[member_invoice.reseller] -= member_invoice.total_yen
     for funder, reseller, amount in draws.reimbursements(catalog.grants) if draws is not None else ():
         nets[funder] -= amount
         nets[reseller] += amount
-    return {
-        "period": period,
-        "currency": catalog.currency,
-        "closed": closed,
-        "lines": [_line_document(line, price_text) for line in lines],
-        "tenant_invoices": tenant_invoices,
-        "member_invoices": member_invoices,
-        "returns": [],
-        "grant_draws": _grant_draws(catalog, draws) if draws is not None else [],
-        "net_yen": nets,
-        "transfers": [
-            {"from": debtor, "to": creditor, "amount_yen": amount}
-            for debtor, creditor, amount in net_transfers(nets)
-        ],
-    }
+    return Statement(
+        period, catalog.currency, closed,
+        tuple(_statement_line(line, price_text) for line in lines),
+        tenant_invoices, member_invoices, (),
+        _grant_draws(catalog, draws) if draws is not None else (),
+        nets,
+        tuple(Transfer(debtor, creditor, amount) for debtor, creditor, amount in net_transfers(nets)),
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
+from ledger.domain.statement import Statement
+
 LINE_COLUMNS = (
     "reseller", "tenant", "provider", "sku", "service_period", "retail_price_from",
     "agreement_from", "gpu_seconds", "retail_yen_per_gpu_hour", "retail_yen", "wholesale_yen",
@@ -48,7 +50,8 @@ def _table(title: str, columns: tuple[str, ...], rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def as_table(statement: dict) -> str:
+def as_table(typed: Statement) -> str:
+    statement = typed.to_document()  # the tables show the JSON's fields, as it prints them
     state = "closed" if statement["closed"] else "open"
     nets = [{"member": m, "net_yen": v} for m, v in statement["net_yen"].items()]
     parts = [
@@ -77,8 +80,9 @@ def csv_cell(value) -> object:
     return value
 
 
-def as_csv(statement: dict) -> str:
+def as_csv(typed: Statement) -> str:
     """One CSV with a `section` column, so one file carries the whole statement."""
+    statement = typed.to_document()  # its columns are the JSON's fields
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ("section", "period", "closed", *dict.fromkeys(

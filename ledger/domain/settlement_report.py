@@ -5,8 +5,8 @@ billed other resellers; what it was billed), the grants it funded and those its 
 drew, how its net follows from them, and its transfers, all reconciled to the statement
 to the yen: a report whose figures would not add up to the statement's net is refused
 (`VerificationFailed`). It is the member's own: other resellers' tenants appear only as
-the member's pseudonyms (`ledger.domain.access.member_view`), and other members' prices
-and invoices not at all.
+the member's pseudonyms (`ledger.domain.access.provider_side`, as in the member's view of
+the statement), and other members' prices and invoices not at all.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.domain import daily
-from ledger.domain.access import member_view
+from ledger.domain.access import provider_side
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import VerificationFailed
 from ledger.domain.invoices import Issue, document_number, gpu_hours, party, period_dates
 from ledger.domain.rating import HourUsage
+from ledger.domain.statement import Statement
 
 OWN = "own"  # the counterpart of a member reselling its own GPUs
 TENANTS = "tenants"  # the counterpart of a reseller's tenant revenue
@@ -28,19 +29,20 @@ def _sums(rows: list[dict], *keys: str) -> dict:
     return {key: sum(row[key] for row in rows) for key in keys}
 
 
-def _invoices(view: dict, member: str, period: str) -> dict:
+def _invoices(statement: Statement, member: str) -> dict:
+    period = statement.period
     tenants = [
-        {**i, "number": document_number("tenant_invoice", period, member, i["tenant"]),
-         "retail_yen": i.get("retail_yen", i["subtotal_yen"]), "credit_yen": i.get("credit_yen", 0)}
-        for i in view["tenant_invoices"]
+        {**i.to_document(), "number": document_number("tenant_invoice", period, member, i.tenant),
+         "retail_yen": i.retail, "credit_yen": i.credit}
+        for i in statement.tenant_invoices if i.reseller == member
     ]
     issued = [
-        {**i, "number": document_number("member_invoice", period, member, i["reseller"]), "counterpart": i["reseller"]}
-        for i in view["member_invoices"] if i["provider"] == member
+        {**i.to_document(), "number": document_number("member_invoice", period, member, i.reseller), "counterpart": i.reseller}
+        for i in statement.member_invoices if i.provider == member
     ]
     received = [
-        {**i, "number": document_number("member_invoice", period, i["provider"], member), "counterpart": i["provider"]}
-        for i in view["member_invoices"] if i["reseller"] == member
+        {**i.to_document(), "number": document_number("member_invoice", period, i.provider, member), "counterpart": i.provider}
+        for i in statement.member_invoices if i.reseller == member
     ]
     amounts = ("subtotal_yen", "tax_yen", "total_yen")
     return {
@@ -57,24 +59,25 @@ def coverage(grant) -> str:
     return f"{skus}; {gpus}"
 
 
-def _grants(view: dict, member: str, balances: dict[str, int], catalog: Catalog) -> dict:
+def _grants(statement: Statement, member: str, balances: dict[str, int], catalog: Catalog) -> dict:
     """Grants the member funded and grants its tenants drew; balances after this period."""
     funded, drawn = [], []
-    for draw in view["grant_draws"]:
-        grant = catalog.grants.get(draw["grant"])
-        row = {**draw, "balance_yen": balances.get(draw["grant"], 0) - draw["amount_yen"] + draw.get("restored_yen", 0),
-               "reimbursed": draw["funder"] != draw["reseller"],
-               "coverage": coverage(grant) if grant is not None else ""}
-        if draw["funder"] == member:
+    for draw in statement.draws:
+        if member not in (draw.funder, draw.reseller):
+            continue
+        grant = catalog.grants.get(draw.grant)
+        row = {**draw.to_document(), "balance_yen": balances.get(draw.grant, 0) - draw.amount_yen + draw.restored,
+               "reimbursed": draw.reimbursed, "coverage": coverage(grant) if grant is not None else ""}
+        if draw.funder == member:
             funded.append(row)
-        if draw["reseller"] == member:
+        if draw.reseller == member:
             drawn.append(row)
     owes = sum(r["amount_yen"] for r in funded if r["reimbursed"])
     owed = sum(r["amount_yen"] for r in drawn if r["reimbursed"])
     return {"funded": funded, "drawn": drawn, "reimbursements_owed_yen": owes, "reimbursements_due_yen": owed}
 
 
-def _net(member: str, statement: dict, invoices: dict, grants: dict) -> dict:
+def _net(member: str, statement: Statement, invoices: dict, grants: dict) -> dict:
     parts = {
         "issued_yen": invoices["issued_totals"]["total_yen"],
         "received_yen": invoices["received_totals"]["total_yen"],
@@ -82,38 +85,40 @@ def _net(member: str, statement: dict, invoices: dict, grants: dict) -> dict:
         "reimbursements_owed_yen": grants["reimbursements_owed_yen"],
     }
     net = parts["issued_yen"] - parts["received_yen"] + parts["reimbursements_due_yen"] - parts["reimbursements_owed_yen"]
-    stated = statement["net_yen"].get(member, 0)
+    stated = statement.net_yen.get(member, 0)
     if net != stated:
-        raise VerificationFailed(f"{member}'s report of {statement['period']} nets {net} yen, the statement {stated}")
+        raise VerificationFailed(f"{member}'s report of {statement.period} nets {net} yen, the statement {stated}")
     return {**parts, "net_yen": net, "statement_net_yen": stated}
 
 
-def _transfers(view: dict, member: str, net: int, catalog: Catalog) -> list[dict]:
+def _transfers(statement: Statement, member: str, net: int, catalog: Catalog) -> list[dict]:
     found = [
-        {"pays": t["from"] == member, "counterpart": party(catalog, t["to"] if t["from"] == member else t["from"]),
-         "amount_yen": t["amount_yen"]}
-        for t in view["transfers"]
+        {"pays": t.payer == member, "counterpart": party(catalog, t.payee if t.payer == member else t.payer),
+         "amount_yen": t.amount_yen}
+        for t in statement.transfers if member in (t.payer, t.payee)
     ]
     if sum(t["amount_yen"] * (-1 if t["pays"] else 1) for t in found) != net:
-        raise VerificationFailed(f"{member}'s transfers of {view['period']} do not settle its net of {net} yen")
+        raise VerificationFailed(f"{member}'s transfers of {statement.period} do not settle its net of {net} yen")
     return found
 
 
-def _usage_tables(view: dict, member: str) -> dict:
+def _usage_tables(statement: Statement, member: str, key: bytes) -> dict:
     """Lines by side: as reseller per provider and SKU; as provider per reseller and SKU,
     and those lines one by one with the tenants as the member's pseudonyms."""
     resold: dict[tuple, dict] = {}
     provided: dict[tuple, dict] = {}
     detail = []
-    for line in view["lines"]:
-        if line["reseller"] == member:
-            row = resold.setdefault((line["provider"], line["sku"]), {"provider": line["provider"], "sku": line["sku"], "gpu_seconds": 0, "retail_yen": 0, "wholesale_yen": 0})
-            row["retail_yen"] += line["retail_yen"]
+    for line in statement.lines:
+        if line.reseller == member:
+            row = resold.setdefault((line.provider, line.sku), {"provider": line.provider, "sku": line.sku, "gpu_seconds": 0, "retail_yen": 0, "wholesale_yen": 0})
+            row["retail_yen"] += line.retail_yen
+        elif line.provider == member:
+            row = provided.setdefault((line.reseller, line.sku), {"reseller": line.reseller, "sku": line.sku, "gpu_seconds": 0, "wholesale_yen": 0})
+            detail.append({**provider_side(line, member, key), "gpu_hours": gpu_hours(line.gpu_seconds)})
         else:
-            row = provided.setdefault((line["reseller"], line["sku"]), {"reseller": line["reseller"], "sku": line["sku"], "gpu_seconds": 0, "wholesale_yen": 0})
-            detail.append({**line, "gpu_hours": gpu_hours(line["gpu_seconds"])})
-        row["gpu_seconds"] += line["gpu_seconds"]
-        row["wholesale_yen"] += line["wholesale_yen"]
+            continue
+        row["gpu_seconds"] += line.gpu_seconds
+        row["wholesale_yen"] += line.wholesale_yen
     with_hours = [[{**r, "gpu_hours": gpu_hours(r["gpu_seconds"])} for _, r in sorted(rows.items())] for rows in (resold, provided)]
     return {"resold": with_hours[0], "provided": with_hours[1], "provided_lines": detail}
 
@@ -160,36 +165,34 @@ def _revenue_and_cost(invoices: dict, grants: dict) -> list[dict]:
     return [rows[k] for k in sorted(rows, key=lambda k: (k != TENANTS, k))]
 
 
-def month_figures(statement: dict, member: str, key: bytes) -> dict:
+def month_figures(statement: Statement, member: str) -> dict:
     """One month of a member, excluding tax: tenant revenue, wholesale revenue and cost, net."""
-    view = member_view(statement, member, key)
     return {
-        "period": statement["period"],
-        "tenant_revenue_yen": sum(i["subtotal_yen"] for i in view["tenant_invoices"]),
-        "wholesale_revenue_yen": sum(i["subtotal_yen"] for i in view["member_invoices"] if i["provider"] == member),
-        "wholesale_cost_yen": sum(i["subtotal_yen"] for i in view["member_invoices"] if i["reseller"] == member),
-        "net_yen": view["net_yen"][member],
+        "period": statement.period,
+        "tenant_revenue_yen": sum(i.subtotal_yen for i in statement.tenant_invoices if i.reseller == member),
+        "wholesale_revenue_yen": sum(i.subtotal_yen for i in statement.member_invoices if i.provider == member),
+        "wholesale_cost_yen": sum(i.subtotal_yen for i in statement.member_invoices if i.reseller == member),
+        "net_yen": statement.net_yen.get(member, 0),
     }
 
 
 def settlement_report(
-    statement: dict, catalog: Catalog, member: str, key: bytes, issue: Issue,
-    earlier: list[dict], usages: Iterable[HourUsage], balances: dict[str, int],
+    statement: Statement, catalog: Catalog, member: str, key: bytes, issue: Issue,
+    earlier: list[Statement], usages: Iterable[HourUsage], balances: dict[str, int],
 ) -> dict:
     """The report of `member` for the statement's period. `earlier`: statements of the
     months before (oldest first); `usages`: the booking period's billed hours; `balances`:
     each grant's balance at the start of the period."""
-    period = statement["period"]
-    view = member_view(statement, member, key)
-    invoices = _invoices(view, member, period)
-    grants = _grants(view, member, balances, catalog)
+    period = statement.period
+    invoices = _invoices(statement, member)
+    grants = _grants(statement, member, balances, catalog)
     net = _net(member, statement, invoices, grants)
     return {
         "kind": "settlement_report", "member": party(catalog, member), "issue": issue.content(catalog),
-        "service": period_dates(catalog, period), "closed": statement["closed"], **invoices,
-        "grants": grants, "net": net, "transfers": _transfers(view, member, net["net_yen"], catalog),
-        **_usage_tables(view, member), "daily": _daily(catalog, period, member, usages),
+        "service": period_dates(catalog, period), "closed": statement.closed, **invoices,
+        "grants": grants, "net": net, "transfers": _transfers(statement, member, net["net_yen"], catalog),
+        **_usage_tables(statement, member, key), "daily": _daily(catalog, period, member, usages),
         "revenue_and_cost": _revenue_and_cost(invoices, grants),
-        "history": [month_figures(s, member, key) for s in [*earlier, statement]],
+        "history": [month_figures(s, member) for s in [*earlier, statement]],
         "names": {m: party(catalog, m)["name"] for m in catalog.members},
     }

@@ -15,52 +15,39 @@ lists those (as recorded by the close), and keeps any other member whose net is 
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
+from dataclasses import replace
 
-# Where a later field sits ("" the statement itself, else the list whose entries have
-# it) -> field -> whether a recomputed value (with its entry) says nothing beyond what a
-# statement without the field said.
-LATER_FIELDS: dict[str, dict[str, Callable[[object, dict], bool]]] = {
-    "": {
-        "grant_draws": lambda value, _: value == [],  # 2026-11-30: credits
-        "returns": lambda value, _: value == [],  # 2026-12-07: voids
-    },
-    "tenant_invoices": {
-        "credit_yen": lambda value, _: value == 0,  # 2026-11-30
-        "retail_yen": lambda value, invoice: value == invoice.get("subtotal_yen"),  # 2026-11-30
-    },
-    "grant_draws": {
-        "restored_yen": lambda value, _: value == 0,  # 2026-12-07
-    },
-}
+from ledger.domain.statement import GrantDraw, Statement, TenantInvoice
 
 
-def comparable(recomputed: dict, stored: dict, members_at_close: list[str]) -> dict:
-    """The recomputed statement of a closed period in the shape of the stored one: render
-    both and they are equal bytes when nothing was edited."""
-    document = copy.deepcopy(recomputed)
-    nets = document.get("net_yen")
-    if isinstance(nets, dict):
-        known = sorted(members_at_close)
-        others = {m: v for m, v in nets.items() if m not in known and v != 0}
-        document["net_yen"] = {m: nets.get(m, 0) for m in known} | others
-    for where, fields in LATER_FIELDS.items():
-        if where:
-            entries = document.get(where)
-            shape = _entry_keys(stored.get(where))
-            if isinstance(entries, list) and shape is not None:
-                for entry in entries:
-                    _leave_out(entry, shape, fields)
-        else:
-            _leave_out(document, set(stored), fields)
-    return document
+def comparable(recomputed: Statement, stored: dict, members_at_close: list[str]) -> Statement:
+    """The recomputed statement of a closed period in the shape of the stored one (its
+    JSON, as read back): render both and they are equal bytes when nothing was edited."""
+    known = sorted(members_at_close)
+    nets = recomputed.net_yen
+    others = {m: v for m, v in nets.items() if m not in known and v != 0}
+    returns, draws, invoices = recomputed.returns, recomputed.grant_draws, recomputed.tenant_invoices
+    if "returns" not in stored and returns == ():  # 2026-12-07: voids
+        returns = None
+    if "grant_draws" not in stored and draws == ():  # 2026-11-30: credits
+        draws = None
+    invoice_keys = _entry_keys(stored.get("tenant_invoices"))
+    if invoice_keys is not None:
+        invoices = tuple(_invoice_as_stored(invoice, invoice_keys) for invoice in invoices)
+    draw_keys = _entry_keys(stored.get("grant_draws"))
+    if draw_keys is not None and draws is not None:
+        draws = tuple(_draw_as_stored(draw, draw_keys) for draw in draws)
+    return replace(
+        recomputed, tenant_invoices=invoices, returns=returns, grant_draws=draws,
+        net_yen={m: nets.get(m, 0) for m in known} | others,
+    )
 
 
-def first_difference(recomputed: dict, stored: dict) -> str:
+def first_difference(recomputed: Statement, stored: dict) -> str:
     """The first top-level field (in the recomputation's order) where two statements differ."""
-    for name in [*recomputed, *(k for k in stored if k not in recomputed)]:
-        if recomputed.get(name, _ABSENT) != stored.get(name, _ABSENT):
+    document = recomputed.to_document()
+    for name in [*document, *(k for k in stored if k not in document)]:
+        if document.get(name, _ABSENT) != stored.get(name, _ABSENT):
             return name
     return "its bytes"
 
@@ -75,9 +62,18 @@ def _entry_keys(entries: object) -> set[str] | None:
     return set().union(*entries)
 
 
-def _leave_out(entry: object, stored_keys: set[str], fields: dict) -> None:
-    if not isinstance(entry, dict):
-        return
-    for name, says_nothing in fields.items():
-        if name in entry and name not in stored_keys and says_nothing(entry[name], entry):
-            del entry[name]
+def _invoice_as_stored(invoice: TenantInvoice, stored_keys: set[str]) -> TenantInvoice:
+    """Without `credit_yen` and `retail_yen` (2026-11-30) when the stored invoices lack
+    them and they say nothing more: no credit, a retail equal to the subtotal."""
+    if "credit_yen" not in stored_keys and invoice.credit_yen == 0:
+        invoice = replace(invoice, credit_yen=None)
+    if "retail_yen" not in stored_keys and invoice.retail_yen == invoice.subtotal_yen:
+        invoice = replace(invoice, retail_yen=None)
+    return invoice
+
+
+def _draw_as_stored(draw: GrantDraw, stored_keys: set[str]) -> GrantDraw:
+    """Without `restored_yen` (2026-12-07) when the stored draws lack it and it is 0."""
+    if "restored_yen" not in stored_keys and draw.restored_yen == 0:
+        return replace(draw, restored_yen=None)
+    return draw

@@ -10,6 +10,8 @@ bytes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 
 from ledger.domain import credits, journal, rating
@@ -18,11 +20,17 @@ from ledger.domain.errors import PeriodError
 from ledger.domain.instants import format_utc
 from ledger.domain.periods import next_period, parse_period
 from ledger.domain.ports import BooksReader, BooksWriter, Store
+from ledger.domain.statement import Statement
 
 
-def render(document: dict) -> bytes:
-    """A statement's bytes: compact JSON, keys in SPEC.md's order."""
-    return orjson.dumps(document)
+def render(statement: Statement) -> bytes:
+    """A statement's bytes: compact JSON, keys in SPEC.md's order (what a close stores)."""
+    return orjson.dumps(statement.to_document())
+
+
+def read(document: bytes) -> Statement:
+    """A statement's bytes (a closed period's, as stored) read back."""
+    return Statement.from_document(orjson.loads(document))
 
 
 async def statement(store: Store, period: str, close: bool = False) -> bytes:
@@ -71,7 +79,7 @@ async def lines_of(books: BooksReader, period: str, catalog: Catalog) -> list[ra
     return rating.rate(catalog, usages)
 
 
-async def compute_statement(books: BooksReader, period: str, catalog: Catalog, closed: bool) -> dict:
+async def compute_statement(books: BooksReader, period: str, catalog: Catalog, closed: bool) -> Statement:
     lines = await lines_of(books, period, catalog)
     balances = await balances_at(books, period, catalog)
     return rating.statement(period, catalog, lines, closed, credits.draw(lines, catalog.grants, balances))
@@ -83,7 +91,8 @@ async def draws_in(books: BooksReader, period: str, catalog: Catalog, balances: 
     closed_through = await books.closed_through()
     if closed_through is not None and period <= closed_through:
         stored = await books.closed_statement(period)
-        drawn = {d["grant"]: d["amount_yen"] for d in orjson.loads(stored).get("grant_draws", [])} if stored else {}
+        # Only its draws are read: a closed statement may have 100,000 lines.
+        drawn = {d.grant: d.amount_yen for d in Statement.draws_of(orjson.loads(stored))} if stored else {}
         for grant_id, amount in drawn.items():
             balances[grant_id] = balances.get(grant_id, 0) - amount
         return drawn
@@ -120,7 +129,7 @@ async def _close_through(books: BooksWriter, period: str, closed_through: str | 
     return period
 
 
-async def _post_journal(books: BooksWriter, period: str, document: dict) -> None:
+async def _post_journal(books: BooksWriter, period: str, document: Statement) -> None:
     """Post a closing period's entries after the chain's head."""
     last_seq, last_hash = await books.journal_head()
     planned = journal.entries_for_statement(document)
@@ -138,5 +147,4 @@ async def _empty_closed_statement(books: BooksReader, period: str, catalog: Cata
     """
     member_ids = await books.members_at_close(period)
     document = rating.statement(period, catalog, [], closed=True)
-    document["net_yen"] = dict.fromkeys(sorted(member_ids or []), 0)
-    return render(document)
+    return render(replace(document, net_yen=dict.fromkeys(sorted(member_ids or []), 0)))

@@ -15,8 +15,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import orjson
-
 from ledger.domain import access, invoices
 from ledger.domain.access import Caller
 from ledger.domain.capacity import capacity_page, capacity_report
@@ -26,6 +24,7 @@ from ledger.domain.periods import previous_period
 from ledger.domain.ports import BooksReader, Store
 from ledger.domain.rating import HourUsage
 from ledger.domain.settlement_report import settlement_report
+from ledger.domain.statement import Statement
 from ledger.service import books, tokens
 from ledger.service.usage import known_period, period_bounds
 
@@ -38,12 +37,12 @@ class PeriodDocuments:
     """A caller's documents of one period and what their content is made from."""
 
     period: str
-    statement: dict
+    statement: Statement
     catalog: Catalog
     issue: invoices.Issue
     planned: list[invoices.Planned]
     pseudonym_key: bytes = b""
-    earlier: list[dict] = field(default_factory=list)
+    earlier: list[Statement] = field(default_factory=list)
     usages: list[HourUsage] = field(default_factory=list)
     balances: dict[str, int] = field(default_factory=dict)
     capacity: dict | None = None
@@ -84,14 +83,14 @@ class PeriodDocuments:
         return {**page, "issue": self.issue.content(self.catalog), "service": invoices.period_dates(self.catalog, self.period)}
 
 
-async def statement_of(reader: BooksReader, period: str, catalog: Catalog, closed_through: str | None) -> dict:
+async def statement_of(reader: BooksReader, period: str, catalog: Catalog, closed_through: str | None) -> Statement:
     """A period's statement as `settle` prints it: a closed period's stored document."""
     if closed_through is not None and period <= closed_through:
-        return orjson.loads(await books.closed_document(reader, period, catalog))
+        return books.read(await books.closed_document(reader, period, catalog))
     return await books.compute_statement(reader, period, catalog, closed=False)
 
 
-async def _earlier(reader: BooksReader, period: str, catalog: Catalog, closed_through: str | None) -> list[dict]:
+async def _earlier(reader: BooksReader, period: str, catalog: Catalog, closed_through: str | None) -> list[Statement]:
     """The statements of the months before `period` (oldest first), from the first one
     with any line."""
     found = []
@@ -101,12 +100,12 @@ async def _earlier(reader: BooksReader, period: str, catalog: Catalog, closed_th
             break
         current = previous_period(current)
         found.insert(0, await statement_of(reader, current, catalog, closed_through))
-    while found and not found[0]["lines"]:
+    while found and not found[0].lines:
         found.pop(0)
     return found
 
 
-def _scoped(caller: Caller, statement: dict) -> list[invoices.Planned]:
+def _scoped(caller: Caller, statement: Statement) -> list[invoices.Planned]:
     return [p for p in invoices.plan(statement) if access.sees_document(caller, p.kind, p.issuer, p.recipient)]
 
 
@@ -126,7 +125,7 @@ async def gather(
         period_bounds(catalog, period)  # its days must exist as dates: not 0001-01 east of UTC
         closed_through = await reader.closed_through()
         statement = await statement_of(reader, period, catalog, closed_through)
-        closed_at = await reader.closed_at(period) if statement["closed"] else None
+        closed_at = await reader.closed_at(period) if statement.closed else None
         found = PeriodDocuments(
             period, statement, catalog, invoices.Issue(closed_at, int(time.time()) if now is None else now),
             _scoped(caller, statement), key,

@@ -23,6 +23,7 @@ from ledger.domain.instants import format_utc
 from ledger.domain.metering import HOUR_BITS_BYTES
 from ledger.domain.payment_journal import POSTED_AFTER_CLOSE
 from ledger.domain.ports import Evidence, ExportReader, Store
+from ledger.domain.statement import Statement
 from ledger.service import books, signing
 
 # /2 adds grants.json: the grants behind the statement's credits (docs/auditor-bundle.md).
@@ -196,14 +197,14 @@ async def _write_journal(bundle: _Bundle, reader: ExportReader, period: str) -> 
     return head
 
 
-async def grants_document(reader: ExportReader, period: str, catalog: Catalog, statement: dict) -> dict:
+async def grants_document(reader: ExportReader, period: str, catalog: Catalog, statement: Statement) -> dict:
     """The grants that cover any line of the statement, each with its balance at the start
     of the period: what an auditor needs to recompute every draw."""
     balances = await books.balances_at(reader, period, catalog)
     covering = sorted(
         {
-            grant.id for grant in catalog.grants.values() for line in statement["lines"]
-            if grant.covers(line["reseller"], line["tenant"], line["sku"], line["service_period"], line["provider"])
+            grant.id for grant in catalog.grants.values() for line in statement.lines
+            if grant.covers(line.reseller, line.tenant, line.sku, line.service_period, line.provider)
         }
     )
     return {
@@ -230,10 +231,10 @@ async def _write_files(reader: ExportReader, period: str, out: Path, on_progress
     catalog = await reader.catalog()
     out.mkdir(parents=True, exist_ok=True)
     bundle = _Bundle(out)
+    statement = books.read(statement_bytes)
     bundle.write("statement.json", statement_bytes + b"\n")
-    bundle.write("statement.csv", report.as_csv(orjson.loads(statement_bytes)).encode("utf-8"))
+    bundle.write("statement.csv", report.as_csv(statement).encode("utf-8"))
     bundle.write("catalog.json", _json_file(catalog_document(catalog)))
-    statement = orjson.loads(statement_bytes)
     bundle.write("grants.json", _json_file(await grants_document(reader, period, catalog, statement)))
     await _write_evidence(bundle, reader, period, on_progress)
     head = await _write_journal(bundle, reader, period)

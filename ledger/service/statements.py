@@ -28,6 +28,7 @@ from ledger.domain.access import Caller
 from ledger.domain.errors import NotFound
 from ledger.domain.periods import parse_period
 from ledger.domain.ports import Store
+from ledger.domain.statement import GrantDraw
 from ledger.service import books
 
 Version = tuple[int, int]  # Store.ledger_version(): (catalog revision, batches metered)
@@ -41,7 +42,7 @@ class Computed:
     closed: bool
     document: bytes  # the alliance's statement, as `gpuledger settle` prints it
     views: dict[str, bytes]  # member -> its side of it
-    grant_draws: tuple[dict, ...] = ()  # what grants drew (the usage API's credit estimate)
+    grant_draws: tuple[GrantDraw, ...] = ()  # what grants drew (the usage API's credit estimate)
     size_bytes: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -56,9 +57,9 @@ class Computed:
             raise NotFound(f"no member {caller.member!r}")
         return view
 
-    def draws_for(self, caller: Caller) -> list[dict]:
+    def draws_for(self, caller: Caller) -> list[GrantDraw]:
         """The grant draws of grants the caller funds or whose tenants it bills (an auditor: all)."""
-        return [d for d in self.grant_draws if caller.member is None or caller.member in (d["funder"], d["reseller"])]
+        return [d for d in self.grant_draws if caller.member is None or caller.member in (d.funder, d.reseller)]
 
 
 async def compute(store: Store, period: str, pseudonym_key: bytes) -> Computed:
@@ -70,13 +71,13 @@ async def compute(store: Store, period: str, pseudonym_key: bytes) -> Computed:
         catalog = await reader.catalog()
         if closed_through is not None and period <= closed_through:
             data = await books.closed_document(reader, period, catalog)
-            document = orjson.loads(data)
+            statement = books.read(data)
         else:
-            document = await books.compute_statement(reader, period, catalog, closed=False)
-            data = books.render(document)
-    members = sorted(set(catalog.members) | set(document["net_yen"]))
-    views = {m: orjson.dumps(access.member_view(document, m, pseudonym_key)) for m in members}
-    return Computed(period, document["closed"], data, views, tuple(document.get("grant_draws", ())))
+            statement = await books.compute_statement(reader, period, catalog, closed=False)
+            data = books.render(statement)
+    members = sorted(set(catalog.members) | set(statement.net_yen))
+    views = {m: orjson.dumps(access.member_view(statement, m, pseudonym_key)) for m in members}
+    return Computed(period, statement.closed, data, views, statement.draws)
 
 
 class StatementCache:

@@ -220,8 +220,9 @@ async def credit_estimate(
     caller funds or whose tenants it bills (an auditor: all): the open statement's draws."""
     period = catalog.calendar.period_of(now)
     if statement_of is not None:
-        return {"period": period, "grant_draws": (await statement_of(period)).draws_for(caller)}
-    async with store.snapshot() as reader:
-        document = await books.compute_statement(reader, period, await reader.catalog(), closed=False)
-    draws = [d for d in document["grant_draws"] if caller.member is None or caller.member in (d["funder"], d["reseller"])]
-    return {"period": period, "grant_draws": draws}
+        draws = (await statement_of(period)).draws_for(caller)
+    else:
+        async with store.snapshot() as reader:
+            statement = await books.compute_statement(reader, period, await reader.catalog(), closed=False)
+        draws = [d for d in statement.draws if caller.member is None or caller.member in (d.funder, d.reseller)]
+    return {"period": period, "grant_draws": [d.to_document() for d in draws]}

@@ -21,6 +21,7 @@ from ledger.domain.instants import format_utc
 from ledger.domain.payments import Payment, Transfer, transfers_in
 from ledger.domain.periods import next_period
 from ledger.domain.ports import BooksReader, RollupCheck, Store
+from ledger.domain.statement import Statement
 from ledger.domain.stored_statements import comparable, first_difference
 from ledger.service.books import compute_statement, render
 
@@ -167,7 +168,8 @@ def _check_statements(by_period: dict[str, list], statements: dict[str, dict]) -
     for period, document in sorted(statements.items()):
         stored = _closing(by_period.get(period, []))
         try:
-            implied = journal.entries_for_statement(document, payment_journal.closing_form(stored))
+            implied = journal.entries_for_statement(
+                Statement.from_document(document), payment_journal.closing_form(stored))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise VerificationFailed(f"the closed statement of {period} is not a statement ({exc!r})") from exc
         for entry in journal.unbalanced(implied):

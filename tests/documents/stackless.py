@@ -9,6 +9,7 @@ from ledger.domain.access import OPERATOR, Caller
 from ledger.domain.catalog import Catalog
 from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.rating import HourUsage
+from ledger.domain.statement import Statement
 from ledger.service.documents import PeriodDocuments, _scoped
 from tests.scenario import expected, scenario_dirs
 
@@ -22,25 +23,24 @@ def catalog(directory=Q4) -> Catalog:
     return Catalog().merge(parse_catalog((directory / "catalog.toml").read_bytes()), None)
 
 
-def spread(catalog: Catalog, statement: dict) -> list[HourUsage]:
+def spread(catalog: Catalog, statement: Statement) -> list[HourUsage]:
     """Each line's seconds over the hours of its service period, up to 3,600 an hour."""
     usages = []
-    for number, line in enumerate(statement["lines"]):
-        start, end = catalog.calendar.bounds(line["service_period"])
-        hour, left = start + 3600 * (number % 24), line["gpu_seconds"]
+    for number, line in enumerate(statement.lines):
+        start, end = catalog.calendar.bounds(line.service_period)
+        hour, left = start + 3600 * (number % 24), line.gpu_seconds
         while left > 0 and hour < end:
             seconds = min(left, 3600)
-            usages.append(HourUsage(line["reseller"], line["tenant"], line["provider"], line["sku"],
-                                    line["service_period"], hour, seconds))
+            usages.append(HourUsage(line.reseller, line.tenant, line.provider, line.sku, line.service_period, hour, seconds))
             left, hour = left - seconds, hour + 3600 * 7
     return usages
 
 
-def balances_at(catalog: Catalog, earlier: list[dict]) -> dict[str, int]:
+def balances_at(catalog: Catalog, earlier: list[Statement]) -> dict[str, int]:
     balances = {gid: g.amount_yen for gid, g in catalog.grants.items()}
     for statement in earlier:
-        for draw in statement.get("grant_draws", []):
-            balances[draw["grant"]] -= draw["amount_yen"]
+        for draw in statement.draws:
+            balances[draw.grant] -= draw.amount_yen
     return balances
 
 
@@ -48,8 +48,8 @@ def period_documents(period: str = "2026-10", caller: Caller = OPERATOR, closed:
     want = expected(directory)
     found = catalog(directory)
     statement_step, capacity_step = STEPS[period]
-    statement = dict(want[statement_step], closed=closed)
-    earlier = [want["settle_sep"]] if period == "2026-10" else []
+    statement = Statement.from_document(dict(want[statement_step], closed=closed))
+    earlier = [Statement.from_document(want["settle_sep"])] if period == "2026-10" else []
     capacity = want.get(capacity_step, {"period": period, "rows": []})
     documents = PeriodDocuments(
         period, statement, found, invoices.Issue(CLOSES[period] if closed else None, 1_796_000_000),

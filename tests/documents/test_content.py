@@ -29,30 +29,31 @@ def contents(documents, kind):
 def test_every_invoice_carries_the_statements_figures(period):
     documents = period_documents(period)
     statement = documents.statement
-    tenant = {(i["reseller"], i["tenant"]): i for i in statement["tenant_invoices"]}
-    member = {(i["provider"], i["reseller"]): i for i in statement["member_invoices"]}
+    tenant = {(i.reseller, i.tenant): i for i in statement.tenant_invoices}
+    member = {(i.provider, i.reseller): i for i in statement.member_invoices}
     seen = 0
     for planned, content in contents(documents, "tenant_invoice") + contents(documents, "member_invoice"):
         wanted = (tenant if planned.kind == "tenant_invoice" else member)[(planned.issuer, planned.recipient)]
         for key in ("subtotal_yen", "tax_yen", "total_yen"):
-            assert content[key] == wanted[key]
+            assert content[key] == getattr(wanted, key)
         assert content["total_yen"] == planned.total_yen
         assert content["issuer"]["registration"] == documents.catalog.members[planned.issuer].invoice_registration
         assert content["qualified"] and content["issue"]["date"] is not None
         assert content["tax_rate_percent"] == 10
-        assert sum(line["amount_yen"] for line in content["lines"]) == wanted.get("retail_yen", wanted["subtotal_yen"])
-        assert sum(c["amount_yen"] for c in content["credits"]) == wanted.get("credit_yen", 0)
+        assert sum(line["amount_yen"] for line in content["lines"]) == getattr(wanted, "retail", wanted.subtotal_yen)
+        assert sum(c["amount_yen"] for c in content["credits"]) == getattr(wanted, "credit", 0)
         seen += 1
     assert seen == len(tenant) + len(member) > 0
 
 
 def test_an_invoice_that_would_not_add_up_is_refused():
     documents = period_documents("2026-10")
-    invoice = documents.statement["tenant_invoices"][0]
-    lines = documents.statement["lines"]
-    lines.remove(next(line for line in lines if (line["reseller"], line["tenant"]) == (invoice["reseller"], invoice["tenant"])))
+    invoice = documents.statement.tenant_invoices[0]
+    lines = list(documents.statement.lines)
+    lines.remove(next(line for line in lines if (line.reseller, line.tenant) == (invoice.reseller, invoice.tenant)))
+    edited = replace(documents.statement, lines=tuple(lines))
     with pytest.raises(VerificationFailed):
-        invoices.tenant_invoice(documents.statement, documents.catalog, documents.issue, invoice["reseller"], invoice["tenant"])
+        invoices.tenant_invoice(edited, documents.catalog, documents.issue, invoice.reseller, invoice.tenant)
 
 
 def test_document_numbers_are_stable_and_distinct():
@@ -70,9 +71,9 @@ def test_the_plan_lists_every_invoice_a_report_per_member_and_the_capacity_repor
     documents = period_documents("2026-10")
     kinds = [p.kind for p in documents.planned]
     statement = documents.statement
-    assert kinds.count("tenant_invoice") == len(statement["tenant_invoices"]) == 12
-    assert kinds.count("member_invoice") == len(statement["member_invoices"]) == 5
-    assert [p.issuer for p in documents.planned if p.kind == "settlement_report"] == sorted(statement["net_yen"])
+    assert kinds.count("tenant_invoice") == len(statement.tenant_invoices) == 12
+    assert kinds.count("member_invoice") == len(statement.member_invoices) == 5
+    assert [p.issuer for p in documents.planned if p.kind == "settlement_report"] == sorted(statement.net_yen)
     assert kinds[-1] == "capacity_report"
     assert documents.manifest()["documents"][0]["html"].endswith(".html")
 
@@ -98,14 +99,14 @@ def test_a_members_report_reconciles_to_its_net_and_transfers(period, member):
     documents = period_documents(period)
     report = documents.content(next(p for p in documents.planned if p.kind == "settlement_report" and p.issuer == member))
     statement = documents.statement
-    assert report["net"]["net_yen"] == report["net"]["statement_net_yen"] == statement["net_yen"][member]
-    issued = [i for i in statement["member_invoices"] if i["provider"] == member]
-    assert report["net"]["issued_yen"] == sum(i["total_yen"] for i in issued)
-    paid = sum(t["amount_yen"] for t in statement["transfers"] if t["from"] == member)
-    got = sum(t["amount_yen"] for t in statement["transfers"] if t["to"] == member)
+    assert report["net"]["net_yen"] == report["net"]["statement_net_yen"] == statement.net_yen[member]
+    issued = [i for i in statement.member_invoices if i.provider == member]
+    assert report["net"]["issued_yen"] == sum(i.total_yen for i in issued)
+    paid = sum(t.amount_yen for t in statement.transfers if t.payer == member)
+    got = sum(t.amount_yen for t in statement.transfers if t.payee == member)
     assert sum(-t["amount_yen"] if t["pays"] else t["amount_yen"] for t in report["transfers"]) == got - paid
     assert report["tenant_totals"]["total_yen"] == sum(
-        i["total_yen"] for i in statement["tenant_invoices"] if i["reseller"] == member)
+        i.total_yen for i in statement.tenant_invoices if i.reseller == member)
     assert [m["period"] for m in report["history"]][-1] == period
 
 
@@ -117,7 +118,7 @@ def raw_ids(text: str, ids) -> set[str]:
 def test_a_providers_report_shows_other_resellers_tenants_only_as_pseudonyms(member):
     documents = period_documents("2026-10")
     report = documents.content(next(p for p in documents.planned if p.kind == "settlement_report" and p.issuer == member))
-    others = {line["tenant"] for line in documents.statement["lines"] if line["reseller"] != member}
+    others = {line.tenant for line in documents.statement.lines if line.reseller != member}
     funded = {g.tenant for g in documents.catalog.grants.values() if g.funder == member}  # named in its own grants
     text = repr(report)
     assert raw_ids(text, others - funded) == set()

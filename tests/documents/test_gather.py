@@ -42,7 +42,7 @@ async def ledger():
 
 async def test_the_documents_are_the_closed_statements_dated_by_the_close(ledger):
     found = await documents.gather(ledger, "2026-10", OPERATOR, now=CLOSE_OCTOBER + 999)
-    assert normalized(found.statement) == normalized(expected(Q4)["settle_oct"])
+    assert normalized(found.statement.to_document()) == normalized(expected(Q4)["settle_oct"])
     assert found.issue.closed_at == CLOSE_OCTOBER
     assert local_date(found.catalog, CLOSE_OCTOBER) == "2026-11-01"
     for planned in found.planned:
@@ -55,13 +55,13 @@ async def test_a_reports_daily_hours_add_up_to_the_statements_lines(ledger):
     for planned in (p for p in found.planned if p.kind == "settlement_report"):
         report = found.content(planned)
         member = planned.issuer
-        lines = [x for x in found.statement["lines"] if member in (x["provider"], x["reseller"])]
-        current = sum(x["gpu_seconds"] for x in lines if x["service_period"] == "2026-10")
+        lines = [x for x in found.statement.lines if member in (x.provider, x.reseller)]
+        current = sum(x.gpu_seconds for x in lines if x.service_period == "2026-10")
         for chart in ("by_sku", "by_counterpart"):
             hours = sum(sum(s["hours"]) for s in report["daily"][chart]["series"])
             values = sum(len(s["hours"]) for s in report["daily"][chart]["series"])
             assert abs(hours * 3600 - current) <= 0.18 * values, (member, chart)  # each day to 4 places
-        prior = sum(x["gpu_seconds"] for x in lines if x["service_period"] != "2026-10")
+        prior = sum(x.gpu_seconds for x in lines if x.service_period != "2026-10")
         assert report["daily"]["prior_gpu_hours"] == f"{prior / 3600:.4f}"
         assert [m["period"] for m in report["history"]] == ["2026-09", "2026-10"]
         september = orjson.loads(await books.statement(ledger, "2026-09"))
@@ -97,7 +97,7 @@ async def test_an_open_period_gives_drafts(ledger):
     assert report["issue"]["draft"] is True and report["issue"]["date"] is None
     assert [m["period"] for m in report["history"]] == ["2026-09", "2026-10", "2026-11", "2026-12"]
     november = await documents.gather(ledger, "2026-11", OPERATOR, wanted=set())
-    assert not november.statement["closed"] and november.issue.closed_at is None
+    assert not november.statement.closed and november.issue.closed_at is None
 
 
 @pytest.mark.parametrize("period", ["2026-13", "0000-12", "9999-12", "26-10"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -51,8 +52,8 @@ def test_the_manifest_lists_every_file_written(october):
 def test_each_invoices_pdf_text_holds_registration_recipient_tax_and_total(october):
     documents, manifest, folder = october
     statement = documents.statement
-    invoices = {("tenant_invoice", i["reseller"], i["tenant"]): i for i in statement["tenant_invoices"]}
-    invoices |= {("member_invoice", i["provider"], i["reseller"]): i for i in statement["member_invoices"]}
+    invoices = {("tenant_invoice", i.reseller, i.tenant): i for i in statement.tenant_invoices}
+    invoices |= {("member_invoice", i.provider, i.reseller): i for i in statement.member_invoices}
     for entry in manifest["documents"]:
         if entry["kind"] not in ("tenant_invoice", "member_invoice"):
             continue
@@ -63,9 +64,9 @@ def test_each_invoices_pdf_text_holds_registration_recipient_tax_and_total(octob
         assert f"登録番号 Registration No. {issuer.invoice_registration}" in text
         recipient = entry["recipient"] if entry["kind"] == "tenant_invoice" else documents.catalog.members[entry["recipient"]].name
         assert f"{recipient} 御中" in text
-        assert re.search(rf"消費税（10%） Consumption tax at 10% ¥{wanted['tax_yen']:,}\n", text)
-        assert re.search(rf"合計（税込） Total, tax included ¥{wanted['total_yen']:,}\n", text)
-        assert f"10%対象 課税標準額 Subtotal at 10%, excl. tax ¥{wanted['subtotal_yen']:,}" in text
+        assert re.search(rf"消費税（10%） Consumption tax at 10% ¥{wanted.tax_yen:,}\n", text)
+        assert re.search(rf"合計（税込） Total, tax included ¥{wanted.total_yen:,}\n", text)
+        assert f"10%対象 課税標準額 Subtotal at 10%, excl. tax ¥{wanted.subtotal_yen:,}" in text
         assert "発行日 Date of issue 2026年11月1日" in text
         assert "2026年10月1日〜2026年10月31日" in text
     assert invoices == {}
@@ -102,12 +103,14 @@ def test_a_draft_says_so_and_is_dated_when_made():
 def test_what_a_tenant_id_holds_is_text_not_markup():
     documents = period_documents("2026-10")
     hostile = '<script>alert("x")</script>&'
-    for line in documents.statement["lines"]:
-        if line["tenant"] == "kdd-cust-00":
-            line["tenant"] = hostile
-    for invoice in documents.statement["tenant_invoices"]:
-        if invoice["tenant"] == "kdd-cust-00":
-            invoice["tenant"] = hostile
+    statement = documents.statement
+    documents.statement = replace(
+        statement,
+        lines=tuple(replace(x, tenant=hostile) if x.tenant == "kdd-cust-00" else x for x in statement.lines),
+        tenant_invoices=tuple(
+            replace(i, tenant=hostile) if i.tenant == "kdd-cust-00" else i for i in statement.tenant_invoices
+        ),
+    )
     planned = next(p for p in period_documents("2026-10").planned if p.recipient == "kdd-cust-00")
     planned = type(planned)(planned.kind, planned.issuer, hostile, planned.total_yen, planned.stem)
     page = render.html(documents.content(planned))

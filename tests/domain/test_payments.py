@@ -14,6 +14,7 @@ from ledger.domain import journal, payment_journal, payments
 from ledger.domain.errors import Forbidden, InputError, NotFound
 from ledger.domain.payments import Payment, PaymentRefused, Transfer
 from ledger.domain.periods import calendar
+from ledger.domain.statement import Statement
 from tests.factories import instant
 
 TRANSFER = Transfer("2026-09", "kddi", "highreso", 65090)
@@ -157,8 +158,10 @@ def test_a_payment_as_printed():
 
 
 def closing(transfer: Transfer, owed: bool) -> list[journal.Entry]:
-    statement = {"lines": [], "tenant_invoices": [], "member_invoices": [], "net_yen": {},
-                 "transfers": [{"from": transfer.payer, "to": transfer.payee, "amount_yen": transfer.amount_yen}]}
+    statement = Statement.from_document({
+        "period": "2026-10", "currency": "JPY", "closed": True, "lines": [], "tenant_invoices": [],
+        "member_invoices": [], "returns": [], "grant_draws": [], "net_yen": {},
+        "transfers": [{"from": transfer.payer, "to": transfer.payee, "amount_yen": transfer.amount_yen}]})
     return journal.entries_for_statement(statement, transfers_owed=owed)
 
 

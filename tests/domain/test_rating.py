@@ -854,10 +854,11 @@ def test_property_rate_groups_each_second_by_the_versions_in_effect_at_it(claims
 def test_a_tenant_id_that_looks_like_a_formula_is_text_in_the_csv():
     """Given a tenant id a spreadsheet would run (`=cmd|...`), then the CSV cell is text; yen stay numbers."""
     from ledger.domain.report import as_csv  # the CSV is the statement's other format
+    from ledger.domain.statement import Statement
 
     ledger = new_ledger(SPEC_CATALOG)
     bill(ledger, time="2026-10-03T12:00:00Z", seconds=3600, tenant="=HYPERLINK(\"x\")")
     bill(ledger, time="2026-10-03T12:00:00Z", seconds=3600, tenant="-1+2", gpu_uuid="GPU-2")
-    text = as_csv(ledger.settle("2026-10"))
+    text = as_csv(Statement.from_document(ledger.settle("2026-10")))
     assert "'=HYPERLINK" in text and "'-1+2" in text
     assert ",kddi,-1144," in text  # kddi's net stays a number

@@ -235,6 +235,7 @@ def test_a_consistent_rewrite_of_the_whole_chain_is_caught_alone_and_by_a_signed
     billed seconds, which a closed period never changes), and by the chain head signed in
     a bundle an auditor already holds."""
     from ledger.domain import journal
+    from ledger.domain.statement import Statement
 
     stack = make_stack()
     (tmp_path / "batch1.ndjson").write_bytes(batch_bytes(SCENARIO, "batch1"))
@@ -250,7 +251,9 @@ def test_a_consistent_rewrite_of_the_whole_chain_is_caught_alone_and_by_a_signed
     invoice = statement["tenant_invoices"][0]
     invoice["subtotal_yen"] -= 100
     invoice["total_yen"] -= 100
-    entries = journal.chain("2026-09", journal.entries_for_statement(statement), 0, journal.GENESIS_HASH)
+    entries = journal.chain(
+        "2026-09", journal.entries_for_statement(Statement.from_document(statement)), 0, journal.GENESIS_HASH
+    )
 
     async def rewrite():
         conn = await asyncpg.connect(stack.database_url)

@@ -48,7 +48,7 @@ async def test_each_callers_side_is_the_member_view_of_the_one_statement(store):
     await load_catalog(store, DEFAULT_CATALOG)
     await billed(store, 3600, "GPU-a")
     computed = await statements.compute(store, "2026-10", KEY)
-    alliance = orjson.loads(await books.statement(store, "2026-10"))
+    alliance = books.read(await books.statement(store, "2026-10"))
     assert computed.for_caller(AUDITOR) == await books.statement(store, "2026-10")
     for caller in (KDDI, SAKURA):
         assert orjson.loads(computed.for_caller(caller)) == member_view(alliance, caller.member, KEY)
