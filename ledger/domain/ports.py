@@ -159,6 +159,42 @@ class TokenRecord:
     label: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class NewVoid:
+    """A void as it is made (SPEC.md, "Corrections"): one GPU's [start, end) of one
+    attribution, why, who made it, and the books as it found them."""
+
+    gpu_uuid: str
+    start: int
+    end: int
+    attribution: tuple[str, str, str, str]  # (provider, reseller, tenant, sku)
+    reason: str
+    dispute_id: str | None
+    actor: str  # "operator" or the provider's member id
+    gpu_seconds: int
+    closed_through: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VoidedBits:
+    """The bits one void took from one claim, and the booking period whose statement
+    returns them (None: the claim's booking period was open; they left its lines)."""
+
+    key: ClaimKey
+    bits: int
+    returned_in: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VoidRow:
+    """A stored void, as listed."""
+
+    id: str
+    void: NewVoid
+    made_at: int  # Unix seconds
+    returned_in: str | None  # where its returned seconds went, if any
+
+
 # -- the ports ---------------------------------------------------------------------------
 
 
@@ -186,6 +222,13 @@ class IntakeTransaction(Protocol):
     async def claims(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
         """Every stored bitmap of these (gpu_uuid, hour_start) pairs."""
 
+    async def voided(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
+        """The bits voids took from the claims of these (gpu_uuid, hour_start) pairs, per claim."""
+
+    async def write_void(self, void: NewVoid, taken: list[VoidedBits]) -> str:
+        """Store a void and the bits it takes from each claim; returns its id (`void-N`).
+        The rollups stop counting those seconds in the same transaction."""
+
     async def write_claims(self, changed: list[tuple[ClaimKey, int]]) -> None:
         """Store each bitmap's whole new value. Bits only grow; a closed booking period refuses."""
 
@@ -208,8 +251,17 @@ class BooksReader(Protocol):
     async def catalog(self) -> Catalog: ...
 
     async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
-        """Billed seconds of a booking period per attribution, service period and hour; with
-        `bits` for the hours in `split_hours` (where a version starts inside the hour)."""
+        """Billed seconds of a booking period per attribution, service period and hour, as
+        its statement holds them: less the seconds voids took while it was open, with those
+        returned later (by a later period's statement) still in; with `bits` for the hours
+        in `split_hours` (where a version starts inside the hour)."""
+
+    async def returned(self, through: str) -> list[VoidedBits]:
+        """The bits voids took from claims of closed booking periods, returned in booking
+        periods up to and including `through`."""
+
+    async def voids(self, member: str | None = None, limit: int = 1000) -> list[VoidRow]:
+        """Stored voids, oldest first: those of seconds `member` provided or resold (None: all)."""
 
     async def closed_statement(self, period: str) -> bytes | None:
         """The stored bytes of a closed period's statement (None: none stored)."""

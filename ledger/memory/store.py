@@ -25,7 +25,15 @@ from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.events import REASONS
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
-from ledger.domain.ports import DeadLetter, DeadLetterFilter, DeadLetterRef, Tally, TokenRecord
+from ledger.domain.ports import (
+    DeadLetter,
+    DeadLetterFilter,
+    DeadLetterRef,
+    Tally,
+    TokenRecord,
+    VoidedBits,
+    VoidRow,
+)
 from ledger.domain.rating import HourUsage
 from ledger.domain.usage import coarsen
 from ledger.memory.books import MemoryBooks
@@ -44,6 +52,8 @@ class State:
     period_closes: list[tuple[str, list[str]]] = field(default_factory=list)
     closed_at: dict[str, int] = field(default_factory=dict)  # period, or "through " + closed_through: Unix s
     claims: dict[ClaimKey, int] = field(default_factory=dict)
+    voids: list[VoidRow] = field(default_factory=list)  # id = "void-" + (index + 1)
+    voided: list[VoidedBits] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)  # id = index + 1
     replays: dict[int, str] = field(default_factory=dict)
     tallies: list[Tally] = field(default_factory=list)
@@ -62,6 +72,8 @@ class State:
             period_closes=list(self.period_closes),
             closed_at=dict(self.closed_at),
             claims=dict(self.claims),
+            voids=list(self.voids),
+            voided=list(self.voided),
             dead_letters=list(self.dead_letters),
             replays=dict(self.replays),
             tallies=list(self.tallies),
@@ -71,6 +83,22 @@ class State:
             token_uses=dict(self.token_uses),
             revoked=set(self.revoked),
         )
+
+    def voided_bits(self, returned: bool | None = None) -> dict[ClaimKey, int]:
+        """Per claim, the bits voids took (`returned`: only those returned by a later
+        statement, True, or only those that left an open period's lines, False)."""
+        found: dict[ClaimKey, int] = {}
+        for part in self.voided:
+            if returned is None or returned == (part.returned_in is not None):
+                found[part.key] = found.get(part.key, 0) | part.bits
+        return found
+
+    def billed_now(self) -> dict[ClaimKey, int]:
+        """Every claim's bits billed now: claimed, less voided."""
+        voided = self.voided_bits()
+        if not voided:
+            return self.claims
+        return {key: bits & ~voided.get(key, 0) for key, bits in self.claims.items()}
 
     def dead_letter_refs(self) -> list[tuple[int, DeadLetter]]:
         return list(enumerate(self.dead_letters, start=1))
@@ -136,7 +164,7 @@ class MemoryStore:
     @asynccontextmanager
     async def intake(self):
         async with self._transaction() as state:
-            yield MemoryIntake(state)
+            yield MemoryIntake(state, self.clock)
 
     @asynccontextmanager
     async def books(self, *, close: bool = False):
@@ -239,7 +267,7 @@ class MemoryStore:
         _no_nul(member, provider, reseller, sku, service_period, region)
         catalog = self.state.catalog
         totals: dict[tuple, int] = {}
-        for key, bits in self.state.claims.items():
+        for key, bits in self.state.billed_now().items():
             p, r, tenant, s = key.attribution
             if not start <= key.hour_start < end or (member is not None and member not in (p, r)):
                 continue

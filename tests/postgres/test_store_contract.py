@@ -17,7 +17,14 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.metering import ClaimKey
-from ledger.domain.ports import DeadLetter, DeadLetterFilter, Tally, TokenRecord
+from ledger.domain.ports import (
+    DeadLetter,
+    DeadLetterFilter,
+    NewVoid,
+    Tally,
+    TokenRecord,
+    VoidedBits,
+)
 from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
@@ -476,3 +483,45 @@ async def test_a_gpu_registered_after_its_seconds_were_billed_gets_its_region_in
     assert sorted((b.provider, b.region or "", b.seconds) for b in billed) == [
         ("kddi", "", 2), ("sakura", "", 1), ("sakura", "jp-tokyo", 4),
     ]
+
+
+# -- voids ------------------------------------------------------------------------------
+
+
+def void_of(seconds: int, closed_through: str | None = None) -> NewVoid:
+    return NewVoid("GPU-1", HOUR, HOUR + 3600, KDDI_ACME, "outage", None, "operator", seconds, closed_through)
+
+
+async def test_a_void_is_stored_with_what_it_took_and_read_back_per_claim(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111), (key(gpu="GPU-2"), 0b1)])
+        void_id = await tx.write_void(void_of(2), [VoidedBits(key(), 0b0011, None)])
+    assert void_id.startswith("void-")
+    async with store.intake() as tx:
+        assert await tx.voided([("GPU-1", HOUR), ("GPU-2", HOUR)]) == [(key(), 0b0011)]
+    async with store.books() as books:
+        [usage] = [u for u in await books.hour_usages("2026-09", []) if u.hour_start == HOUR]
+        assert usage.seconds == 3  # 4 + 1 claimed, 2 voided while the period was open
+        assert [u.bits for u in await books.hour_usages("2026-09", [HOUR]) if u.tenant == "acme"] == [0b1100, 0b1]
+        rows = await books.voids()
+        assert [(r.id, r.void.gpu_seconds, r.returned_in) for r in rows] == [(void_id, 2, None)]
+        assert await books.voids("highreso") == [] and len(await books.voids("kddi")) == 1
+
+
+async def test_seconds_voided_after_their_period_closed_stay_on_its_lines_and_are_returned_later(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111)])
+    await close_through(store, "2026-09", ["2026-09"])
+    async with store.intake() as tx:
+        await tx.write_void(void_of(1, "2026-09"), [VoidedBits(key(), 0b1000, "2026-10")])
+    async with store.books() as books:
+        assert sum(u.seconds for u in await books.hour_usages("2026-09", [])) == 4  # as its statement holds
+        assert [u.bits for u in await books.hour_usages("2026-09", [HOUR])] == [0b1111]
+        assert await books.returned("2026-10") == [VoidedBits(key(), 0b1000, "2026-10")]
+        assert await books.returned("2026-09") == []
+        billed = await books.capacity_billed("2026-09")
+        assert sum(b.seconds for b in billed) == 3  # billed now
+        check = await books.check_rollups(10)
+        assert (check.differences, check.gpu_seconds) == ((), 3)
