@@ -5,7 +5,8 @@ unchanged on PostgreSQL (`ledger.postgres.PostgresStore`) and in memory
 (`ledger.memory.MemoryStore`); `tests/postgres/test_store_contract.py` holds both to the
 same behaviour. A method's docstring is its contract: what it returns, what it locks,
 and what it refuses. Values crossing a port are the frozen records below or domain
-values (`Catalog`, `ClaimKey`, `HourUsage`, `ChainedEntry`).
+values (`Catalog`, `ClaimKey`, `HourUsage`, `ChainedEntry`, `RollupCheck`, and the records of
+voids and disputes in `ledger.domain.correction_records`).
 
 Transactions are async context managers: everything done through one commits together
 when its block ends without an exception, and none of it when the block raises. Store
@@ -22,10 +23,12 @@ from typing import Protocol
 
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
+from ledger.domain.correction_records import NewVoid, VoidedBits, VoidRow
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
 from ledger.domain.rating import HourUsage
 from ledger.domain.records import keep_raw
+from ledger.domain.rollup_check import RollupCheck
 from ledger.domain.usage import Coarsening
 
 # -- records that cross the ports ------------------------------------------------------
@@ -120,32 +123,6 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class RollupDifference:
-    """One hour of one attribution, periods and region where the stored hourly rollups
-    differ from the billed seconds they sum."""
-
-    hour_start: int
-    attribution: tuple[str, str, str, str]  # provider, reseller, tenant, sku
-    service_period: str
-    booking_period: str
-    region: str | None
-    rolled_seconds: int  # what the rollups hold (0: no row)
-    billed_seconds: int  # what the bitmaps give
-
-
-@dataclass(frozen=True, slots=True)
-class RollupCheck:
-    """The hourly rollups compared with the billed seconds: how many rows (hour,
-    attribution, service and booking period, region) and seconds they hold, and where
-    they differ (the first few, and how many in all)."""
-
-    rows: int
-    gpu_seconds: int
-    differences: tuple[RollupDifference, ...]
-    differences_total: int
-
-
-@dataclass(frozen=True, slots=True)
 class TokenRecord:
     token_id: str
     role: str
@@ -157,42 +134,6 @@ class TokenRecord:
     created_at: int | None = None  # set by the store
     last_used_at: int | None = None
     label: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class NewVoid:
-    """A void as it is made (SPEC.md, "Corrections"): one GPU's [start, end) of one
-    attribution, why, who made it, and the books as it found them."""
-
-    gpu_uuid: str
-    start: int
-    end: int
-    attribution: tuple[str, str, str, str]  # (provider, reseller, tenant, sku)
-    reason: str
-    dispute_id: str | None
-    actor: str  # "operator" or the provider's member id
-    gpu_seconds: int
-    closed_through: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class VoidedBits:
-    """The bits one void took from one claim, and the booking period whose statement
-    returns them (None: the claim's booking period was open; they left its lines)."""
-
-    key: ClaimKey
-    bits: int
-    returned_in: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class VoidRow:
-    """A stored void, as listed."""
-
-    id: str
-    void: NewVoid
-    made_at: int  # Unix seconds
-    returned_in: str | None  # where its returned seconds went, if any
 
 
 # -- the ports ---------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import asyncpg
 from ledger.domain import journal
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
-from ledger.domain.ports import Evidence, RollupCheck, RollupDifference, VoidedBits, VoidRow
+from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
+from ledger.domain.rollup_check import RollupDifference
 from ledger.postgres import voids as stored_voids
 from ledger.postgres.catalog import load_catalog
 from ledger.postgres.errors import translating, translating_iterator
