@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from ledger.domain.catalog import Catalog
+from ledger.domain.correction_records import DisputeMove, NewDispute
 from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.events import REASONS
 from ledger.domain.journal import ChainedEntry
@@ -37,6 +38,7 @@ from ledger.domain.ports import (
 from ledger.domain.rating import HourUsage
 from ledger.domain.usage import coarsen
 from ledger.memory.books import MemoryBooks
+from ledger.memory.disputes import MemoryDisputes
 from ledger.memory.intake import MemoryIntake
 
 
@@ -54,6 +56,8 @@ class State:
     claims: dict[ClaimKey, int] = field(default_factory=dict)
     voids: list[VoidRow] = field(default_factory=list)  # id = "void-" + (index + 1)
     voided: list[VoidedBits] = field(default_factory=list)
+    disputes: list[NewDispute] = field(default_factory=list)  # id = "dispute-" + (index + 1)
+    dispute_moves: dict[str, dict[int, DisputeMove]] = field(default_factory=dict)  # id -> seq -> move
     dead_letters: list[DeadLetter] = field(default_factory=list)  # id = index + 1
     replays: dict[int, str] = field(default_factory=dict)
     tallies: list[Tally] = field(default_factory=list)
@@ -74,6 +78,8 @@ class State:
             claims=dict(self.claims),
             voids=list(self.voids),
             voided=list(self.voided),
+            disputes=list(self.disputes),
+            dispute_moves={dispute_id: dict(moves) for dispute_id, moves in self.dispute_moves.items()},
             dead_letters=list(self.dead_letters),
             replays=dict(self.replays),
             tallies=list(self.tallies),
@@ -177,6 +183,11 @@ class MemoryStore:
                         f"closed_statements: {period} was stored, but the books were not closed "
                         "through it in the same transaction"
                     )
+
+    @asynccontextmanager
+    async def disputes(self):
+        async with self._transaction() as state:
+            yield MemoryDisputes(state, self.clock)
 
     @asynccontextmanager
     async def snapshot(self):

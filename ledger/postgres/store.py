@@ -19,6 +19,7 @@ from ledger.postgres import deadletters, tokens, usage
 from ledger.postgres.books import PgBooks
 from ledger.postgres.catalog import SELECT_REVISION, PgCatalogWriter, load_catalog
 from ledger.postgres.connection import create_pool, transaction
+from ledger.postgres.disputes import PgDisputeTransaction
 from ledger.postgres.errors import translated, translating
 from ledger.postgres.intake import (
     PgIntakeTransaction,
@@ -90,6 +91,11 @@ class PostgresStore:
     async def snapshot(self):
         async with transaction(self.pool, isolation="repeatable_read", readonly=True) as conn:
             yield PgBooks(conn)
+
+    @asynccontextmanager
+    async def disputes(self):
+        async with transaction(self.pool) as conn:
+            yield PgDisputeTransaction(conn)
 
     @asynccontextmanager
     async def catalog_load(self):

@@ -17,6 +17,8 @@ store transaction:
    them in the same statement. Then commit.
 
 Only the provider of the seconds and the alliance operator void (a reseller disputes).
+`take` runs steps 1-4 in a transaction the caller opened: an accepted dispute's void
+commits with the move that accepts it (`ledger.service.disputes`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ledger.domain.errors import Forbidden, InputError
 from ledger.domain.instants import format_utc
 from ledger.domain.metering import HOUR_SECONDS, Meter, Pieces
 from ledger.domain.periods import next_period
-from ledger.domain.ports import NewVoid, Store, VoidedBits, VoidRow
+from ledger.domain.ports import IntakeTransaction, NewVoid, Store, VoidedBits, VoidRow
 
 OPERATOR = "operator"
 
@@ -63,43 +65,56 @@ async def void(
     disputes.check_reason(reason)
     actor = actor_of(caller, interval)
     async with store.intake() as tx:
-        closed_through = await tx.closed_through()  # 1. books, held until commit
-        await tx.lock_gpus([interval.gpu_uuid])  # 2.
-        catalog, _ = await tx.catalog()
-        meter = Meter(Pieces(catalog.calendar), closed_through)  # 3.
-        pairs = [(interval.gpu_uuid, hour) for hour in hours_of(interval)]
-        for key, bits in await tx.claims(pairs):
-            meter.load(key, bits)
-        for key, bits in await tx.voided(pairs):
-            meter.load_voided(key.gpu_uuid, key.hour_start, key.attribution, bits)
-        taken = meter.void(interval.gpu_uuid, interval.attribution, interval.start, interval.end)
-        if not taken:
-            raise NothingToVoid("no second of this GPU in that interval is billed with that attribution")
-        first_open = None if closed_through is None else next_period(closed_through)
-        parts = [
-            VoidedBits(key, bits, first_open if closed_through is not None and key.booking_period <= closed_through else None)
-            for key, bits in taken
-        ]
-        seconds = sum(bits.bit_count() for _, bits in taken)
-        record = NewVoid(interval.gpu_uuid, interval.start, interval.end, interval.attribution, reason, dispute_id,
-                         actor, seconds, closed_through)
-        void_id = await tx.write_void(record, parts)  # 4.
+        return await take(tx, actor, interval, reason, dispute_id)
+
+
+async def take(
+    tx: IntakeTransaction, actor: str, interval: Interval, reason: str, dispute_id: str | None = None,
+) -> dict:
+    """The steps of a void inside the caller's transaction (an accepted dispute's commits
+    with its move); `actor` as `actor_of` gives it. NothingToVoid, with nothing written,
+    when no second is billed."""
+    closed_through = await tx.closed_through()  # 1. books, held until commit
+    await tx.lock_gpus([interval.gpu_uuid])  # 2.
+    meter = await _meter(tx, interval, closed_through)  # 3.
+    taken = meter.void(interval.gpu_uuid, interval.attribution, interval.start, interval.end)
+    if not taken:
+        raise NothingToVoid("no second of this GPU in that interval is billed with that attribution")
+    first_open = None if closed_through is None else next_period(closed_through)
+    parts = [
+        VoidedBits(key, bits, first_open if closed_through is not None and key.booking_period <= closed_through else None)
+        for key, bits in taken
+    ]
+    seconds = sum(bits.bit_count() for _, bits in taken)
+    record = NewVoid(interval.gpu_uuid, interval.start, interval.end, interval.attribution, reason, dispute_id,
+                     actor, seconds, closed_through)
+    void_id = await tx.write_void(record, parts)  # 4.
     return {"void": void_id, "gpu_seconds": seconds}
 
 
+async def _meter(tx: IntakeTransaction, interval: Interval, closed_through: str | None) -> Meter:
+    """A meter loaded with the interval's hours of its GPU: claims and earlier voids."""
+    catalog, _ = await tx.catalog()
+    meter = Meter(Pieces(catalog.calendar), closed_through)
+    pairs = [(interval.gpu_uuid, hour) for hour in hours_of(interval)]
+    for key, bits in await tx.claims(pairs):
+        meter.load(key, bits)
+    for key, bits in await tx.voided(pairs):
+        meter.load_voided(key.gpu_uuid, key.hour_start, key.attribution, bits)
+    return meter
+
+
 async def billed_seconds(store: Store, interval: Interval) -> int:
-    """How many seconds of the interval are billed now with its attribution (a dispute's
-    `gpu_seconds` when opened)."""
+    """How many seconds of the interval are billed now with its attribution."""
     async with store.intake() as tx:
-        catalog, _ = await tx.catalog()
-        meter = Meter(Pieces(catalog.calendar), await tx.closed_through())
-        pairs = [(interval.gpu_uuid, hour) for hour in hours_of(interval)]
-        for key, bits in await tx.claims(pairs):
-            meter.load(key, bits)
-        for key, bits in await tx.voided(pairs):
-            meter.load_voided(key.gpu_uuid, key.hour_start, key.attribution, bits)
-        parts = meter.billed_between(interval.gpu_uuid, interval.attribution, interval.start, interval.end)
-        return sum(bits.bit_count() for _, bits in parts)
+        return await billed_in(tx, interval)
+
+
+async def billed_in(tx: IntakeTransaction, interval: Interval) -> int:
+    """`billed_seconds` inside the caller's transaction (a dispute's `gpu_seconds` when opened)."""
+    meter = await _meter(tx, interval, await tx.closed_through())
+    parts = meter.billed_between(interval.gpu_uuid, interval.attribution, interval.start, interval.end)
+    return sum(bits.bit_count() for _, bits in parts)
 
 
 async def listing(store: Store, caller: Caller, limit: int = 1000) -> dict:
