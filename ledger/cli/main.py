@@ -22,7 +22,7 @@ COMMANDS = {
     "ingest": "ingest", "simulate": "simulate", "settle": "settle", "grants": "grants",
     "report": "report", "documents": "documents", "keys": "audit", "export": "audit",
     "verify": "audit", "api": "serve", "worker": "serve", "token": "serve", "dlq": "dlq",
-    "void": "corrections", "voids": "corrections",
+    "void": "corrections", "voids": "corrections", "dispute": "disputes", "disputes": "disputes",
 }
 
 

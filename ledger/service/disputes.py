@@ -26,6 +26,8 @@ A move (accept, reject, escalate, withdraw, decide) is one transaction too:
 
 from __future__ import annotations
 
+import re
+
 from ledger.domain import disputes
 from ledger.domain.access import Caller
 from ledger.domain.correction_records import DisputeMove, DisputeRow, NewDispute
@@ -44,6 +46,7 @@ from ledger.service import corrections
 
 OPERATOR = corrections.OPERATOR  # how the alliance operator is named as an actor
 DECISIONS = ("accept", "reject")
+DISPUTE_ID = re.compile(r"dispute-[1-9][0-9]{0,17}")  # what the stores make; anything else is no dispute
 MOVES = ("accept", "reject", "escalate", "withdraw", *(f"decide_{d}" for d in DECISIONS))
 
 
@@ -75,7 +78,7 @@ async def move(store: DisputeStore, caller: Caller, dispute_id: str, action: str
         raise Forbidden("an auditor reads disputes and moves none")
     disputes.check_note(note)
     async with store.disputes() as tx:
-        row = await tx.dispute(dispute_id, lock=True)  # 1.
+        row = await tx.dispute(dispute_id, lock=True) if DISPUTE_ID.fullmatch(dispute_id) else None  # 1.
         if row is None:
             raise NotFound("no such dispute")
         provider, reseller, _, _ = row.dispute.attribution
@@ -115,6 +118,8 @@ async def listing(store: DisputeStore, caller: Caller) -> dict:
 
 async def show(store: DisputeStore, caller: Caller, dispute_id: str) -> dict:
     """One dispute as printed; not found for a member that is no party to it."""
+    if not DISPUTE_ID.fullmatch(dispute_id):
+        raise NotFound("no such dispute")
     async with store.disputes() as tx:
         row = await tx.dispute(dispute_id)
     if row is None or (caller.member is not None and caller.member not in row.dispute.attribution[:2]):
