@@ -28,6 +28,8 @@ class Draws:
 
     by_invoice: dict[tuple[str, str], int] = field(default_factory=dict)  # (reseller, tenant) -> yen
     by_grant: dict[str, int] = field(default_factory=dict)  # grant id -> yen (only > 0)
+    # line key -> (grant id, yen) in the order they drew: what a return restores, last first
+    by_line: dict = field(default_factory=dict)
 
     def reimbursements(self, grants: Mapping[str, Grant]) -> list[tuple[str, str, int]]:
         """(funder, reseller, yen) the funder owes the reseller, per grant, by grant id."""
@@ -67,6 +69,7 @@ def draw(lines: list[Line], grants: Mapping[str, Grant], balances: dict[str, int
             left -= amount
             result.by_grant[grant.id] = result.by_grant.get(grant.id, 0) + amount
             result.by_invoice[pair] = result.by_invoice.get(pair, 0) + amount
+            result.by_line.setdefault(line.key, []).append((grant.id, amount))
             if left == 0:
                 break
     return result

@@ -200,10 +200,9 @@ class Meter:
         voided = self._voided.get((key.gpu_uuid, key.hour_start), {}).get(key.attribution, 0)
         return self._claims.get(key, 0) & ~voided
 
-    def void(self, gpu_uuid: str, attribution: Attribution, start: int, end: int) -> list[tuple[ClaimKey, int]]:
-        """Void the seconds of [start, end) of one GPU billed now to `attribution` (its
-        loaded claims): the bits each claim loses, by claim; [] when none is billed."""
-        taken = []
+    def billed_between(self, gpu_uuid: str, attribution: Attribution, start: int, end: int) -> list[tuple[ClaimKey, int]]:
+        """The bits of [start, end) of one GPU billed now to `attribution`, by claim (loaded claims)."""
+        found = []
         for key in sorted(k for k in self._claims if k.gpu_uuid == gpu_uuid and k.attribution == attribution):
             hour_end = key.hour_start + HOUR_SECONDS
             if key.hour_start >= end or hour_end <= start:
@@ -211,7 +210,13 @@ class Meter:
             first, last = max(start, key.hour_start) - key.hour_start, min(end, hour_end) - key.hour_start
             bits = self.billed(key) & (((1 << (last - first)) - 1) << first)
             if bits:
-                taken.append((key, bits))
+                found.append((key, bits))
+        return found
+
+    def void(self, gpu_uuid: str, attribution: Attribution, start: int, end: int) -> list[tuple[ClaimKey, int]]:
+        """Void the seconds of [start, end) of one GPU billed now to `attribution` (its
+        loaded claims): the bits each claim loses, by claim; [] when none is billed."""
+        taken = self.billed_between(gpu_uuid, attribution, start, end)
         for key, bits in taken:
             self.load_voided(key.gpu_uuid, key.hour_start, attribution, bits)
         return taken

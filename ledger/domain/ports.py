@@ -5,7 +5,8 @@ unchanged on PostgreSQL (`ledger.postgres.PostgresStore`) and in memory
 (`ledger.memory.MemoryStore`); `tests/postgres/test_store_contract.py` holds both to the
 same behaviour. A method's docstring is its contract: what it returns, what it locks,
 and what it refuses. Values crossing a port are the frozen records below or domain
-values (`Catalog`, `ClaimKey`, `HourUsage`, `ChainedEntry`).
+values (`Catalog`, `ClaimKey`, `HourUsage`, `ChainedEntry`, `RollupCheck`, and the records of
+voids and disputes in `ledger.domain.correction_records`).
 
 Transactions are async context managers: everything done through one commits together
 when its block ends without an exception, and none of it when the block raises. Store
@@ -22,12 +23,14 @@ from typing import Protocol
 
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
+from ledger.domain.correction_records import NewVoid, VoidedBits, VoidRow
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
 from ledger.domain.payment_ports import PaymentsTransaction
 from ledger.domain.payments import Payment, Transfer
 from ledger.domain.rating import HourUsage
 from ledger.domain.records import keep_raw
+from ledger.domain.rollup_check import RollupCheck
 from ledger.domain.usage import Coarsening
 
 # -- records that cross the ports ------------------------------------------------------
@@ -122,32 +125,6 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class RollupDifference:
-    """One hour of one attribution, periods and region where the stored hourly rollups
-    differ from the billed seconds they sum."""
-
-    hour_start: int
-    attribution: tuple[str, str, str, str]  # provider, reseller, tenant, sku
-    service_period: str
-    booking_period: str
-    region: str | None
-    rolled_seconds: int  # what the rollups hold (0: no row)
-    billed_seconds: int  # what the bitmaps give
-
-
-@dataclass(frozen=True, slots=True)
-class RollupCheck:
-    """The hourly rollups compared with the billed seconds: how many rows (hour,
-    attribution, service and booking period, region) and seconds they hold, and where
-    they differ (the first few, and how many in all)."""
-
-    rows: int
-    gpu_seconds: int
-    differences: tuple[RollupDifference, ...]
-    differences_total: int
-
-
-@dataclass(frozen=True, slots=True)
 class TokenRecord:
     token_id: str
     role: str
@@ -188,6 +165,13 @@ class IntakeTransaction(Protocol):
     async def claims(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
         """Every stored bitmap of these (gpu_uuid, hour_start) pairs."""
 
+    async def voided(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
+        """The bits voids took from the claims of these (gpu_uuid, hour_start) pairs, per claim."""
+
+    async def write_void(self, void: NewVoid, taken: list[VoidedBits]) -> str:
+        """Store a void and the bits it takes from each claim; returns its id (`void-N`).
+        The rollups stop counting those seconds in the same transaction."""
+
     async def write_claims(self, changed: list[tuple[ClaimKey, int]]) -> None:
         """Store each bitmap's whole new value. Bits only grow; a closed booking period refuses."""
 
@@ -210,8 +194,17 @@ class BooksReader(Protocol):
     async def catalog(self) -> Catalog: ...
 
     async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
-        """Billed seconds of a booking period per attribution, service period and hour; with
-        `bits` for the hours in `split_hours` (where a version starts inside the hour)."""
+        """Billed seconds of a booking period per attribution, service period and hour, as
+        its statement holds them: less the seconds voids took while it was open, with those
+        returned later (by a later period's statement) still in; with `bits` for the hours
+        in `split_hours` (where a version starts inside the hour)."""
+
+    async def returned(self, through: str) -> list[VoidedBits]:
+        """The bits voids took from claims of closed booking periods, returned in booking
+        periods up to and including `through`."""
+
+    async def voids(self, member: str | None = None, limit: int = 1000) -> list[VoidRow]:
+        """Stored voids, oldest first: those of seconds `member` provided or resold (None: all)."""
 
     async def closed_statement(self, period: str) -> bytes | None:
         """The stored bytes of a closed period's statement (None: none stored)."""

@@ -25,7 +25,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ledger.domain.rating import Line, LineKey
+from ledger.domain.catalog import Catalog
+from ledger.domain.rating import HourUsage, Line, LineKey, rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,22 @@ def returns_through(
             by_line[(part.booking_period, part.key)].append(part)
     found = [r for origin, parts in by_line.items() for r in returns_of_line(originals[origin], parts)]
     return sorted(found, key=lambda r: (r.return_period, *statement_order(r)))
+
+
+def returned_seconds(catalog: Catalog, voided: Iterable) -> list[ReturnedSeconds]:
+    """Voided seconds of closed booking periods (`ports.VoidedBits` with `returned_in`),
+    per original line: each second falls in the line of its attribution, service period
+    and the versions in effect then, as when it was rated."""
+    seconds: dict[tuple[str, str, LineKey], int] = defaultdict(int)
+    for part in voided:
+        key = part.key
+        provider, reseller, tenant, sku = key.attribution
+        usage = HourUsage(reseller, tenant, provider, sku, key.service_period, key.hour_start,
+                          part.bits.bit_count(), part.bits)
+        for line in rate(catalog, [usage]):
+            seconds[(key.booking_period, part.returned_in, line.key)] += line.gpu_seconds
+    return [ReturnedSeconds(booked, line_key, returned_in, count)
+            for (booked, returned_in, line_key), count in sorted(seconds.items())]
 
 
 def restorations(returns: Iterable[Return]) -> dict[str, dict[str, int]]:

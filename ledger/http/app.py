@@ -22,6 +22,7 @@ from ledger.http.offload import ProcessPool, StoreFactory
 from ledger.http.routes import (
     admin,
     dead_letters,
+    disputes,
     documents,
     events,
     grants,
@@ -30,6 +31,7 @@ from ledger.http.routes import (
     statements,
     system,
     usage,
+    voids,
 )
 from ledger.service import tokens
 from ledger.settings import Settings
@@ -97,7 +99,8 @@ def create_app(
         lifespan=_lifespan(settings, open_store, open_publisher, ready_file, worker_store),
         responses=errors.responses(401, 404),
     )
-    for module in (system, usage, statements, grants, reports, documents, events, admin, dead_letters, payments):
+    for module in (system, usage, statements, grants, reports, documents, events, admin, dead_letters, voids,
+                   disputes, payments):
         app.include_router(module.router)
     errors.install(app)
     instrument(app)  # gpuledger_http_* and gpuledger_api_events_accepted_total

@@ -11,7 +11,7 @@ from ledger.domain.errors import LedgerError
 from ledger.domain.journal import GENESIS_HASH, ChainedEntry
 from ledger.domain.payments import Payment, Transfer
 from ledger.domain.periods import next_period
-from ledger.domain.ports import Evidence, RollupCheck
+from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
 from ledger.memory import payments as payment_rows
 
@@ -31,8 +31,12 @@ class MemoryBooks:
         split = set(split_hours)
         totals: dict[tuple, int] = defaultdict(int)
         usages = []
-        for key, bits in self.state.claims.items():
+        left = self.state.voided_bits(returned=False)  # what left the period's lines while open
+        for key, claimed in self.state.claims.items():
             if key.booking_period != booking_period:
+                continue
+            bits = claimed & ~left.get(key, 0)
+            if not bits:
                 continue
             provider, reseller, tenant, sku = key.attribution
             group = (reseller, tenant, provider, sku, key.service_period, key.hour_start)
@@ -41,6 +45,13 @@ class MemoryBooks:
             else:
                 totals[group] += bits.bit_count()
         return [HourUsage(*group, seconds) for group, seconds in totals.items()] + usages
+
+    async def returned(self, through: str) -> list[VoidedBits]:
+        return [part for part in self.state.voided if part.returned_in is not None and part.returned_in <= through]
+
+    async def voids(self, member: str | None = None, limit: int = 1000) -> list[VoidRow]:
+        found = [v for v in self.state.voids if member is None or member in v.void.attribution[:2]]
+        return found[:limit]
 
     async def closed_statement(self, period: str) -> bytes | None:
         return self.state.closed_statements.get(period)
@@ -69,12 +80,13 @@ class MemoryBooks:
     async def check_rollups(self, limit: int) -> RollupCheck:
         # No rollups are kept here: the rows they would have, and nothing to differ.
         catalog = self.state.catalog
+        billed = self.state.billed_now()
         rows = {
             (key.hour_start, key.attribution, key.service_period, key.booking_period,
              catalog.region_of(key.gpu_uuid, key.attribution[0], key.attribution[3]))
-            for key, bits in self.state.claims.items() if bits
+            for key, bits in billed.items() if bits
         }
-        return RollupCheck(len(rows), sum(bits.bit_count() for bits in self.state.claims.values()), (), 0)
+        return RollupCheck(len(rows), sum(bits.bit_count() for bits in billed.values()), (), 0)
 
     async def now(self) -> int:
         return int(self.clock())
@@ -137,8 +149,8 @@ class MemoryBooks:
     async def capacity_billed(self, service_period: str) -> list[BilledSeconds]:
         catalog = self.state.catalog
         totals: dict[tuple, int] = defaultdict(int)
-        for key, bits in self.state.claims.items():
-            if key.service_period != service_period:
+        for key, bits in self.state.billed_now().items():
+            if key.service_period != service_period or not bits:
                 continue
             provider, reseller, _, sku = key.attribution
             group = (provider, sku, catalog.region_of(key.gpu_uuid, provider, sku), reseller != provider)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import LedgerError
 from ledger.domain.metering import ClaimKey
-from ledger.domain.ports import DeadLetter, ReplayTarget, Tally
+from ledger.domain.ports import DeadLetter, NewVoid, ReplayTarget, Tally, VoidedBits, VoidRow
 from schemas.wire import MAX_EVENT_BYTES
 
 
 class MemoryIntake:
-    def __init__(self, state) -> None:
+    def __init__(self, state, clock=lambda: 0.0) -> None:
         self.state = state
+        self.clock = clock
 
     async def closed_through(self) -> str | None:
         return self.state.closed_through
@@ -47,6 +48,21 @@ class MemoryIntake:
             (key, bits) for key, bits in self.state.claims.items()
             if (key.gpu_uuid, key.hour_start) in wanted
         ]
+
+    async def voided(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
+        wanted = set(pairs)
+        return [(key, bits) for key, bits in self.state.voided_bits().items() if (key.gpu_uuid, key.hour_start) in wanted]
+
+    async def write_void(self, void: NewVoid, taken: list[VoidedBits]) -> str:
+        claimed = self.state.claims
+        for part in taken:
+            if part.bits & ~claimed.get(part.key, 0) or part.bits & self.state.voided_bits().get(part.key, 0):
+                raise LedgerError(f"voided_seconds: bits of gpu {part.key.gpu_uuid} not billed to that claim")
+        void_id = f"void-{len(self.state.voids) + 1}"
+        returned_in = min((p.returned_in for p in taken if p.returned_in is not None), default=None)
+        self.state.voids.append(VoidRow(void_id, void, int(self.clock()), returned_in))
+        self.state.voided.extend(taken)
+        return void_id
 
     async def write_claims(self, changed: list[tuple[ClaimKey, int]]) -> None:
         closed = self.state.closed_through

@@ -21,15 +21,25 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from ledger.domain.catalog import Catalog
+from ledger.domain.correction_records import DisputeMove, NewDispute
 from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.events import REASONS
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
 from ledger.domain.payments import Payment
-from ledger.domain.ports import DeadLetter, DeadLetterFilter, DeadLetterRef, Tally, TokenRecord
+from ledger.domain.ports import (
+    DeadLetter,
+    DeadLetterFilter,
+    DeadLetterRef,
+    Tally,
+    TokenRecord,
+    VoidedBits,
+    VoidRow,
+)
 from ledger.domain.rating import HourUsage
 from ledger.domain.usage import coarsen
 from ledger.memory.books import MemoryBooks
+from ledger.memory.disputes import MemoryDisputes
 from ledger.memory.intake import MemoryIntake
 from ledger.memory.payments import MemoryPayments
 
@@ -46,6 +56,10 @@ class State:
     period_closes: list[tuple[str, list[str]]] = field(default_factory=list)
     closed_at: dict[str, int] = field(default_factory=dict)  # period, or "through " + closed_through: Unix s
     claims: dict[ClaimKey, int] = field(default_factory=dict)
+    voids: list[VoidRow] = field(default_factory=list)  # id = "void-" + (index + 1)
+    voided: list[VoidedBits] = field(default_factory=list)
+    disputes: list[NewDispute] = field(default_factory=list)  # id = "dispute-" + (index + 1)
+    dispute_moves: dict[str, dict[int, DisputeMove]] = field(default_factory=dict)  # id -> seq -> move
     dead_letters: list[DeadLetter] = field(default_factory=list)  # id = index + 1
     replays: dict[int, str] = field(default_factory=dict)
     tallies: list[Tally] = field(default_factory=list)
@@ -65,6 +79,10 @@ class State:
             period_closes=list(self.period_closes),
             closed_at=dict(self.closed_at),
             claims=dict(self.claims),
+            voids=list(self.voids),
+            voided=list(self.voided),
+            disputes=list(self.disputes),
+            dispute_moves={dispute_id: dict(moves) for dispute_id, moves in self.dispute_moves.items()},
             dead_letters=list(self.dead_letters),
             replays=dict(self.replays),
             tallies=list(self.tallies),
@@ -75,6 +93,22 @@ class State:
             token_uses=dict(self.token_uses),
             revoked=set(self.revoked),
         )
+
+    def voided_bits(self, returned: bool | None = None) -> dict[ClaimKey, int]:
+        """Per claim, the bits voids took (`returned`: only those returned by a later
+        statement, True, or only those that left an open period's lines, False)."""
+        found: dict[ClaimKey, int] = {}
+        for part in self.voided:
+            if returned is None or returned == (part.returned_in is not None):
+                found[part.key] = found.get(part.key, 0) | part.bits
+        return found
+
+    def billed_now(self) -> dict[ClaimKey, int]:
+        """Every claim's bits billed now: claimed, less voided."""
+        voided = self.voided_bits()
+        if not voided:
+            return self.claims
+        return {key: bits & ~voided.get(key, 0) for key, bits in self.claims.items()}
 
     def dead_letter_refs(self) -> list[tuple[int, DeadLetter]]:
         return list(enumerate(self.dead_letters, start=1))
@@ -140,7 +174,7 @@ class MemoryStore:
     @asynccontextmanager
     async def intake(self):
         async with self._transaction() as state:
-            yield MemoryIntake(state)
+            yield MemoryIntake(state, self.clock)
 
     @asynccontextmanager
     async def books(self, *, close: bool = False):
@@ -153,6 +187,11 @@ class MemoryStore:
                         f"closed_statements: {period} was stored, but the books were not closed "
                         "through it in the same transaction"
                     )
+
+    @asynccontextmanager
+    async def disputes(self):
+        async with self._transaction() as state:
+            yield MemoryDisputes(state, self.clock)
 
     @asynccontextmanager
     async def snapshot(self):
@@ -248,7 +287,7 @@ class MemoryStore:
         _no_nul(member, provider, reseller, sku, service_period, region)
         catalog = self.state.catalog
         totals: dict[tuple, int] = {}
-        for key, bits in self.state.claims.items():
+        for key, bits in self.state.billed_now().items():
             p, r, tenant, s = key.attribution
             if not start <= key.hour_start < end or (member is not None and member not in (p, r)):
                 continue

@@ -16,8 +16,10 @@ from ledger.domain import journal
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
 from ledger.domain.payments import Payment, Transfer
-from ledger.domain.ports import Evidence, RollupCheck, RollupDifference
+from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
+from ledger.domain.rollup_check import RollupDifference
+from ledger.postgres import voids as stored_voids
 from ledger.postgres import payments as payment_rows
 from ledger.postgres.catalog import load_catalog
 from ledger.postgres.errors import translating, translating_iterator
@@ -27,16 +29,23 @@ CURSOR_PREFETCH = 2000
 
 # Whole hours from the rollups (migration 0008); hours a price changes within are read
 # bit by bit from the claims.
+# The rollups are what is billed now; a booking period's statement also holds the seconds
+# voided after it closed (returned by a later period's statement): those are added back.
 SELECT_HOUR_TOTALS = """
 SELECT reseller, tenant, provider, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
-FROM usage_hours
-WHERE booking_period = $1 AND NOT (hour_start = ANY($2::bigint[]))
+FROM (
+    SELECT reseller, tenant, provider, sku, service_period, hour_start, seconds FROM usage_hours
+    WHERE booking_period = $1 AND NOT (hour_start = ANY($2::bigint[]))
+    UNION ALL
+    SELECT reseller, tenant, provider, sku, service_period, hour_start, seconds FROM voided_seconds
+    WHERE booking_period = $1 AND returned_in IS NOT NULL AND NOT (hour_start = ANY($2::bigint[]))
+) booked
 GROUP BY reseller, tenant, provider, sku, service_period, hour_start
 HAVING sum(seconds) > 0
 """
 
 SELECT_HOUR_BITS = """
-SELECT reseller, tenant, provider, sku, service_period, hour_start, seconds, bits
+SELECT gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period, booking_period, bits
 FROM claims
 WHERE booking_period = $1 AND hour_start = ANY($2::bigint[])
 """
@@ -101,9 +110,14 @@ SELECT_ROLLUP_DIFFERENCES = """
 WITH billed AS (
     SELECT c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period, c.booking_period,
            coalesce(r.region, '') AS region, sum(c.seconds)::bigint AS seconds
-    FROM claims c
+    FROM (SELECT gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period, booking_period, seconds
+          FROM claims
+          UNION ALL  -- less what voids took back (migration 0012)
+          SELECT gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period, booking_period, -seconds
+          FROM voided_seconds) c
     LEFT JOIN gpu_registrations r ON r.uuid = c.gpu_uuid AND r.provider = c.provider AND r.sku = c.sku
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    HAVING sum(c.seconds) <> 0
 ), rolled AS (
     SELECT hour_start, provider, reseller, tenant, sku, service_period, booking_period,
            coalesce(region, '') AS region, seconds
@@ -158,11 +172,23 @@ class PgBooks:
     @translating
     async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
         usages = [_usage(r) for r in await self.conn.fetch(SELECT_HOUR_TOTALS, booking_period, split_hours)]
-        usages.extend(
-            _usage(r, int.from_bytes(r["bits"], "little"))
-            for r in await self.conn.fetch(SELECT_HOUR_BITS, booking_period, split_hours)
-        )
+        if not split_hours:
+            return usages
+        left = await stored_voids.open_voids(self.conn, booking_period, split_hours)
+        for row in await self.conn.fetch(SELECT_HOUR_BITS, booking_period, split_hours):
+            bits = stored_voids.bits_of(row) & ~left.get(stored_voids.claim_of(row), 0)
+            if bits:
+                usages.append(HourUsage(row["reseller"], row["tenant"], row["provider"], row["sku"],
+                                        row["service_period"], row["hour_start"], bits.bit_count(), bits))
         return usages
+
+    @translating
+    async def returned(self, through: str) -> list[VoidedBits]:
+        return await stored_voids.returned(self.conn, through)
+
+    @translating
+    async def voids(self, member: str | None = None, limit: int = 1000) -> list[VoidRow]:
+        return await stored_voids.voids(self.conn, member, limit)
 
     @translating
     async def closed_statement(self, period: str) -> bytes | None:

@@ -12,7 +12,8 @@ import asyncpg
 from ledger.domain.catalog import Catalog
 from ledger.domain.events import REASONS
 from ledger.domain.metering import HOUR_BITS_BYTES, ClaimKey
-from ledger.domain.ports import DeadLetter, ReplayTarget, Tally
+from ledger.domain.ports import DeadLetter, NewVoid, ReplayTarget, Tally, VoidedBits
+from ledger.postgres import voids as stored_voids
 from ledger.postgres.catalog import SELECT_REVISION, load_catalog
 from ledger.postgres.errors import translating
 
@@ -152,6 +153,14 @@ class PgIntakeTransaction:
     async def claims(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
         rows = await self.conn.fetch(SELECT_CLAIMS, [p[0] for p in pairs], [p[1] for p in pairs])
         return [(claim_key(row), int.from_bytes(row["bits"], "little")) for row in rows]
+
+    @translating
+    async def voided(self, pairs: list[tuple[str, int]]) -> list[tuple[ClaimKey, int]]:
+        return await stored_voids.voided(self.conn, pairs)
+
+    @translating
+    async def write_void(self, void: NewVoid, taken: list[VoidedBits]) -> str:
+        return await stored_voids.write_void(self.conn, void, taken)
 
     @translating
     async def write_claims(self, changed: list[tuple[ClaimKey, int]]) -> None:

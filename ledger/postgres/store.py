@@ -19,6 +19,7 @@ from ledger.postgres import deadletters, tokens, usage
 from ledger.postgres.books import PgBooks
 from ledger.postgres.catalog import SELECT_REVISION, PgCatalogWriter, load_catalog
 from ledger.postgres.connection import create_pool, transaction
+from ledger.postgres.disputes import PgDisputeTransaction
 from ledger.postgres.errors import translated, translating
 from ledger.postgres.intake import (
     PgIntakeTransaction,
@@ -96,6 +97,10 @@ class PostgresStore:
     async def payments(self):
         async with transaction(self.pool) as conn:
             yield PgPayments(conn, PgBooks(conn))
+
+    async def disputes(self):
+        async with transaction(self.pool) as conn:
+            yield PgDisputeTransaction(conn)
 
     @asynccontextmanager
     async def catalog_load(self):

@@ -20,8 +20,8 @@ written, and the batch is retried whole):
 4. Decode and check every event (pure; `ledger.domain.events`).
 5. Lock the batch's GPUs in sorted order, so two workers never decide the same
    GPU-seconds at once even when one GPU's events arrive on several partitions.
-6. Read the stored bitmaps of the (GPU, hour) pairs touched, and apply the events in
-   record order (pure; `ledger.domain.metering`).
+6. Read the stored bitmaps of the (GPU, hour) pairs touched, and the seconds voids took
+   from them, and apply the events in record order (pure; `ledger.domain.metering`).
 7. Write the changed bitmaps, the dead letters, one tally row per ingest, and the new
    positions, then commit.
 
@@ -175,6 +175,8 @@ async def _meter(tx: IntakeTransaction, meter: Meter, usages: list[Received]) ->
     pairs = sorted({(r.verdict.gpu_uuid, hour) for r in usages for hour in hours_of(r.verdict)})
     for key, bits in await tx.claims(pairs):
         meter.load(key, bits)
+    for key, bits in await tx.voided(pairs):  # SPEC.md, "Corrections": voided seconds stay voided
+        meter.load_voided(key.gpu_uuid, key.hour_start, key.attribution, bits)
     for item in usages:
         try:
             item.verdict = meter.apply(item.verdict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import replace
 from datetime import date
 
@@ -18,10 +19,18 @@ from ledger.domain import journal
 from ledger.domain.access import Caller
 from ledger.domain.catalog import Catalog
 from ledger.domain.catalog_file import parse_catalog
+from ledger.domain.correction_records import DisputeMove, DisputeRow, NewDispute
 from ledger.domain.errors import InputError, LedgerError
 from ledger.domain.metering import ClaimKey
 from ledger.domain.payments import Payment, PaymentRefused, Transfer
-from ledger.domain.ports import DeadLetter, DeadLetterFilter, Tally, TokenRecord
+from ledger.domain.ports import (
+    DeadLetter,
+    DeadLetterFilter,
+    NewVoid,
+    Tally,
+    TokenRecord,
+    VoidedBits,
+)
 from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
@@ -601,3 +610,193 @@ async def test_a_payment_recorded_while_another_holds_the_transfer_sees_it(store
         await second
     async with store.payments() as tx:
         assert [p.amount_yen for p in await tx.payments()] == [600]
+
+
+# -- voids ------------------------------------------------------------------------------
+
+
+def void_of(seconds: int, closed_through: str | None = None) -> NewVoid:
+    return NewVoid("GPU-1", HOUR, HOUR + 3600, KDDI_ACME, "outage", None, "operator", seconds, closed_through)
+
+
+async def test_a_void_is_stored_with_what_it_took_and_read_back_per_claim(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111), (key(gpu="GPU-2"), 0b1)])
+        void_id = await tx.write_void(void_of(2), [VoidedBits(key(), 0b0011, None)])
+    assert void_id.startswith("void-")
+    async with store.intake() as tx:
+        assert await tx.voided([("GPU-1", HOUR), ("GPU-2", HOUR)]) == [(key(), 0b0011)]
+    async with store.books() as books:
+        [usage] = [u for u in await books.hour_usages("2026-09", []) if u.hour_start == HOUR]
+        assert usage.seconds == 3  # 4 + 1 claimed, 2 voided while the period was open
+        assert [u.bits for u in await books.hour_usages("2026-09", [HOUR]) if u.tenant == "acme"] == [0b1100, 0b1]
+        rows = await books.voids()
+        assert [(r.id, r.void.gpu_seconds, r.returned_in) for r in rows] == [(void_id, 2, None)]
+        assert await books.voids("highreso") == [] and len(await books.voids("kddi")) == 1
+
+
+async def test_seconds_voided_after_their_period_closed_stay_on_its_lines_and_are_returned_later(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111)])
+    await close_through(store, "2026-09", ["2026-09"])
+    async with store.intake() as tx:
+        await tx.write_void(void_of(1, "2026-09"), [VoidedBits(key(), 0b1000, "2026-10")])
+    async with store.books() as books:
+        assert sum(u.seconds for u in await books.hour_usages("2026-09", [])) == 4  # as its statement holds
+        assert [u.bits for u in await books.hour_usages("2026-09", [HOUR])] == [0b1111]
+        assert await books.returned("2026-10") == [VoidedBits(key(), 0b1000, "2026-10")]
+        assert await books.returned("2026-09") == []
+        billed = await books.capacity_billed("2026-09")
+        assert sum(b.seconds for b in billed) == 3  # billed now
+        check = await books.check_rollups(10)
+        assert (check.differences, check.gpu_seconds) == ((), 3)
+
+
+# -- disputes ---------------------------------------------------------------------------
+
+
+def dispute_of(attribution=KDDI_ACME, note: str = "the pod had ended") -> NewDispute:
+    return NewDispute("GPU-1", HOUR, HOUR + 3600, attribution, "not_used", note, 4, attribution[1], HOUR + 86_400)
+
+
+REJECT = DisputeMove("reject", "rejected", "sakura", "our logs show use", HOUR + 90_000)
+ESCALATE = DisputeMove("escalate", "escalated", "kddi", "", HOUR + 100_000)
+
+
+async def test_a_dispute_comes_back_with_its_moves_to_its_parties(store):
+    await load_catalog(store)
+    async with store.disputes() as tx:
+        dispute_id = await tx.open_dispute(dispute_of())
+        await tx.append_move(dispute_id, 1, REJECT)
+        await tx.append_move(dispute_id, 2, ESCALATE)
+    assert dispute_id == "dispute-1"
+    async with store.disputes() as tx:
+        row = await tx.dispute(dispute_id)
+        assert row == DisputeRow(dispute_id, dispute_of(), (REJECT, ESCALATE))
+        assert await tx.dispute("dispute-2") is None and await tx.dispute("nothing") is None
+        for member, seen in (("kddi", [row]), ("sakura", [row]), ("highreso", []), (None, [row])):
+            assert await tx.disputes(member) == seen
+
+
+async def test_disputes_are_listed_in_the_order_they_were_opened(store):
+    await load_catalog(store)
+    async with store.disputes() as tx:
+        ids = [await tx.open_dispute(dispute_of()) for _ in range(11)]
+        ids.append(await tx.open_dispute(dispute_of(("kddi", "sakura", "acme", "H200"))))
+    assert ids[-3:] == ["dispute-10", "dispute-11", "dispute-12"]
+    async with store.disputes() as tx:
+        assert [row.id for row in await tx.disputes()] == ids
+        assert [row.id for row in await tx.disputes("kddi")] == ids
+
+
+@pytest.mark.parametrize("opened", [
+    dispute_of(("kddi", "kddi", "acme", "H200")),  # on its own GPU
+    replace(dispute_of(), opened_by="sakura"),  # not by its reseller
+    dispute_of(("nobody", "kddi", "acme", "H200")),
+    replace(dispute_of(), reason="because"),
+    replace(dispute_of(), gpu_seconds=0),
+    replace(dispute_of(), note="x" * 2001),
+])
+async def test_a_dispute_the_schema_refuses_is_not_stored(store, opened):
+    await load_catalog(store)
+    with pytest.raises(LedgerError):
+        async with store.disputes() as tx:
+            await tx.open_dispute(opened)
+    async with store.disputes() as tx:
+        assert await tx.disputes() == []
+
+
+@pytest.mark.parametrize("seq, move", [
+    (2, REJECT),  # move 2 is taken
+    (3, DisputeMove("reject", "accepted", "sakura", "no", HOUR)),  # an action that does not lead there
+    (3, DisputeMove("accept", "accepted", "sakura", "", HOUR)),  # a second answer
+    (3, ESCALATE),  # a second escalation
+    (3, DisputeMove("withdraw", "withdrawn", "kddi", "", HOUR, 5, None)),  # seconds without a void
+    (3, DisputeMove("withdraw", "withdrawn", "kddi", "", HOUR, 1, "void-1")),  # a void on another move
+    (3, DisputeMove("decide_accept", "accepted", "operator", "", HOUR, 1, "void-99")),  # no such void
+    (3, DisputeMove("decide_reject", "rejected", "Not A Member", "", HOUR)),
+])
+async def test_a_move_the_schema_refuses_stores_nothing(store, seq, move):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111)])
+        await tx.write_void(void_of(1), [VoidedBits(key(), 0b1, None)])
+    async with store.disputes() as tx:
+        dispute_id = await tx.open_dispute(dispute_of())
+        await tx.append_move(dispute_id, 1, REJECT)
+        await tx.append_move(dispute_id, 2, ESCALATE)
+    with pytest.raises(LedgerError):
+        async with store.disputes() as tx:
+            await tx.append_move(dispute_id, seq, move)
+    async with store.disputes() as tx:
+        assert (await tx.dispute(dispute_id)).moves == (REJECT, ESCALATE)
+
+
+async def test_a_rejection_without_a_note_and_a_second_final_move_are_refused(store):
+    await load_catalog(store)
+    async with store.disputes() as tx:
+        dispute_id = await tx.open_dispute(dispute_of())
+    with pytest.raises(LedgerError):
+        async with store.disputes() as tx:
+            await tx.append_move(dispute_id, 1, replace(REJECT, note=""))
+    async with store.disputes() as tx:
+        await tx.append_move(dispute_id, 1, DisputeMove("withdraw", "withdrawn", "kddi", "", HOUR))
+    with pytest.raises(LedgerError):
+        async with store.disputes() as tx:
+            await tx.append_move(dispute_id, 2, DisputeMove("decide_reject", "rejected", "operator", "", HOUR))
+    async with store.disputes() as tx:
+        assert [m.action for m in (await tx.dispute(dispute_id)).moves] == ["withdraw"]
+
+
+async def test_an_acceptance_and_its_void_commit_together_or_not_at_all(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111)])
+    async with store.disputes() as tx:
+        dispute_id = await tx.open_dispute(dispute_of())
+
+    async def accept(fail: bool) -> None:
+        async with store.disputes() as tx:
+            void = replace(void_of(4), dispute_id=dispute_id, actor="sakura")
+            void_id = await tx.write_void(void, [VoidedBits(key(), 0b1111, None)])
+            await tx.append_move(dispute_id, 1, DisputeMove("accept", "accepted", "sakura", "", HOUR, 4, void_id))
+            if fail:
+                raise RuntimeError("the commit never happens")
+
+    with pytest.raises(RuntimeError):
+        await accept(fail=True)
+    async with store.disputes() as tx:
+        assert (await tx.dispute(dispute_id)).moves == () and await tx.voided([("GPU-1", HOUR)]) == []
+    await accept(fail=False)
+    async with store.disputes() as tx:
+        [move] = (await tx.dispute(dispute_id)).moves
+        assert (move.voided_gpu_seconds, await tx.voided([("GPU-1", HOUR)])) == (4, [(key(), 0b1111)])
+    async with store.snapshot() as books:
+        [void] = await books.voids()
+        assert (void.id, void.void.dispute_id) == (move.void_id, dispute_id)
+
+
+async def test_a_locked_dispute_holds_a_second_mover_until_the_first_commits(store):
+    await load_catalog(store)
+    async with store.disputes() as tx:
+        dispute_id = await tx.open_dispute(dispute_of())
+
+    async def second_mover() -> DisputeRow:
+        async with store.disputes() as tx:
+            return await tx.dispute(dispute_id, lock=True)
+
+    async with store.disputes() as tx:
+        assert (await tx.dispute(dispute_id, lock=True)).moves == ()
+        waiting = asyncio.create_task(second_mover())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await tx.append_move(dispute_id, 1, REJECT)
+    assert (await asyncio.wait_for(waiting, 10)).moves == (REJECT,)
+
+
+async def test_now_is_the_stores_clock_in_whole_seconds(store):
+    async with store.disputes() as tx:
+        now = await tx.now()
+    assert isinstance(now, int) and abs(now - time.time()) < 60

@@ -1,0 +1,102 @@
+"""Voids on the in-memory store (SPEC.md, "Corrections"): who voids, what is taken back,
+and what a re-send, another attribution and the statements then see.
+
+Usage is kddi's tenant acme on sakura's GPU-1 (780 yen/h retail, 520 wholesale) in
+October 2026; the store's clock reads 2026-11-02 JST, so October can be closed.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ledger.domain.access import OPERATOR, Caller
+from ledger.domain.disputes import parse_interval
+from ledger.domain.errors import Forbidden, InputError
+from ledger.memory.store import MemoryStore
+from ledger.service import books, corrections, reports
+from ledger.service import ingest as ingest_service
+from ledger.service.intake import Intake
+from tests.factories import DEFAULT_CATALOG, encode, usage_event
+from tests.service.conftest import LoopbackPublisher, deliver, load_catalog
+from tests.service.test_books import NOV_1_JST, bill
+
+SAKURA = Caller("t-sakura", "member", "sakura")
+KDDI = Caller("t-kddi", "member", "kddi")
+
+
+def acme(start: str = "2026-10-03T12:00:00Z", end: str = "2026-10-03T13:00:00Z", tenant: str = "acme"):
+    return parse_interval("GPU-0001", start, end, "sakura", "kddi", tenant, "H200")
+
+
+@pytest.fixture
+async def ledger():
+    """A store whose clock reads 2026-11-02 JST (October may close), the default catalog loaded."""
+    store = MemoryStore(clock=lambda: NOV_1_JST + 86400)
+    await load_catalog(store, DEFAULT_CATALOG)
+    return store, LoopbackPublisher(clock_ms=lambda: (NOV_1_JST - 3600) * 1000, batch=False)
+
+
+async def statement(store, period: str, close: bool = False) -> dict:
+    return orjson.loads(await books.statement(store, period, close=close))
+
+
+async def test_a_void_in_an_open_period_takes_its_seconds_off_the_lines(ledger):
+    store, publisher = ledger
+    await bill(store, publisher, time="2026-10-03T12:00:00Z", seconds=3600)
+    made = await corrections.void(store, SAKURA, acme("2026-10-03T12:00:00Z", "2026-10-03T12:30:00Z"), "outage")
+    assert made["gpu_seconds"] == 1800 and made["void"].startswith("void-")
+    october = await statement(store, "2026-10")
+    assert [(line["gpu_seconds"], line["retail_yen"]) for line in october["lines"]] == [(1800, 390)]
+    assert october["returns"] == []
+    capacity = await reports.capacity(store, "2026-10")
+    assert sum(row["billed_gpu_seconds"] for row in capacity["rows"]) == 1800
+
+
+async def test_nothing_billed_in_the_interval_is_refused_and_changes_nothing(ledger):
+    store, publisher = ledger
+    await bill(store, publisher, time="2026-10-03T12:00:00Z", seconds=60)
+    with pytest.raises(corrections.NothingToVoid):
+        await corrections.void(store, OPERATOR, acme(tenant="beta"), "other")
+    await corrections.void(store, OPERATOR, acme(), "other")
+    with pytest.raises(corrections.NothingToVoid):  # the same seconds again
+        await corrections.void(store, OPERATOR, acme(), "other")
+    assert len((await corrections.listing(store, OPERATOR))["voids"]) == 1
+
+
+async def test_only_the_provider_and_the_operator_void(ledger):
+    store, publisher = ledger
+    await bill(store, publisher, time="2026-10-03T12:00:00Z", seconds=60)
+    with pytest.raises(Forbidden, match="dispute"):
+        await corrections.void(store, KDDI, acme(), "not_used")  # the reseller disputes
+    with pytest.raises(Forbidden):
+        await corrections.void(store, Caller("a", "auditor", None), acme(), "not_used")
+    with pytest.raises(InputError, match="reason"):
+        await corrections.void(store, SAKURA, acme(), "because")
+    assert (await corrections.void(store, SAKURA, acme(), "not_used"))["gpu_seconds"] == 60
+
+
+async def test_a_resend_stays_voided_and_another_attribution_may_bill_the_seconds(ledger):
+    store, publisher = ledger
+    await bill(store, publisher, time="2026-10-03T12:00:00Z", seconds=60)
+    await corrections.void(store, OPERATOR, acme(), "wrong_tenant")
+    resent = await bill_counts(store, publisher, "resend", tenant="acme")
+    assert resent == {"received": 1, "accepted": 0, "duplicate": 1, "rejected": {}}
+    assert (await bill_counts(store, publisher, "beta", tenant="beta"))["accepted"] == 1
+    assert (await bill_counts(store, publisher, "acme-again", tenant="acme"))["rejected"] == {"conflict": 1}
+    lines = (await statement(store, "2026-10"))["lines"]
+    assert [(line["tenant"], line["gpu_seconds"]) for line in lines] == [("beta", 60)]
+
+
+async def test_voids_are_seen_by_their_provider_and_reseller_only(ledger):
+    store, publisher = ledger
+    await bill(store, publisher, time="2026-10-03T12:00:00Z", seconds=60)
+    await corrections.void(store, SAKURA, acme(), "outage")
+    for who, count in ((SAKURA, 1), (KDDI, 1), (Caller("t-h", "member", "highreso"), 0), (OPERATOR, 1)):
+        assert len((await corrections.listing(store, who))["voids"]) == count
+
+
+async def bill_counts(store, publisher, ingest_id: str, **fields) -> dict:
+    await publisher.send_events([encode(usage_event(time="2026-10-03T12:00:00Z", seconds=60, **fields))], ingest_id)
+    await deliver(publisher, Intake(store))
+    return await ingest_service.tally(store, ingest_id)
