@@ -63,9 +63,19 @@ def unbalanced(entries: Iterable[Entry]) -> list[Entry]:
     return [entry for entry in entries if sum(amount for _, amount in entry.postings) != 0]
 
 
-def _line_refs(statement: Statement, fields: tuple[str, str], values: tuple[str, str]) -> list[int]:
+def _line_refs(statement: Statement, fields: tuple[str, str], values: tuple[str, str]) -> dict:
+    """The indexes of the statement's lines (and returns, when it has any of the invoice)
+    an invoice sums."""
     first, second = fields
-    return [i for i, line in enumerate(statement.lines) if (getattr(line, first), getattr(line, second)) == values]
+    refs: dict = {"lines": [
+        i for i, line in enumerate(statement.lines) if (getattr(line, first), getattr(line, second)) == values
+    ]}
+    returned = [
+        i for i, item in enumerate(statement.returns or ()) if (getattr(item, first), getattr(item, second)) == values
+    ]
+    if returned:
+        refs["returns"] = returned
+    return refs
 
 
 def _tenant_invoice_entries(statement: Statement) -> list[Entry]:
@@ -81,22 +91,23 @@ def _tenant_invoice_entries(statement: Statement) -> list[Entry]:
             postings.append((f"{reseller}/discount/grants", invoice.credit))
         postings.append((f"{reseller}/tax/output", -invoice.tax_yen))
         entries.append(Entry(
-            "tenant_invoice", {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": refs}, postings,
+            "tenant_invoice", {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, **refs}, postings,
         ))
     return entries
 
 
-def _reimbursements(statement: Statement) -> list[GrantDraw]:
-    """The grant draws a funder other than the reseller owes the reseller."""
-    return [draw for draw in statement.draws if draw.reimbursed]
+def _reimbursements(statement: Statement) -> list[tuple[GrantDraw, int]]:
+    """The grants whose funder, another member than the reseller, owes the reseller their
+    draws less what returns restored to them (negative: the reseller owes the funder)."""
+    return [(draw, draw.amount_yen - draw.restored) for draw in statement.draws if draw.reimbursed]
 
 
 def _reimbursement_entries(statement: Statement) -> list[Entry]:
     """A draw funded by another member: the funder's expense and payable, the reseller's
     receivable, and the reseller's discount taken back (it is paid for)."""
     entries = []
-    for draw in _reimbursements(statement):
-        funder, reseller, amount = draw.funder, draw.reseller, draw.amount_yen
+    for draw, amount in _reimbursements(statement):
+        funder, reseller = draw.funder, draw.reseller
         entries.append(Entry("grant_reimbursement", {"grant": draw.grant}, [
             (f"{funder}/expense/grants", amount),
             (f"{funder}/payable/grants/{reseller}", -amount),
@@ -113,7 +124,7 @@ def _member_invoice_entries(statement: Statement) -> list[Entry]:
         provider, reseller = invoice.provider, invoice.reseller
         total, subtotal, tax = invoice.total_yen, invoice.subtotal_yen, invoice.tax_yen
         refs = _line_refs(statement, ("provider", "reseller"), (provider, reseller))
-        reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": refs}
+        reference = {"member_invoice": {"provider": provider, "reseller": reseller}, **refs}
         entries.append(Entry("member_invoice_reseller", reference, [
             (f"{reseller}/cost/wholesale", subtotal),
             (f"{reseller}/tax/input", tax),
@@ -138,8 +149,8 @@ def _netting_entries(statement: Statement) -> list[Entry]:
         provider, reseller, total = invoice.provider, invoice.reseller, invoice.total_yen
         postings.append((f"{reseller}/payable/member/{provider}", total))
         postings.append((f"{provider}/receivable/member/{reseller}", -total))
-    for draw in reimbursements:
-        funder, reseller, amount = draw.funder, draw.reseller, draw.amount_yen
+    for draw, amount in reimbursements:
+        funder, reseller = draw.funder, draw.reseller
         postings.append((f"{funder}/payable/grants/{reseller}", amount))
         postings.append((f"{reseller}/receivable/grants/{funder}", -amount))
     for member, net in statement.net_yen.items():
@@ -147,7 +158,7 @@ def _netting_entries(statement: Statement) -> list[Entry]:
             postings.append((f"{member}/settlement/clearing", net))
     reference: dict = {"member_invoices": [[i.provider, i.reseller] for i in statement.member_invoices]}
     if reimbursements:
-        reference["grant_reimbursements"] = [draw.grant for draw in reimbursements]
+        reference["grant_reimbursements"] = [draw.grant for draw, _ in reimbursements]
     return [Entry("netting", reference, postings)]
 
 

@@ -16,6 +16,7 @@ from ledger.domain.metering import HOUR_SECONDS
 from ledger.domain.statement import (
     GrantDraw,
     MemberInvoice,
+    Return,
     Statement,
     StatementLine,
     TenantInvoice,
@@ -200,39 +201,64 @@ def _statement_line(line: Line, price_text: dict[PriceVersion, str]) -> Statemen
     )
 
 
-def _grant_draws(catalog: Catalog, draws) -> tuple[GrantDraw, ...]:
+def _grant_draws(catalog: Catalog, drawn: dict[str, int], restored: dict[str, int]) -> tuple[GrantDraw, ...]:
+    """One entry per grant whose draws or restorations in the period are more than 0."""
     return tuple(
-        GrantDraw(gid, grant.funder, grant.reseller, grant.tenant, amount, 0)
-        for gid, amount in sorted(draws.by_grant.items())
+        GrantDraw(gid, grant.funder, grant.reseller, grant.tenant, drawn.get(gid, 0), restored.get(gid, 0))
+        for gid in sorted(set(drawn) | set(restored))
+        if drawn.get(gid, 0) > 0 or restored.get(gid, 0) > 0
         for grant in (catalog.grants[gid],)
     )
 
 
-def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, draws=None) -> Statement:
+def _statement_return(item, price_text: dict[PriceVersion, str]) -> Return:
+    line = _statement_line(item.line, price_text)
+    return Return(
+        line.reseller, line.tenant, line.provider, line.sku, line.service_period, item.booking_period,
+        line.retail_price_from, line.agreement_from, item.gpu_seconds, line.retail_yen_per_gpu_hour,
+        item.retail_yen, item.wholesale_yen, item.tenant_refund_yen, item.credit_restored_yen,
+    )
+
+
+def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, draws=None, returns=()) -> Statement:
     """The settlement statement of SPEC.md (`Statement.to_document` is its JSON).
 
     `draws` (`ledger.domain.credits.Draws`) are the period's credits: each tenant
     invoice's `credit_yen`, the statement's `grant_draws`, and the reimbursements that
-    funders owe resellers in the nets. None: nothing drew.
+    funders owe resellers in the nets. None: nothing drew. `returns`
+    (`ledger.domain.returns.Return`, in statement order) are what the period gives back
+    of closed periods' lines: invoices and reimbursements are net of them.
     """
     tenant_retail: dict[tuple[str, str], int] = defaultdict(int)
+    tenant_credit: dict[tuple[str, str], int] = defaultdict(int)
     member_subtotals: dict[tuple[str, str], int] = defaultdict(int)
     for line in lines:
         key = line.key
         tenant_retail[(key.reseller, key.tenant)] += line.retail_yen
         if key.provider != key.reseller:
             member_subtotals[(key.provider, key.reseller)] += line.wholesale_yen
+    drawn = dict(draws.by_grant) if draws is not None else {}
+    for pair, amount in (draws.by_invoice.items() if draws is not None else ()):
+        tenant_credit[pair] += amount
+    restored: dict[str, int] = defaultdict(int)
+    for item in returns:
+        key = item.key
+        tenant_retail[(key.reseller, key.tenant)] -= item.retail_yen
+        tenant_credit[(key.reseller, key.tenant)] -= item.credit_restored_yen
+        if key.provider != key.reseller:
+            member_subtotals[(key.provider, key.reseller)] -= item.wholesale_yen
+        for grant_id, amount in item.restored:
+            restored[grant_id] += amount
 
     def invoice(subtotal: int) -> tuple[int, int, int]:
         tax = tax_yen(subtotal, catalog.tax_rate_percent)
         return subtotal, tax, subtotal + tax
 
-    credits = draws.by_invoice if draws is not None else {}
     price_text: dict[PriceVersion, str] = {}  # the few versions' decimal text, made once
     tenant_invoices = tuple(
         TenantInvoice(reseller, tenant, retail, credit, *invoice(retail - credit))
         for (reseller, tenant), retail in sorted(tenant_retail.items())
-        for credit in (credits.get((reseller, tenant), 0),)
+        for credit in (tenant_credit.get((reseller, tenant), 0),)
     )
     member_invoices = tuple(
         MemberInvoice(provider, reseller, *invoice(subtotal))
@@ -242,14 +268,18 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, dr
     for member_invoice in member_invoices:
         nets[member_invoice.provider] += member_invoice.total_yen
         nets[member_invoice.reseller] -= member_invoice.total_yen
-    for funder, reseller, amount in draws.reimbursements(catalog.grants) if draws is not None else ():
-        nets[funder] -= amount
-        nets[reseller] += amount
+    for gid in set(drawn) | set(restored):
+        grant = catalog.grants[gid]
+        if grant.funder != grant.reseller:  # the funder owes the reseller its draws less restorations
+            amount = drawn.get(gid, 0) - restored.get(gid, 0)
+            nets[grant.funder] -= amount
+            nets[grant.reseller] += amount
     return Statement(
         period, catalog.currency, closed,
         tuple(_statement_line(line, price_text) for line in lines),
-        tenant_invoices, member_invoices, (),
-        _grant_draws(catalog, draws) if draws is not None else (),
+        tenant_invoices, member_invoices,
+        tuple(_statement_return(item, price_text) for item in returns),
+        _grant_draws(catalog, drawn, restored),
         nets,
         tuple(Transfer(debtor, creditor, amount) for debtor, creditor, amount in net_transfers(nets)),
     )

@@ -21,6 +21,7 @@ from ledger.domain.instants import format_utc
 from ledger.domain.periods import next_period, parse_period
 from ledger.domain.ports import BooksReader, BooksWriter, Store
 from ledger.domain.statement import Statement
+from ledger.service.credit_history import History, lines_of
 
 
 def render(statement: Statement) -> bytes:
@@ -73,41 +74,21 @@ async def closed_document(books: BooksReader, period: str, catalog: Catalog) -> 
     return await _empty_closed_statement(books, period, catalog)
 
 
-async def lines_of(books: BooksReader, period: str, catalog: Catalog) -> list[rating.Line]:
-    """A booking period's lines, in statement order."""
-    usages = await books.hour_usages(period, sorted(rating.split_hours(catalog)))
-    return rating.rate(catalog, usages)
-
-
 async def compute_statement(books: BooksReader, period: str, catalog: Catalog, closed: bool) -> Statement:
+    """A booking period's statement from the books as they stand: its lines, what grants
+    draw on them from their balances at its start, and its returns."""
+    history = await History.through(books, period, catalog)
+    balances = dict(await history.walk_to(period))
     lines = await lines_of(books, period, catalog)
-    balances = await balances_at(books, period, catalog)
-    return rating.statement(period, catalog, lines, closed, credits.draw(lines, catalog.grants, balances))
-
-
-async def draws_in(books: BooksReader, period: str, catalog: Catalog, balances: dict[str, int]) -> dict[str, int]:
-    """What grants drew in a booking period (grant id -> yen), bringing `balances` down:
-    a closed period's as stored, an open one's as computed from its lines now."""
-    closed_through = await books.closed_through()
-    if closed_through is not None and period <= closed_through:
-        stored = await books.closed_statement(period)
-        # Only its draws are read: a closed statement may have 100,000 lines.
-        drawn = {d.grant: d.amount_yen for d in Statement.draws_of(orjson.loads(stored))} if stored else {}
-        for grant_id, amount in drawn.items():
-            balances[grant_id] = balances.get(grant_id, 0) - amount
-        return drawn
-    return credits.draw(await lines_of(books, period, catalog), catalog.grants, balances).by_grant
+    draws = credits.draw(lines, catalog.grants, balances)
+    return rating.statement(period, catalog, lines, closed, draws, history.returns_in(period))
 
 
 async def balances_at(books: BooksReader, period: str, catalog: Catalog) -> dict[str, int]:
-    """Each grant's balance at the start of a booking period: its amount less its draws in
-    every booking period before (closed or open, as they stand now)."""
-    balances = credits.opening_balances(catalog.grants)
-    current = credits.first_period_of(catalog.grants)
-    while current is not None and current < period:
-        await draws_in(books, current, catalog, balances)
-        current = next_period(current)
-    return balances
+    """Each grant's balance at the start of a booking period: its amount less its draws
+    plus its restorations in every booking period before (closed or open, as they stand now)."""
+    history = await History.through(books, period, catalog)
+    return dict(await history.walk_to(period))
 
 
 async def _close_through(books: BooksWriter, period: str, closed_through: str | None, catalog: Catalog) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 
-from ledger.domain import credits
 from ledger.domain.access import Caller
 from ledger.domain.catalog import Catalog
 from ledger.domain.periods import next_period
 from ledger.domain.ports import Store
 from ledger.domain.registry import Grant
-from ledger.service import books
+from ledger.service.credit_history import History
 
 
 def visible(caller: Caller, grant: Grant) -> bool:
@@ -29,16 +28,17 @@ def _lapse_final(catalog: Catalog, grant: Grant, now: int) -> bool:
     return now >= end + catalog.acceptance_horizon_days * 86400
 
 
-def _document(catalog: Catalog, grant: Grant, drawn: dict[str, int], now: int) -> dict:
+def _document(catalog: Catalog, grant: Grant, drawn: dict[str, int], restored: dict[str, int], now: int) -> dict:
     total = sum(drawn.values())
-    balance = grant.amount_yen - total
+    balance = grant.amount_yen - total + sum(restored.values())
     lapsed = balance if balance and _lapse_final(catalog, grant, now) else 0
     return {
         "id": grant.id, "funder": grant.funder, "reseller": grant.reseller, "tenant": grant.tenant,
         "amount_yen": grant.amount_yen, "skus": None if grant.skus is None else sorted(grant.skus),
         "providers": None if grant.providers is None else sorted(grant.providers),
         "first_period": grant.first_period, "last_period": grant.last_period,
-        "drawn": drawn, "drawn_yen": total, "balance_yen": balance, "lapsed_yen": lapsed,
+        "drawn": drawn, "drawn_yen": total, "restored": restored, "restored_yen": sum(restored.values()),
+        "balance_yen": balance, "lapsed_yen": lapsed,
     }
 
 
@@ -51,11 +51,13 @@ async def report(store: Store, caller: Caller, through: str | None = None, now: 
         through = through or catalog.calendar.period_of(now)
         shown = {gid: g for gid, g in sorted(catalog.grants.items()) if visible(caller, g)}
         drawn: dict[str, dict[str, int]] = {gid: {} for gid in shown}
-        balances = credits.opening_balances(catalog.grants)
-        period = credits.first_period_of(catalog.grants)
-        while shown and period is not None and period <= through:
-            for gid, amount in (await books.draws_in(reader, period, catalog, balances)).items():
-                if gid in drawn:
-                    drawn[gid][period] = amount
-            period = next_period(period)
-    return {"through": through, "grants": [_document(catalog, g, drawn[gid], now) for gid, g in shown.items()]}
+        restored: dict[str, dict[str, int]] = {gid: {} for gid in shown}
+        if shown:
+            history = await History.through(reader, through, catalog)
+            await history.walk_to(next_period(through))
+            for period, found in sorted(history.periods.items()):
+                for per_period, amounts in ((drawn, found.drawn), (restored, found.restored)):
+                    for gid, amount in amounts.items():
+                        if gid in per_period and amount:
+                            per_period[gid][period] = amount
+    return {"through": through, "grants": [_document(catalog, g, drawn[gid], restored[gid], now) for gid, g in shown.items()]}
