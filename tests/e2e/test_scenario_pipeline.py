@@ -1,7 +1,9 @@
 """Given a fresh stack, when the scenario's steps run through the CLI, then every output equals expected.json.
 
 This is the check the alliance runs on every scenario: the real broker, the Faust
-worker and PostgreSQL, driven only by `gpuledger` commands.
+worker and PostgreSQL, driven only by `gpuledger` commands. A scenario with a steps.json
+(corrections, disputes, payments) runs those steps after the first eight; each refused
+one must exit 2 (tests/service/test_scenario_steps.py also shows they change nothing).
 """
 
 from __future__ import annotations
@@ -11,7 +13,17 @@ import json
 import httpx
 import pytest
 
-from tests.scenario import comparable, expected_base, normalized, run_steps, scenario_dirs
+from tests.scenario import (
+    comparable,
+    expected,
+    expected_base,
+    later_steps,
+    normalized,
+    run_later_steps,
+    run_steps,
+    scenario_dirs,
+    shown,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -35,3 +47,17 @@ def test_scenario_through_the_pipeline(make_stack, directory, tmp_path):
                                timeout=30)
             assert answer.status_code == 200 and normalized(answer.json()) == normalized(want["capacity_oct"])
 
+    if later_steps(directory):
+        check_later_steps(stack, directory)
+
+
+def check_later_steps(stack, directory) -> None:
+    printed = run_later_steps(stack, directory)
+    want = expected(directory)
+    for step in later_steps(directory):
+        if step["key"] in want:
+            assert shown(printed[step["key"]], want[step["key"]]) == shown(want[step["key"]], want[step["key"]]), \
+                step["key"]
+    listed = stack.json("disputes", "list")["disputes"]
+    assert [(d["id"], d["state"]) for d in listed] == [
+        (printed["dispute_open"]["id"], "accepted"), (printed["dispute_open_2"]["id"], "withdrawn")]
