@@ -634,6 +634,9 @@ async def test_a_void_is_stored_with_what_it_took_and_read_back_per_claim(store)
         rows = await books.voids()
         assert [(r.id, r.void.gpu_seconds, r.returned_in) for r in rows] == [(void_id, 2, None)]
         assert await books.voids("highreso") == [] and len(await books.voids("kddi")) == 1
+    # the usage figures (the rollups on PostgreSQL) stop counting them too
+    assert sum(u.seconds for u in await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)) == 3
+    assert sum(u.seconds for u in await store.hour_usage(HOUR, HOUR + 3600, "kddi", None, None, None, None)) == 3
 
 
 async def test_seconds_voided_after_their_period_closed_stay_on_its_lines_and_are_returned_later(store):
