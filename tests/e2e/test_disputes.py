@@ -5,7 +5,8 @@ window and horizon long enough for any date this test runs on), a dispute is ope
 kddi, hidden from highreso, rejected, escalated once, and accepted by the operator, which
 voids its seconds; refused commands exit 2 and change nothing. Through the API, members'
 tokens act with the same rules, an admin's decides, an auditor's reads; refusals are
-`{"error": {"code", "message"}}` with 403, 404 or 409.
+`{"error": {"code", "message"}}` with 400, 403, 404 or 409. Voids through the API: only
+the seconds' provider (or an admin) makes one, and each member lists only its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.factories import DEFAULT_VERSIONS, catalog_text, usage_event
 pytestmark = pytest.mark.infra
 
 SETTINGS = "acceptance_horizon_days = 5000\ndispute_window_days = 5000\n"
-CLI_GPU, API_GPU = "GPU-DISPUTE-CLI", "GPU-DISPUTE-API"
+CLI_GPU, API_GPU, VOID_GPU = "GPU-DISPUTE-CLI", "GPU-DISPUTE-API", "GPU-VOID-API"
 HOUR = ("2026-10-03T12:00:00Z", "2026-10-03T13:00:00Z")
 
 
@@ -32,9 +33,9 @@ def ledger(make_stack, tmp_path_factory):
     (folder / "catalog.toml").write_text(catalog_text(*DEFAULT_VERSIONS, settings=SETTINGS))
     stack.run("catalog", "load", str(folder / "catalog.toml"))
     lines = [json.dumps(usage_event(time=HOUR[0], seconds=3600, gpu_uuid=gpu, tenant="acme",
-                                    event_id=str(uuid.uuid4()))) for gpu in (CLI_GPU, API_GPU)]
+                                    event_id=str(uuid.uuid4()))) for gpu in (CLI_GPU, API_GPU, VOID_GPU)]
     (folder / "usage.ndjson").write_text("\n".join(lines) + "\n")
-    assert stack.json("ingest", str(folder / "usage.ndjson"), "--wait", "--timeout", "120")["accepted"] == 2
+    assert stack.json("ingest", str(folder / "usage.ndjson"), "--wait", "--timeout", "120")["accepted"] == 3
     return stack
 
 
@@ -80,7 +81,7 @@ def test_a_dispute_through_the_cli_from_opening_to_the_operators_decision(ledger
     [void] = [v for v in stack.json("voids", "list")["voids"] if v["dispute"] == dispute_id]
     assert (void["id"], void["gpu_seconds"], void["made_by"]) == (decided["void"], 3600, "operator")
     lines = stack.json("settle", "2026-10")["lines"]
-    assert sum(line["gpu_seconds"] for line in lines) == 3600  # the API test's GPU only
+    assert sum(line["gpu_seconds"] for line in lines) == 7200  # the other two GPUs' only
     assert "nothing to dispute" in refused(stack, *opening(CLI_GPU))
     assert [d["id"] for d in stack.json("disputes", "list", "--as", "sakura")["disputes"]][0] == dispute_id
 
@@ -145,3 +146,28 @@ def test_the_openapi_document_lists_the_dispute_routes(api):
     assert {"/v1/disputes", "/v1/disputes/{dispute_id}", *(f"/v1/disputes/{{dispute_id}}/{a}" for a in (
         "accept", "reject", "escalate", "withdraw", "decide"))} <= set(paths)
     assert "409" in paths["/v1/disputes/{dispute_id}/accept"]["post"]["responses"]
+
+
+VOID = {"gpu_uuid": VOID_GPU, "from": HOUR[0], "to": "2026-10-03T12:30:00Z", "provider": "sakura",
+        "reseller": "kddi", "tenant": "acme", "sku": "H200", "reason": "duplicate_report"}
+
+
+def test_voids_through_the_api_by_the_provider_only(api, ledger):
+    before = ledger.json("settle", "2026-10")
+    assert error(call(api, "kddi", "POST", "/v1/voids", VOID), 403) == "forbidden"  # the reseller disputes
+    assert error(call(api, "highreso", "POST", "/v1/voids", VOID), 403) == "forbidden"
+    assert error(call(api, "auditor", "POST", "/v1/voids", VOID), 403) == "read_only"
+    assert error(call(api, "sakura", "POST", "/v1/voids", {**VOID, "tenant": "beta"}), 400) == "nothing_to_void"
+    assert error(call(api, "sakura", "POST", "/v1/voids", {**VOID, "to": HOUR[0]}), 400) == "bad_request"
+    assert ledger.json("settle", "2026-10") == before  # the refusals changed nothing
+
+    made = call(api, "sakura", "POST", "/v1/voids", VOID)
+    assert made.status_code == 201, made.text
+    assert made.json()["gpu_seconds"] == 1800 and made.json()["void"].startswith("void-")
+    assert error(call(api, "sakura", "POST", "/v1/voids", VOID), 400) == "nothing_to_void"
+    after = ledger.json("settle", "2026-10")
+    assert sum(line["gpu_seconds"] for line in after["lines"]) == sum(
+        line["gpu_seconds"] for line in before["lines"]) - 1800
+    for who, sees in (("sakura", True), ("kddi", True), ("highreso", False), ("auditor", True)):
+        listed = [v["id"] for v in call(api, who, "GET", "/v1/voids").json()["voids"]]
+        assert (made.json()["void"] in listed) is sees, who

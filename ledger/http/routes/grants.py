@@ -24,9 +24,11 @@ class GrantState(BaseModel):
     providers: list[str] | None = Field(description="Whose GPUs it pays for; null: any provider's.")
     first_period: str
     last_period: str
-    drawn: dict[str, int]
+    drawn: dict[str, int] = Field(description="booking period -> yen drawn there")
     drawn_yen: int
-    balance_yen: int
+    restored: dict[str, int] = Field(description="booking period -> yen its returns restored")
+    restored_yen: int
+    balance_yen: int = Field(description="amount_yen - drawn_yen + restored_yen")
     lapsed_yen: int
 
 
