@@ -19,8 +19,8 @@ from ledger.domain.payments import Payment, Transfer
 from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
 from ledger.domain.rollup_check import RollupDifference
-from ledger.postgres import voids as stored_voids
 from ledger.postgres import payments as payment_rows
+from ledger.postgres import voids as stored_voids
 from ledger.postgres.catalog import load_catalog
 from ledger.postgres.errors import translating, translating_iterator
 from ledger.postgres.intake import claim_key

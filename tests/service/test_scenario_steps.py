@@ -20,9 +20,9 @@ import pytest
 
 from ledger.cli import wiring
 from ledger.cli.main import cli
+from ledger.domain.access import OPERATOR
 from ledger.domain.errors import LedgerError
 from ledger.memory.store import MemoryStore
-from ledger.domain.access import OPERATOR
 from ledger.service import books, disputes, payments, reports
 from ledger.service.intake import Intake
 from tests.scenario import (
