@@ -100,3 +100,29 @@ async def bill_counts(store, publisher, ingest_id: str, **fields) -> dict:
     await publisher.send_events([encode(usage_event(time="2026-10-03T12:00:00Z", seconds=60, **fields))], ingest_id)
     await deliver(publisher, Intake(store))
     return await ingest_service.tally(store, ingest_id)
+
+
+async def test_seconds_voided_after_their_period_closed_are_returned_by_the_first_open_one(ledger):
+    store, publisher = ledger
+    await bill(store, publisher, time="2026-10-03T12:00:00Z", seconds=3600)
+    closed = await books.statement(store, "2026-10", close=True)
+    await corrections.void(store, SAKURA, acme("2026-10-03T12:00:00Z", "2026-10-03T12:30:00Z"), "outage")
+    assert await books.statement(store, "2026-10") == closed  # a closed statement never changes
+    november = await statement(store, "2026-11")
+    [returned] = november["returns"]
+    assert {k: returned[k] for k in ("booking_period", "service_period", "gpu_seconds", "retail_yen",
+                                     "wholesale_yen", "tenant_refund_yen", "credit_restored_yen")} == {
+        "booking_period": "2026-10", "service_period": "2026-10", "gpu_seconds": 1800,
+        "retail_yen": 390, "wholesale_yen": 260, "tenant_refund_yen": 390, "credit_restored_yen": 0}
+    assert november["lines"] == [] and november["grant_draws"] == []
+    [tenant] = november["tenant_invoices"]  # a net refund: tax rounds toward zero
+    assert (tenant["retail_yen"], tenant["subtotal_yen"], tenant["tax_yen"], tenant["total_yen"]) == (-390, -390, -39, -429)
+    [member] = november["member_invoices"]
+    assert (member["subtotal_yen"], member["tax_yen"], member["total_yen"]) == (-260, -26, -286)
+    assert november["net_yen"] == {"highreso": 0, "kddi": 286, "sakura": -286}
+    assert november["transfers"] == [{"from": "sakura", "to": "kddi", "amount_yen": 286}]
+    again = await corrections.void(store, SAKURA, acme("2026-10-03T12:30:00Z", "2026-10-03T12:30:01Z"), "outage")
+    assert again["gpu_seconds"] == 1
+    [returned] = (await statement(store, "2026-11"))["returns"]  # one return per original line
+    # 780 - floor(1799 * 780 / 3600) and 520 - floor(1799 * 520 / 3600): what is still billed
+    assert (returned["gpu_seconds"], returned["retail_yen"], returned["wholesale_yen"]) == (1801, 391, 261)
