@@ -305,8 +305,8 @@ class Store(Protocol):
     async def catalog_revision(self) -> int: ...
 
     async def ledger_version(self) -> tuple[int, int]:
-        """(catalog revision, a number that grows whenever workers meter a batch): equal
-        versions, equal usage (replays of dead letters excepted)."""
+        """(catalog revision, a number that grows whenever workers meter a batch, and with
+        every void, close and replay of dead letters): equal versions, equal books."""
 
     async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
         """Dead letters and their tally, at once (events rejected before any worker saw them)."""

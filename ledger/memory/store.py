@@ -214,7 +214,9 @@ class MemoryStore:
         return self.state.revision
 
     async def ledger_version(self) -> tuple[int, int]:
-        return self.state.revision, sum(self.state.positions.values())
+        # Metering moves the positions; a void, a close or a replay changes the books too.
+        changes = len(self.state.voids) + len(self.state.period_closes) + len(self.state.replays)
+        return self.state.revision, sum(self.state.positions.values()) + changes
 
     async def record_rejections(self, letters: list[DeadLetter], tally: Tally) -> None:
         async with self._transaction() as state:

@@ -45,7 +45,8 @@ async def open_store(database_url: str, max_connections: int = 2):
 # Every batch a worker meters moves a position forward in the same transaction.
 SELECT_LEDGER_VERSION = f"""
 SELECT ({SELECT_REVISION}) AS revision,
-       (SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_positions) AS metered
+       (SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_positions)
+       + (SELECT changes FROM ledger_changes WHERE id = 1) AS metered
 """
 
 

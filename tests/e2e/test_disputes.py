@@ -152,8 +152,16 @@ VOID = {"gpu_uuid": VOID_GPU, "from": HOUR[0], "to": "2026-10-03T12:30:00Z", "pr
         "reseller": "kddi", "tenant": "acme", "sku": "H200", "reason": "duplicate_report"}
 
 
+def seconds_in(api, who: str) -> int:
+    """The GPU-seconds of October's lines as `who` reads the statement through the API."""
+    answer = call(api, who, "GET", "/v1/statements/2026-10")
+    assert answer.status_code == 200, answer.text
+    return sum(line["gpu_seconds"] for line in answer.json()["lines"])
+
+
 def test_voids_through_the_api_by_the_provider_only(api, ledger):
     before = ledger.json("settle", "2026-10")
+    kept = seconds_in(api, "sakura")  # computed now, and kept for this version of the ledger
     assert error(call(api, "kddi", "POST", "/v1/voids", VOID), 403) == "forbidden"  # the reseller disputes
     assert error(call(api, "highreso", "POST", "/v1/voids", VOID), 403) == "forbidden"
     assert error(call(api, "auditor", "POST", "/v1/voids", VOID), 403) == "read_only"
@@ -168,6 +176,7 @@ def test_voids_through_the_api_by_the_provider_only(api, ledger):
     after = ledger.json("settle", "2026-10")
     assert sum(line["gpu_seconds"] for line in after["lines"]) == sum(
         line["gpu_seconds"] for line in before["lines"]) - 1800
+    assert seconds_in(api, "sakura") == kept - 1800  # a void is a new version: nothing kept is served
     for who, sees in (("sakura", True), ("kddi", True), ("highreso", False), ("auditor", True)):
         listed = [v["id"] for v in call(api, who, "GET", "/v1/voids").json()["voids"]]
         assert (made.json()["void"] in listed) is sees, who

@@ -639,6 +639,19 @@ async def test_a_void_is_stored_with_what_it_took_and_read_back_per_claim(store)
     assert sum(u.seconds for u in await store.hour_usage(HOUR, HOUR + 3600, "kddi", None, None, None, None)) == 3
 
 
+async def test_a_void_and_a_close_each_make_a_new_ledger_version(store):
+    await load_catalog(store)
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111)])
+    versions = [await store.ledger_version()]
+    async with store.intake() as tx:
+        await tx.write_void(void_of(1), [VoidedBits(key(), 0b1, None)])
+    versions.append(await store.ledger_version())
+    await close_through(store, "2026-09", ["2026-09"])
+    versions.append(await store.ledger_version())
+    assert len(set(versions)) == 3 and len({v[0] for v in versions}) == 1  # the catalog did not change
+
+
 async def test_seconds_voided_after_their_period_closed_stay_on_its_lines_and_are_returned_later(store):
     await load_catalog(store)
     async with store.intake() as tx:
