@@ -220,15 +220,9 @@ def _statement_return(item, price_text: dict[PriceVersion, str]) -> Return:
     )
 
 
-def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, draws=None, returns=()) -> Statement:
-    """The settlement statement of SPEC.md (`Statement.to_document` is its JSON).
-
-    `draws` (`ledger.domain.credits.Draws`) are the period's credits: each tenant
-    invoice's `credit_yen`, the statement's `grant_draws`, and the reimbursements that
-    funders owe resellers in the nets. None: nothing drew. `returns`
-    (`ledger.domain.returns.Return`, in statement order) are what the period gives back
-    of closed periods' lines: invoices and reimbursements are net of them.
-    """
+def _sums(lines: list[Line], draws, returns) -> tuple[dict, dict, dict, dict, dict]:
+    """Per invoice, what its lines less its returns add up to: the tenant invoices' retail
+    and credit, the member invoices' wholesale; per grant, what was drawn and restored."""
     tenant_retail: dict[tuple[str, str], int] = defaultdict(int)
     tenant_credit: dict[tuple[str, str], int] = defaultdict(int)
     member_subtotals: dict[tuple[str, str], int] = defaultdict(int)
@@ -249,6 +243,19 @@ def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, dr
             member_subtotals[(key.provider, key.reseller)] -= item.wholesale_yen
         for grant_id, amount in item.restored:
             restored[grant_id] += amount
+    return tenant_retail, tenant_credit, member_subtotals, drawn, restored
+
+
+def statement(period: str, catalog: Catalog, lines: list[Line], closed: bool, draws=None, returns=()) -> Statement:
+    """The settlement statement of SPEC.md (`Statement.to_document` is its JSON).
+
+    `draws` (`ledger.domain.credits.Draws`) are the period's credits: each tenant
+    invoice's `credit_yen`, the statement's `grant_draws`, and the reimbursements that
+    funders owe resellers in the nets. None: nothing drew. `returns`
+    (`ledger.domain.returns.Return`, in statement order) are what the period gives back
+    of closed periods' lines: invoices and reimbursements are net of them.
+    """
+    tenant_retail, tenant_credit, member_subtotals, drawn, restored = _sums(lines, draws, returns)
 
     def invoice(subtotal: int) -> tuple[int, int, int]:
         tax = tax_yen(subtotal, catalog.tax_rate_percent)
