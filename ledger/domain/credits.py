@@ -31,14 +31,6 @@ class Draws:
     # line key -> (grant id, yen) in the order they drew: what a return restores, last first
     by_line: dict = field(default_factory=dict)
 
-    def reimbursements(self, grants: Mapping[str, Grant]) -> list[tuple[str, str, int]]:
-        """(funder, reseller, yen) the funder owes the reseller, per grant, by grant id."""
-        return [
-            (grants[gid].funder, grants[gid].reseller, amount)
-            for gid, amount in sorted(self.by_grant.items())
-            if grants[gid].funder != grants[gid].reseller
-        ]
-
 
 def _covering(grants: Iterable[Grant], line: Line) -> list[Grant]:
     key = line.key
