@@ -42,6 +42,11 @@ def money(value: int) -> str:
     return f"-¥{-value:,}" if value < 0 else f"¥{value:,}"
 
 
+def signed(value: int) -> str:
+    """`+¥1,234`, `-¥1,234`, `¥0`: an amount that adds to or takes from a total."""
+    return f"+¥{value:,}" if value > 0 else money(value)
+
+
 def hours(value: str | float | int | None) -> str:
     if value is None:
         return "—"
@@ -68,7 +73,7 @@ def _environment() -> Environment:
         loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    environment.filters.update(yen=yen, money=money, hours=hours, date_ja=date_ja, period_ja=period_ja)
+    environment.filters.update(yen=yen, money=money, signed=signed, hours=hours, date_ja=date_ja, period_ja=period_ja)
     environment.globals["font_families"] = CSS_FAMILIES
     return environment
 

@@ -12,6 +12,12 @@ registration number (the catalog's member), the date of issue (the period's clos
 catalog's timezone; an open period's invoice is a draft), the service period, the lines,
 the credits, the subtotal per tax rate, the rate, the tax (rounded once per invoice, as
 the statement does), the total, and the recipient.
+
+An invoice whose pair has returns in the period (SPEC.md "Corrections") is also a return
+invoice (適格返還請求書): its return lines name the original booking period (and its
+invoice), the service period, the seconds and the returned amounts; its date of issue is
+the date of the return; its tax is split into sales and returns
+(`ledger.domain.invoice_returns`). A subtotal below zero is a net refund.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from ledger.domain.catalog import Catalog, units_to_price
 from ledger.domain.errors import VerificationFailed
 from ledger.domain.instants import format_utc
-from ledger.domain.statement import MemberInvoice, Statement, TenantInvoice, printed_instant
+from ledger.domain.invoice_returns import returns_of_pair, returns_of_tenant, tax_split
+from ledger.domain.statement import MemberInvoice, Return, Statement, TenantInvoice, printed_instant
 
 KINDS = ("tenant_invoice", "member_invoice", "settlement_report", "capacity_report")
 NUMBER_PREFIX = {"tenant_invoice": "TI", "member_invoice": "MI"}
@@ -61,8 +68,13 @@ class Issue:
     closed_at: int | None
     made_at: int
 
+    @property
+    def as_of(self) -> int:
+        """The instant a document speaks for: the close, or for a draft when it was made."""
+        return self.made_at if self.closed_at is None else self.closed_at
+
     def content(self, catalog: Catalog) -> dict:
-        instant = self.made_at if self.closed_at is None else self.closed_at
+        instant = self.as_of
         return {
             "draft": self.closed_at is None,
             "date": None if self.closed_at is None else local_date(catalog, self.closed_at),
@@ -154,8 +166,9 @@ def _totals(invoice: TenantInvoice | MemberInvoice) -> dict:
 
 def tenant_invoice(statement: Statement, catalog: Catalog, issue: Issue, reseller: str, tenant: str) -> dict:
     """The reseller's invoice to its tenant: one row per statement line (each floored on
-    its own, so every row recomputes as floor(GPU-seconds x price / 3600)), the credits
-    grants drew on them, and the statement's subtotal, tax and total."""
+    its own, so every row recomputes as floor(GPU-seconds x price / 3600)), one return line
+    per statement return, the credits grants drew on them and what returns gave back to
+    the grants, and the statement's subtotal, tax and total."""
     invoice = next((i for i in statement.tenant_invoices if (i.reseller, i.tenant) == (reseller, tenant)), None)
     if invoice is None:
         raise VerificationFailed(f"{statement.period} has no invoice of {reseller} to this tenant")
@@ -171,16 +184,52 @@ def tenant_invoice(statement: Statement, catalog: Catalog, issue: Issue, reselle
         for line in statement.lines
         if (line.reseller, line.tenant) == (reseller, tenant)
     ]
+    returned = _tenant_return_rows(catalog, returns_of_tenant(statement, reseller, tenant))
     credits = [
-        {"grant": d.grant, "funder": party(catalog, d.funder), "amount_yen": d.amount_yen}
+        {"grant": d.grant, "funder": party(catalog, d.funder), "amount_yen": d.amount_yen, "restored_yen": d.restored}
         for d in statement.draws
         if (d.reseller, d.tenant) == (reseller, tenant)
     ]
-    retail, credit = invoice.retail, invoice.credit
-    _reconcile(document["number"], "its lines", sum(line["amount_yen"] for line in lines), retail)
-    _reconcile(document["number"], "its credits", sum(c["amount_yen"] for c in credits), credit)
-    _reconcile(document["number"], "retail less credit", retail - credit, invoice.subtotal_yen)
-    return {**document, "lines": _numbered(lines), "credits": credits, "retail_yen": retail, "credit_yen": credit, **_totals(invoice)}
+    sums = _tenant_sums(document["number"], invoice, lines, returned, credits)
+    split = tax_split(sums["lines_yen"] - sums["drawn_yen"], sums["refund_yen"], invoice.tax_yen, catalog.tax_rate_percent)
+    return {
+        **document, "lines": _numbered(lines), "returns": _numbered(returned), "credits": credits, **sums,
+        "retail_yen": invoice.retail, "credit_yen": invoice.credit, **_totals(invoice),
+        "tax_split": split if returned else None,
+    }
+
+
+def _tenant_sums(number: str, invoice: TenantInvoice, lines: list[dict], returned: list[dict], credits: list[dict]) -> dict:
+    """What a tenant invoice adds up, each sum checked against the statement's invoice."""
+    sums = {
+        "lines_yen": sum(line["amount_yen"] for line in lines),
+        "returns_yen": sum(r["amount_yen"] for r in returned),
+        "refund_yen": sum(r["tenant_refund_yen"] for r in returned),
+        "drawn_yen": sum(c["amount_yen"] for c in credits),
+        "restored_yen": sum(c["restored_yen"] for c in credits),
+    }
+    _reconcile(number, "its lines less its returns", sums["lines_yen"] - sums["returns_yen"], invoice.retail)
+    _reconcile(number, "its credits less what returns restored", sums["drawn_yen"] - sums["restored_yen"], invoice.credit)
+    _reconcile(number, "the credit its returns restored", sum(r["credit_restored_yen"] for r in returned), sums["restored_yen"])
+    _reconcile(number, "retail less credit", invoice.retail - invoice.credit, invoice.subtotal_yen)
+    return sums
+
+
+def _tenant_return_rows(catalog: Catalog, entries: list[Return]) -> list[dict]:
+    """One row per statement return: what was returned of which original line (its booking
+    period's invoice, its service period), and how the returned retail splits into the
+    tenant's refund and the credit given back to the grants that paid for it."""
+    return [
+        {
+            "sku": r.sku, "description": sku_description(catalog, r.sku), "provider": party(catalog, r.provider),
+            "service_period": r.service_period, "booking_period": r.booking_period,
+            "original_invoice": document_number("tenant_invoice", r.booking_period, r.reseller, r.tenant),
+            "gpu_seconds": r.gpu_seconds, "gpu_hours": gpu_hours(r.gpu_seconds), "unit_price": r.retail_yen_per_gpu_hour,
+            "amount_yen": r.retail_yen, "tenant_refund_yen": r.tenant_refund_yen,
+            "credit_restored_yen": r.credit_restored_yen,
+        }
+        for r in entries
+    ]
 
 
 def _numbered(lines: list[dict]) -> list[dict]:
@@ -205,7 +254,7 @@ def agreement_terms(catalog: Catalog, reseller: str, provider: str, sku: str, ag
 def member_invoice(statement: Statement, catalog: Catalog, issue: Issue, provider: str, reseller: str) -> dict:
     """The provider's invoice to the reseller: its lines summed per SKU, service period and
     agreement version (the reseller's tenants are not the provider's to see), each row the
-    sum of the statement lines' floored wholesale amounts."""
+    sum of the statement lines' floored wholesale amounts; its returns summed likewise."""
     invoice = next((i for i in statement.member_invoices if (i.provider, i.reseller) == (provider, reseller)), None)
     if invoice is None:
         raise VerificationFailed(f"{statement.period} has no invoice of {provider} to {reseller}")
@@ -225,5 +274,31 @@ def member_invoice(statement: Statement, catalog: Catalog, issue: Issue, provide
         row["amount_yen"] += line.wholesale_yen
         row["statement_lines"] += 1
     lines = [{**row, "gpu_hours": gpu_hours(row["gpu_seconds"])} for _, row in sorted(rows.items())]
-    _reconcile(document["number"], "its lines", sum(row["amount_yen"] for row in lines), invoice.subtotal_yen)
-    return {**document, "lines": _numbered(lines), "credits": [], "retail_yen": None, "credit_yen": 0, **_totals(invoice)}
+    returned = _member_return_rows(catalog, returns_of_pair(statement, provider, reseller))
+    lines_yen, returns_yen = sum(row["amount_yen"] for row in lines), sum(row["amount_yen"] for row in returned)
+    _reconcile(document["number"], "its lines less its returns", lines_yen - returns_yen, invoice.subtotal_yen)
+    split = tax_split(lines_yen, returns_yen, invoice.tax_yen, catalog.tax_rate_percent)
+    return {
+        **document, "lines": _numbered(lines), "returns": _numbered(returned), "credits": [],
+        "lines_yen": lines_yen, "returns_yen": returns_yen, "retail_yen": None, "credit_yen": 0, **_totals(invoice),
+        "tax_split": split if returned else None,
+    }
+
+
+def _member_return_rows(catalog: Catalog, entries: list[Return]) -> list[dict]:
+    """A member invoice's return lines: its returns summed per SKU, service period,
+    original booking period and agreement version, as its lines are (no tenant named)."""
+    rows: dict[tuple, dict] = {}
+    for r in entries:
+        key = (r.sku, r.service_period, r.booking_period, printed_instant(r.agreement_from) or "")
+        row = rows.setdefault(key, {
+            "sku": r.sku, "description": sku_description(catalog, r.sku),
+            "service_period": r.service_period, "booking_period": r.booking_period,
+            "original_invoice": document_number("member_invoice", r.booking_period, r.provider, r.reseller),
+            "terms": agreement_terms(catalog, r.reseller, r.provider, r.sku, r.agreement_from),
+            "gpu_seconds": 0, "amount_yen": 0, "statement_returns": 0,
+        })
+        row["gpu_seconds"] += r.gpu_seconds
+        row["amount_yen"] += r.wholesale_yen
+        row["statement_returns"] += 1
+    return [{**row, "gpu_hours": gpu_hours(row["gpu_seconds"])} for _, row in sorted(rows.items())]

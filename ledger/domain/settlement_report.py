@@ -2,11 +2,13 @@
 
 Both sides of the member (what it resold and billed its tenants; what it provided and
 billed other resellers; what it was billed), the grants it funded and those its tenants
-drew, how its net follows from them, and its transfers, all reconciled to the statement
-to the yen: a report whose figures would not add up to the statement's net is refused
-(`VerificationFailed`). It is the member's own: other resellers' tenants appear only as
-the member's pseudonyms (`ledger.domain.access.provider_side`, as in the member's view of
-the statement), and other members' prices and invoices not at all.
+drew, the returns of its lines, how its net follows from them, and its transfers, all
+reconciled to the statement to the yen: a report whose figures would not add up to the
+statement's net is refused (`VerificationFailed`). It is the member's own: other
+resellers' tenants appear only as the member's pseudonyms
+(`ledger.domain.access.provider_side`, as in the member's view of the statement), and
+other members' prices and invoices not at all. Beside the statement it lists the
+member's voids, open disputes and payments as of its date (`ledger.domain.report_activity`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.errors import VerificationFailed
 from ledger.domain.invoices import Issue, document_number, gpu_hours, party, period_dates
 from ledger.domain.rating import HourUsage
+from ledger.domain.report_activity import NO_ACTIVITY, Activity, activity_content
 from ledger.domain.statement import Statement
 
 OWN = "own"  # the counterpart of a member reselling its own GPUs
@@ -66,14 +69,16 @@ def _grants(statement: Statement, member: str, balances: dict[str, int], catalog
         if member not in (draw.funder, draw.reseller):
             continue
         grant = catalog.grants.get(draw.grant)
-        row = {**draw.to_document(), "balance_yen": balances.get(draw.grant, 0) - draw.amount_yen + draw.restored,
+        row = {**draw.to_document(), "restored_yen": draw.restored,
+               "balance_yen": balances.get(draw.grant, 0) - draw.amount_yen + draw.restored,
                "reimbursed": draw.reimbursed, "coverage": coverage(grant) if grant is not None else ""}
         if draw.funder == member:
             funded.append(row)
         if draw.reseller == member:
             drawn.append(row)
-    owes = sum(r["amount_yen"] for r in funded if r["reimbursed"])
-    owed = sum(r["amount_yen"] for r in drawn if r["reimbursed"])
+    # SPEC.md: a reimbursement is the period's draws less its restorations (may be negative)
+    owes = sum(r["amount_yen"] - r["restored_yen"] for r in funded if r["reimbursed"])
+    owed = sum(r["amount_yen"] - r["restored_yen"] for r in drawn if r["reimbursed"])
     return {"funded": funded, "drawn": drawn, "reimbursements_owed_yen": owes, "reimbursements_due_yen": owed}
 
 
@@ -123,6 +128,23 @@ def _usage_tables(statement: Statement, member: str, key: bytes) -> dict:
     return {"resold": with_hours[0], "provided": with_hours[1], "provided_lines": detail}
 
 
+def _returns(statement: Statement, member: str, key: bytes) -> dict:
+    """The period's returns of the member's lines: as reseller (its own tenants: retail,
+    wholesale, the tenant's refund and the credit restored) and as provider for other
+    resellers (their tenants as pseudonyms; wholesale only)."""
+    as_reseller, as_provider = [], []
+    for entry in statement.returns or ():
+        if entry.reseller == member:
+            as_reseller.append({**entry.to_document(), "gpu_hours": gpu_hours(entry.gpu_seconds)})
+        elif entry.provider == member:
+            as_provider.append({**provider_side(entry, member, key), "gpu_hours": gpu_hours(entry.gpu_seconds)})
+    return {
+        "as_reseller": as_reseller,
+        "as_reseller_totals": _sums(as_reseller, "gpu_seconds", "retail_yen", "wholesale_yen", "tenant_refund_yen", "credit_restored_yen"),
+        "as_provider": as_provider, "as_provider_totals": _sums(as_provider, "gpu_seconds", "wholesale_yen"),
+    }
+
+
 def _counterpart(usage: HourUsage, member: str) -> str:
     if usage.provider == usage.reseller == member:
         return OWN
@@ -158,10 +180,10 @@ def _revenue_and_cost(invoices: dict, grants: dict) -> list[dict]:
         add(invoice["counterpart"], cost=invoice["subtotal_yen"])
     for draw in grants["drawn"]:
         if draw["reimbursed"]:
-            add(draw["funder"], revenue=draw["amount_yen"])
+            add(draw["funder"], revenue=draw["amount_yen"] - draw["restored_yen"])
     for draw in grants["funded"]:
         if draw["reimbursed"]:
-            add(draw["reseller"], cost=draw["amount_yen"])
+            add(draw["reseller"], cost=draw["amount_yen"] - draw["restored_yen"])
     return [rows[k] for k in sorted(rows, key=lambda k: (k != TENANTS, k))]
 
 
@@ -178,11 +200,12 @@ def month_figures(statement: Statement, member: str) -> dict:
 
 def settlement_report(
     statement: Statement, catalog: Catalog, member: str, key: bytes, issue: Issue,
-    earlier: list[Statement], usages: Iterable[HourUsage], balances: dict[str, int],
+    earlier: list[Statement], usages: Iterable[HourUsage], balances: dict[str, int], activity: Activity = NO_ACTIVITY,
 ) -> dict:
     """The report of `member` for the statement's period. `earlier`: statements of the
     months before (oldest first); `usages`: the booking period's billed hours; `balances`:
-    each grant's balance at the start of the period."""
+    each grant's balance at the start of the period; `activity`: voids, disputes,
+    transfers and payments, read as of the report's date (`ledger.domain.report_activity`)."""
     period = statement.period
     invoices = _invoices(statement, member)
     grants = _grants(statement, member, balances, catalog)
@@ -192,7 +215,8 @@ def settlement_report(
         "service": period_dates(catalog, period), "closed": statement.closed, **invoices,
         "grants": grants, "net": net, "transfers": _transfers(statement, member, net["net_yen"], catalog),
         **_usage_tables(statement, member, key), "daily": _daily(catalog, period, member, usages),
-        "revenue_and_cost": _revenue_and_cost(invoices, grants),
+        "revenue_and_cost": _revenue_and_cost(invoices, grants), "returns": _returns(statement, member, key),
+        "activity": activity_content(catalog, period, member, key, activity, issue.as_of),
         "history": [month_figures(s, member) for s in [*earlier, statement]],
         "names": {m: party(catalog, m)["name"] for m in catalog.members},
     }

@@ -3,7 +3,8 @@
 `gather` reads, from one consistent view of the books, what a caller's documents of a
 period need: the statement (a closed period's stored bytes), the catalog, when the period
 was closed, and for the reports the earlier months' statements, the booking period's
-billed hours, the grants' balances and the capacity report. `PeriodDocuments.content`
+billed hours, the grants' balances, the voids, disputes, transfers and payments (which a
+report shows as of its date) and the capacity report. `PeriodDocuments.content`
 then gives each document's content (`ledger.domain.invoices`, `.settlement_report`,
 `.capacity`), which `ledger.documents` lays out as HTML and PDF. A closed period's
 documents depend only on what its close fixed, except the capacity report, which follows
@@ -13,16 +14,18 @@ SPEC.md's report (usage booked later, the registry as it is now).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ledger.domain import access, invoices
 from ledger.domain.access import Caller
 from ledger.domain.capacity import capacity_page, capacity_report
 from ledger.domain.catalog import Catalog
+from ledger.domain.dispute_ports import DisputeStore
 from ledger.domain.errors import NotFound, PeriodError
 from ledger.domain.periods import previous_period
-from ledger.domain.ports import BooksReader, Store
+from ledger.domain.ports import BooksReader
 from ledger.domain.rating import HourUsage
+from ledger.domain.report_activity import Activity
 from ledger.domain.settlement_report import settlement_report
 from ledger.domain.statement import Statement
 from ledger.service import books, tokens
@@ -30,6 +33,7 @@ from ledger.service.usage import known_period, period_bounds
 
 FIRST_PERIOD = "0001-01"
 HISTORY_MONTHS = 6  # the month and up to five before it, in a report's "month against the previous months"
+VOIDS_READ = 1_000_000  # every void the caller may see: a report picks its period's
 
 
 @dataclass
@@ -47,6 +51,7 @@ class PeriodDocuments:
     balances: dict[str, int] = field(default_factory=dict)
     capacity: dict | None = None
     capacity_usages: list[HourUsage] = field(default_factory=list)
+    activity: Activity = field(default_factory=Activity)
 
     def manifest(self) -> dict:
         return {"period": self.period, "documents": [p.entry() for p in self.planned]}
@@ -77,7 +82,7 @@ class PeriodDocuments:
         if planned.kind == "settlement_report":
             return settlement_report(
                 self.statement, self.catalog, planned.issuer, self.pseudonym_key, self.issue,
-                self.earlier, self.usages, self.balances,
+                self.earlier, self.usages, self.balances, self.activity,
             )
         page = capacity_page(self.capacity or {"period": self.period, "rows": []}, self.catalog, self.capacity_usages)
         return {**page, "issue": self.issue.content(self.catalog), "service": invoices.period_dates(self.catalog, self.period)}
@@ -110,7 +115,7 @@ def _scoped(caller: Caller, statement: Statement) -> list[invoices.Planned]:
 
 
 async def gather(
-    store: Store, period: str, caller: Caller, *, wanted: set[str] | None = None, now: int | None = None
+    store: DisputeStore, period: str, caller: Caller, *, wanted: set[str] | None = None, now: int | None = None
 ) -> PeriodDocuments:
     """The caller's documents of `period`, with what their content needs. `wanted`: the
     kinds whose content will be asked for (None: every kind; an empty set: only the list)."""
@@ -134,8 +139,15 @@ async def gather(
             found.earlier = await _earlier(reader, period, catalog, closed_through)
             found.usages = await reader.hour_usages(period, [])
             found.balances = await books.balances_at(reader, period, catalog)
+            found.activity = Activity(
+                tuple(await reader.voids(caller.member, VOIDS_READ)), (),
+                tuple(await reader.transfers()), tuple(await reader.payments()),
+            )
         if "capacity_report" in wanted:
             found.capacity = capacity_report(period, catalog, await reader.capacity_billed(period))
+    if "settlement_report" in wanted:
+        async with store.disputes() as tx:  # read only; what a report shows of it is as of its date
+            found.activity = replace(found.activity, disputes=tuple(await tx.disputes(caller.member)))
     if "capacity_report" in wanted:
         start, end = catalog.calendar.bounds(period)
         found.capacity_usages = await store.hour_usage(start, end, None, None, None, None, None)

@@ -15,8 +15,10 @@ from tests.scenario import expected, scenario_dirs
 
 Q4 = scenario_dirs()[1]
 PSEUDONYM_KEY = b"k" * 32
-CLOSES = {"2026-09": 1_791_000_000, "2026-10": 1_793_500_000}  # early October, early November (JST)
-STEPS = {"2026-09": ("settle_sep", "capacity_sep"), "2026-10": ("settle_oct", "capacity_oct")}
+# early October, early November, early December (JST)
+CLOSES = {"2026-09": 1_791_000_000, "2026-10": 1_793_500_000, "2026-11": 1_796_200_000}
+STEPS = {"2026-09": ("settle_sep", "capacity_sep"), "2026-10": ("settle_oct", "capacity_oct"),
+         "2026-11": ("close_nov", "capacity_nov")}  # November returns October's and September's voided seconds
 
 
 def catalog(directory=Q4) -> Catalog:
@@ -40,7 +42,7 @@ def balances_at(catalog: Catalog, earlier: list[Statement]) -> dict[str, int]:
     balances = {gid: g.amount_yen for gid, g in catalog.grants.items()}
     for statement in earlier:
         for draw in statement.draws:
-            balances[draw.grant] -= draw.amount_yen
+            balances[draw.grant] += draw.restored - draw.amount_yen
     return balances
 
 
@@ -49,7 +51,7 @@ def period_documents(period: str = "2026-10", caller: Caller = OPERATOR, closed:
     found = catalog(directory)
     statement_step, capacity_step = STEPS[period]
     statement = Statement.from_document(dict(want[statement_step], closed=closed))
-    earlier = [Statement.from_document(want["settle_sep"])] if period == "2026-10" else []
+    earlier = [Statement.from_document(want[step]) for month, (step, _) in STEPS.items() if month < period]
     capacity = want.get(capacity_step, {"period": period, "rows": []})
     documents = PeriodDocuments(
         period, statement, found, invoices.Issue(CLOSES[period] if closed else None, 1_796_000_000),
