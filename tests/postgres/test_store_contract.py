@@ -32,6 +32,7 @@ from ledger.domain.ports import (
     VoidedBits,
 )
 from ledger.domain.records import RAW_PREFIX_BYTES
+from ledger.domain.statement import Statement
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
 from ledger.service import payments as payments_service
@@ -573,9 +574,9 @@ async def test_a_decision_is_stored_once_and_a_confirmation_names_its_journal_en
 
 async def test_the_kinds_of_a_transfers_entries_are_found_by_its_index(store):
     await close_with_transfers(store)
-    owed = journal.entries_for_statement(
-        {"tenant_invoices": [], "member_invoices": [], "net_yen": {}, "lines": [],
-         "transfers": [{"from": "kddi", "to": "highreso", "amount_yen": 1000}]})
+    owed = journal.entries_for_statement(Statement.from_document(
+        {"period": "2026-09", "currency": "JPY", "closed": True, "lines": [], "tenant_invoices": [],
+         "member_invoices": [], "net_yen": {}, "transfers": [{"from": "kddi", "to": "highreso", "amount_yen": 1000}]}))
     old = [journal.Entry("transfer", {"transfer": 1}, [("sakura/cash", -50), ("highreso/cash", 50)]),
            journal.Entry("transfer_restated", {"transfer": 1}, [("sakura/cash", 50), ("highreso/cash", -50)])]
     async with store.payments() as tx:
