@@ -288,8 +288,7 @@ def check_statement(
     else:
         tenant_invoices = tenant_invoices_of(tenant_retail, credits, rate)
     compare_invoices(statement.tenant_invoices, tenant_invoices, "tenant invoice", "tenant_invoices",
-                     " (the draws of grants.json's grants on its lines, less its returns' restorations)"
-                     if grants is not None else "")
+                     " (the draws of grants.json's grants on its lines)" if grants is not None else "")
     if grants is not None and statement.grant_draws is not None:
         if statement.returns is None:
             check_draw_amounts(statement.grant_draws, draws)
