@@ -98,6 +98,7 @@ class PostgresStore:
         async with transaction(self.pool) as conn:
             yield PgPayments(conn, PgBooks(conn))
 
+    @asynccontextmanager
     async def disputes(self):
         async with transaction(self.pool) as conn:
             yield PgDisputeTransaction(conn)
