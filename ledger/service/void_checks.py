@@ -8,6 +8,11 @@ that period), one it found open is not returned; and the closes agree: a returne
 booking period was closed when the void was made, a part not returned was of a period
 still open then, and the period that returns it was not closed before the void was made.
 (What the returns then give back is in the closed statements, which are recomputed.)
+
+The closes are compared by time, and a transaction's time is when it began (PostgreSQL's
+now()): a void that began just before a close and waited for it finds the period closed
+although its `made_at` is earlier. The comparisons allow `CLOCK_SLACK_SECONDS` for that;
+where the seconds go is decided by `closed_through`, which is checked exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from ledger.domain.instants import format_utc
 from ledger.domain.metering import HOUR_SECONDS, ClaimKey
 from ledger.domain.periods import next_period
 from ledger.domain.ports import ExportReader
+
+CLOCK_SLACK_SECONDS = 60
 
 
 async def check_voids(books: ExportReader) -> int:
@@ -83,7 +90,9 @@ async def _check_books_then(books: ExportReader, row: VoidRow) -> None:
     through, made_at = row.void.closed_through, row.made_at
     closed = None if through is None else await books.closed_at(through)
     after = await books.closed_at(next_period(through)) if through is not None else None
-    if (through is not None and (closed is None or closed > made_at)) or (after is not None and after < made_at):
+    if (through is not None and (closed is None or closed > made_at + CLOCK_SLACK_SECONDS)) or (
+        after is not None and after < made_at - CLOCK_SLACK_SECONDS
+    ):
         raise VerificationFailed(
             f"{row.id} says the books were closed through {through or 'no period'} when it was made "
             f"({format_utc(made_at)}), which the closes contradict"
@@ -96,18 +105,18 @@ async def _check_closes(books: ExportReader, row: VoidRow, part: VoidedBits) -> 
     booked, made_at = part.key.booking_period, row.made_at
     booked_closed = await books.closed_at(booked)
     if part.returned_in is not None:
-        if booked_closed is None or booked_closed > made_at:
+        if booked_closed is None or booked_closed > made_at + CLOCK_SLACK_SECONDS:
             raise VerificationFailed(
                 f"{row.id} returns seconds booked in {booked}, which was not closed when the void was made "
                 f"({format_utc(made_at)})"
             )
         returned_closed = await books.closed_at(part.returned_in)
-        if returned_closed is not None and returned_closed < made_at:
+        if returned_closed is not None and returned_closed < made_at - CLOCK_SLACK_SECONDS:
             raise VerificationFailed(
                 f"{row.id} returns seconds in {part.returned_in}, which was closed at {format_utc(returned_closed)}, "
                 f"before the void was made ({format_utc(made_at)})"
             )
-    elif booked_closed is not None and booked_closed < made_at:
+    elif booked_closed is not None and booked_closed < made_at - CLOCK_SLACK_SECONDS:
         raise VerificationFailed(
             f"{row.id} took seconds off the lines of {booked} as if it were open, but it was closed at "
             f"{format_utc(booked_closed)}, before the void was made ({format_utc(made_at)})"
