@@ -283,10 +283,15 @@ def check_draws_and_restorations(
     for index, draw in enumerate(stated, start=1):
         mine = (draw[4], stated_restored.get(draw[0], 0))
         theirs = expected.pop(draw[0], (0, 0))
-        if mine != theirs:
+        if mine[0] != theirs[0]:
             raise _statement_fail(
-                f"grant draw {index} ({draw[0]}): amount_yen {mine[0]} and restored_yen {mine[1]}, recomputed "
-                f"{theirs[0]} and {theirs[1]} from {FILE}, the lines and the returns"
+                f"grant draw {index} ({draw[0]}): amount_yen is {mine[0]}, recomputed {theirs[0]} from {FILE} "
+                "and the lines"
+            )
+        if mine[1] != theirs[1]:
+            raise _statement_fail(
+                f"grant draw {index} ({draw[0]}): restored_yen is {mine[1]}, recomputed {theirs[1]} from the "
+                "returns (corrections.json)"
             )
     for grant_id, (amount, back) in expected.items():
         raise _statement_fail(

@@ -16,6 +16,7 @@ from collections import defaultdict
 from ledger.domain import returns as returns_rules
 from ledger.domain.catalog import Catalog
 from ledger.domain.correction_records import DisputeRow, VoidedBits, VoidRow
+from ledger.domain.errors import LedgerError
 from ledger.domain.instants import format_utc
 from ledger.domain.metering import HOUR_BITS_BYTES
 from ledger.domain.ports import ExportReader
@@ -66,7 +67,11 @@ async def _returns(reader: ExportReader, period: str, catalog: Catalog, statemen
         if booked not in stored:
             stored[booked] = books.read(await books.closed_document(reader, booked, catalog))
         key = line_key(item)
-        original = next(line for line in stored[booked].lines if line_key(line) == key)
+        original = next((line for line in stored[booked].lines if line_key(line) == key), None)
+        if original is None:
+            raise LedgerError(f"the closed statement of {booked} has no line that {period}'s return "
+                              f"{item.reseller}/{item.tenant}/{item.provider}/{item.sku} gives back: "
+                              "run `gpuledger verify --db`")
         before = earlier[(booked, key)]
         restored: dict[str, int] = defaultdict(int)
         for part in before:
