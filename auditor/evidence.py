@@ -250,7 +250,16 @@ def _rate(
     catalog: Catalog, usage: dict[UsageKey, int], where: str, line: _Line
 ) -> VerificationError | None:
     """Add the line's seconds to the statement lines they fall in, split at version changes."""
-    hour, bits, provider, reseller, sku = line.hour, line.bits, line.provider, line.reseller, line.sku
+    return rate_bits(catalog, usage, where, line.hour, line.bits, line.provider, line.reseller, line.tenant,
+                     line.sku, line.service_period)
+
+
+def rate_bits(
+    catalog: Catalog, usage: dict[UsageKey, int], where: str, hour: int, bits: int,
+    provider: str, reseller: str, tenant: str, sku: str, service_period: str,
+) -> VerificationError | None:
+    """Add the seconds `bits` of one GPU-hour and attribution to the statement lines they
+    fall in, split at version changes; a second with no price or agreement is returned."""
     prices = catalog.retail.get((reseller, sku))
     own = provider == reseller
     agreements = None if own else catalog.agreements.get((reseller, provider, sku))
@@ -281,7 +290,7 @@ def _rate(
                     f"({reseller}, {provider}, {sku}) in effect"
                 )
             agreement_from = agreement.effective_from
-        key = (reseller, line.tenant, provider, sku, line.service_period, price.effective_from,
+        key = (reseller, tenant, provider, sku, service_period, price.effective_from,
                agreement_from)
         usage[key] = usage.get(key, 0) + part.bit_count()
     return None

@@ -87,11 +87,17 @@ class Draws:
     by_invoice: dict[tuple[str, str], int] = field(default_factory=dict)  # (reseller, tenant) -> yen
     by_grant: dict[str, int] = field(default_factory=dict)  # grant id -> yen, only > 0
 
-    def reimbursements(self, grants: dict[str, Grant]) -> list[tuple[str, str, str, int]]:
-        """(grant, funder, reseller, yen) a funder other than the reseller owes it, by grant id."""
+    def reimbursements(
+        self, grants: dict[str, Grant], restored: dict[str, int] | None = None
+    ) -> list[tuple[str, str, str, int]]:
+        """(grant, funder, reseller, yen) a funder other than the reseller owes it, by grant
+        id: the grant's draws less what returns restored to it (`restored`; negative: the
+        reseller owes the funder)."""
+        restored = restored or {}
         return [
-            (grant_id, grants[grant_id].funder, grants[grant_id].reseller, amount)
-            for grant_id, amount in sorted(self.by_grant.items())
+            (grant_id, grants[grant_id].funder, grants[grant_id].reseller,
+             self.by_grant.get(grant_id, 0) - restored.get(grant_id, 0))
+            for grant_id in sorted(set(self.by_grant) | set(restored))
             if grants[grant_id].funder != grants[grant_id].reseller
         ]
 
@@ -262,6 +268,36 @@ def check_draw_amounts(stated: list[Draw], draws: Draws) -> None:
             )
         i += 1
         j += 1
+
+
+def check_draws_and_restorations(
+    stated: list[Draw], stated_restored: dict[str, int], draws: Draws, restored: dict[str, int]
+) -> None:
+    """The grant_draws of a statement with returns: one per grant that draws or is restored
+    anything, with both amounts, against the draws and the returns' restorations recomputed."""
+    expected = {
+        grant_id: (draws.by_grant.get(grant_id, 0), restored.get(grant_id, 0))
+        for grant_id in sorted(set(draws.by_grant) | set(restored))
+        if draws.by_grant.get(grant_id, 0) or restored.get(grant_id, 0)
+    }
+    for index, draw in enumerate(stated, start=1):
+        mine = (draw[4], stated_restored.get(draw[0], 0))
+        theirs = expected.pop(draw[0], (0, 0))
+        if mine[0] != theirs[0]:
+            raise _statement_fail(
+                f"grant draw {index} ({draw[0]}): amount_yen is {mine[0]}, recomputed {theirs[0]} from {FILE} "
+                "and the lines"
+            )
+        if mine[1] != theirs[1]:
+            raise _statement_fail(
+                f"grant draw {index} ({draw[0]}): restored_yen is {mine[1]}, recomputed {theirs[1]} from the "
+                "returns (corrections.json)"
+            )
+    for grant_id, (amount, back) in expected.items():
+        raise _statement_fail(
+            f"grant_draws lacks grant {grant_id}: amount_yen {amount} and restored_yen {back} recomputed from "
+            f"{FILE}, the lines and the returns"
+        )
 
 
 def check_no_draws(draws: Draws, grants: dict[str, Grant]) -> None:

@@ -128,17 +128,11 @@ def implied_entries(statement: Statement, transfers_owed: bool = True) -> list[I
     tenant invoices, member invoices, grant reimbursements, the netting, transfers (as
     owed, or, `transfers_owed` False, as paid in cash at the close)."""
     # The statement's line indexes (0-based, ascending) behind each invoice.
-    tenant_lines: dict[tuple[str, str], list[int]] = {}
-    member_lines: dict[tuple[str, str], list[int]] = {}
-    for index, line in enumerate(statement.lines):
-        tenant_lines.setdefault((line.reseller, line.tenant), []).append(index)
-        member_lines.setdefault((line.provider, line.reseller), []).append(index)
-    implied = [
-        _tenant_invoice_entry(invoice, tenant_lines.get(invoice.pair, []))
-        for invoice in statement.tenant_invoices
-    ]
+    tenant_refs, member_refs = _references(statement)
+    implied = [_tenant_invoice_entry(invoice, tenant_refs.get(invoice.pair, {"lines": []}))
+               for invoice in statement.tenant_invoices]
     for invoice in statement.member_invoices:
-        implied.extend(_member_invoice_entries(invoice, member_lines.get(invoice.pair, [])))
+        implied.extend(_member_invoice_entries(invoice, member_refs.get(invoice.pair, {"lines": []})))
     reimbursements = _reimbursements(statement)
     implied.extend(_reimbursement_entry(draw) for draw in reimbursements)
     if statement.member_invoices or reimbursements:
@@ -148,7 +142,19 @@ def implied_entries(statement: Statement, transfers_owed: bool = True) -> list[I
     return implied
 
 
-def _tenant_invoice_entry(invoice: Invoice, lines: list[int]) -> Implied:
+def _references(statement: Statement) -> tuple[dict[tuple[str, str], dict], dict[tuple[str, str], dict]]:
+    """The statement's line indexes (0-based, ascending) behind each tenant and member
+    invoice, and, when it has any, its returns' indexes: {"lines": [...], "returns": [...]}."""
+    tenant: dict[tuple[str, str], dict] = {}
+    member: dict[tuple[str, str], dict] = {}
+    for name, items in (("lines", statement.lines), ("returns", statement.returns or ())):
+        for index, item in enumerate(items):
+            for refs, pair in ((tenant, (item.reseller, item.tenant)), (member, (item.provider, item.reseller))):
+                refs.setdefault(pair, {"lines": []}).setdefault(name, []).append(index)
+    return tenant, member
+
+
+def _tenant_invoice_entry(invoice: Invoice, refs: dict) -> Implied:
     """Revenue at retail; a credit, when there is one, is the reseller's discount."""
     reseller, tenant = invoice.issuer, invoice.recipient
     # A statement closed before credits existed carries no retail_yen: its retail is its subtotal.
@@ -160,15 +166,17 @@ def _tenant_invoice_entry(invoice: Invoice, lines: list[int]) -> Implied:
     postings.append((f"{reseller}/tax/output", -invoice.tax_yen))
     return Implied(
         "tenant_invoice",
-        {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, "lines": lines},
+        {"tenant_invoice": {"reseller": reseller, "tenant": tenant}, **refs},
         postings,
         f"the tenant invoice ({reseller} {tenant})",
     )
 
 
 def _reimbursements(statement: Statement) -> list[tuple[str, str, str, str, int]]:
-    """The statement's grant draws that a funder other than the reseller owes the reseller."""
-    return [draw for draw in statement.grant_draws or [] if draw[1] != draw[2]]
+    """The statement's grant draws that a funder other than the reseller owes the reseller,
+    each at its draws less its restorations (negative: the reseller owes the funder)."""
+    return [(*draw[:4], draw[4] - statement.restored.get(draw[0], 0))
+            for draw in statement.grant_draws or [] if draw[1] != draw[2]]
 
 
 def _reimbursement_entry(draw: tuple[str, str, str, str, int]) -> Implied:
@@ -183,10 +191,10 @@ def _reimbursement_entry(draw: tuple[str, str, str, str, int]) -> Implied:
     )
 
 
-def _member_invoice_entries(invoice: Invoice, lines: list[int]) -> list[Implied]:
+def _member_invoice_entries(invoice: Invoice, refs: dict) -> list[Implied]:
     """A member invoice is booked twice: once by the reseller, once by the provider."""
     provider, reseller = invoice.issuer, invoice.recipient
-    reference = {"member_invoice": {"provider": provider, "reseller": reseller}, "lines": lines}
+    reference = {"member_invoice": {"provider": provider, "reseller": reseller}, **refs}
     about = f"the member invoice ({provider} {reseller})"
     subtotal, tax, total = invoice.subtotal_yen, invoice.tax_yen, invoice.total_yen
     return [

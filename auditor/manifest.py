@@ -24,8 +24,10 @@ from auditor.strictjson import JSONProblem, is_int, parse_document
 
 FORMAT = "gpuledger-audit-bundle/1"
 FORMAT_2 = "gpuledger-audit-bundle/2"  # adds grants.json: the grants behind the credits
+FORMAT_3 = "gpuledger-audit-bundle/3"  # adds corrections.json: the voids and lines behind returns
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
 GRANTS = "grants.json"
+CORRECTIONS = "corrections.json"
 # The files of a bundle besides the manifest and its signature, in the order checked.
 FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", "evidence.ndjson",
          "journal.ndjson", "dead_letters.json")
@@ -33,6 +35,8 @@ FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", 
 FORMATS = {
     FORMAT: FILES,
     FORMAT_2: ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", GRANTS,
+               "evidence.ndjson", "journal.ndjson", "dead_letters.json"),
+    FORMAT_3: ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", GRANTS, CORRECTIONS,
                "evidence.ndjson", "journal.ndjson", "dead_letters.json"),
 }
 _HEX64 = re.compile(r"[0-9a-f]{64}")

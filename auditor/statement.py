@@ -8,11 +8,11 @@ one floor at the end.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
+from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.catalog import Catalog
+from auditor.corrections import Corrections
 from auditor.errors import VerificationError
 from auditor.evidence import UsageKey
 from auditor.grants import (
@@ -21,10 +21,13 @@ from auditor.grants import (
     check_coverage,
     check_draw_amounts,
     check_draw_parties,
+    check_draws_and_restorations,
     check_no_draws,
     draws_of,
 )
-from auditor.instants import format_instant, parse_decimal, parse_instant
+from auditor.instants import parse_decimal, parse_instant
+from auditor.lines import Line, compare_lines, recompute_lines
+from auditor.returns import Return, check_returns, parse_returns
 from auditor.settlement import (
     Invoice,
     check_nets,
@@ -52,40 +55,6 @@ _LINE = {"reseller", "tenant", "provider", "sku", "service_period", "retail_pric
 _TRANSFER = {"from", "to", "amount_yen"}
 
 
-@dataclass(frozen=True)
-class Line:
-    reseller: str
-    tenant: str
-    provider: str
-    sku: str
-    service_period: str
-    retail_price_from: int
-    agreement_from: int | None
-    gpu_seconds: int
-    price_text: str
-    price: Fraction
-    retail_yen: int
-    wholesale_yen: int
-
-    @property
-    def key(self) -> tuple:
-        # Strings compare by code point, instants as instants; a null agreement_from
-        # (provider == reseller) sorts first, though it never meets a non-null one on
-        # otherwise equal key fields.
-        agreement = (0, 0) if self.agreement_from is None else (1, self.agreement_from)
-        return (self.reseller, self.tenant, self.provider, self.sku, self.service_period,
-                self.retail_price_from, agreement)
-
-    @property
-    def label(self) -> str:
-        return f"({self.reseller} {self.tenant} {self.provider} {self.sku} {self.service_period})"
-
-    @property
-    def versions(self) -> str:
-        agreement = "none" if self.agreement_from is None else format_instant(self.agreement_from)
-        return f"retail price from {format_instant(self.retail_price_from)}, agreement from {agreement}"
-
-
 @dataclass
 class Statement:
     period: str
@@ -96,6 +65,8 @@ class Statement:
     transfers: list[tuple[str, str, int]]
     # (grant, funder, reseller, tenant, amount_yen); None for a statement without credits
     grant_draws: list[tuple[str, str, str, str, int]] | None = None
+    returns: list[Return] | None = None  # None for a statement closed before returns existed
+    restored: dict[str, int] = field(default_factory=dict)  # grant_draws' restored_yen, by grant
 
 
 def _fail(what: str) -> VerificationError:
@@ -119,10 +90,11 @@ def _text(obj: dict, name: str, where: str) -> str:
     return value
 
 
-def _yen(obj: dict, name: str, where: str, minimum: int = 0) -> int:
+def _yen(obj: dict, name: str, where: str, minimum: int | None = 0) -> int:
+    """An integer, at least `minimum` (None: any)."""
     value = obj[name]
-    if not is_int(value) or value < minimum:
-        raise _fail(f"{where}: {name} is not an integer >= {minimum}")
+    if not is_int(value) or (minimum is not None and value < minimum):
+        raise _fail(f"{where}: {name} is not an integer" + ("" if minimum is None else f" >= {minimum}"))
     return value
 
 
@@ -144,16 +116,20 @@ def parse_statement(data: bytes, period: str, catalog: Catalog) -> Statement:
         raise _fail("the statement has returns but no grant_draws: no version of SPEC.md prints that")
     _check_top(document, period, catalog, with_credits, with_returns)
     lines = _lines(document["lines"])
+    # Returns make invoices negative when they give back more than the period bills.
+    minimum = None if with_returns else 0
     tenant_invoices = _invoices(
-        document, "tenant_invoices", "reseller", "tenant", "tenant invoice", with_credits
+        document, "tenant_invoices", "reseller", "tenant", "tenant invoice", with_credits, minimum
     )
-    member_invoices = _invoices(document, "member_invoices", "provider", "reseller", "member invoice")
-    grant_draws = _grant_draws(document[_CREDITS], with_returns) if with_credits else None
-    if with_returns:
-        _no_returns(document[_RETURNS])
+    member_invoices = _invoices(document, "member_invoices", "provider", "reseller", "member invoice",
+                                minimum=minimum)
+    restored: dict[str, int] = {}
+    grant_draws = _grant_draws(document[_CREDITS], restored if with_returns else None) if with_credits else None
+    returns = parse_returns(document[_RETURNS]) if with_returns else None
     net_yen = _net_yen(document["net_yen"], catalog)
     transfers = _transfers(document["transfers"])
-    return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers, grant_draws)
+    return Statement(period, lines, tenant_invoices, member_invoices, net_yen, transfers, grant_draws, returns,
+                     restored)
 
 
 def _check_top(document: Any, period: str, catalog: Catalog, with_credits: bool, with_returns: bool) -> None:
@@ -238,24 +214,21 @@ def _transfers(raws: list) -> list[tuple[str, str, int]]:
     return transfers
 
 
-def _no_returns(raws: list) -> None:
-    """Returns need the voids and original lines behind them, which this verifier does not
-    read yet: a statement with any is refused rather than passed unchecked."""
-    if raws:
-        raise _fail(f"the statement has {len(raws)} returns; this verifier cannot recompute returns")
-
-
-def _grant_draws(raws: list, with_restorations: bool = False) -> list[tuple[str, str, str, str, int]]:
+def _grant_draws(raws: list, restored: dict[str, int] | None = None) -> list[tuple[str, str, str, str, int]]:
+    """The grant draws; with `restored` (a statement with returns), each one's restored_yen
+    is put there, and an entry is there when its draws or its restorations are over 0."""
     draws: list[tuple[str, str, str, str, int]] = []
     for index, raw in enumerate(raws):
         where = f"grant draw {index + 1}"
-        _shape(raw, _GRANT_DRAW | ({"restored_yen"} if with_restorations else set()), where)
-        if with_restorations and _yen(raw, "restored_yen", where) != 0:
-            raise _fail(f"{where}: restored_yen without a return in the statement")
+        _shape(raw, _GRANT_DRAW | ({"restored_yen"} if restored is not None else set()), where)
         draw = (
             _text(raw, "grant", where), _text(raw, "funder", where), _text(raw, "reseller", where),
-            _text(raw, "tenant", where), _yen(raw, "amount_yen", where, minimum=1),
+            _text(raw, "tenant", where), _yen(raw, "amount_yen", where, minimum=0 if restored is not None else 1),
         )
+        if restored is not None:
+            restored[draw[0]] = _yen(raw, "restored_yen", where)
+            if not draw[4] and not restored[draw[0]]:
+                raise _fail(f"{where} ({draw[0]}): neither draws nor restores anything")
         if draws and draw[0] <= draws[-1][0]:
             raise _fail(f"{where} ({draw[0]}): grant_draws sort by grant id, each grant once")
         draws.append(draw)
@@ -263,7 +236,8 @@ def _grant_draws(raws: list, with_restorations: bool = False) -> list[tuple[str,
 
 
 def _invoices(
-    document: dict, name: str, first: str, second: str, label: str, with_credits: bool = False
+    document: dict, name: str, first: str, second: str, label: str, with_credits: bool = False,
+    minimum: int | None = 0,
 ) -> list[Invoice]:
     """An invoice list, sorted by its two key fields (`first` issues it to `second`)."""
     found: list[Invoice] = []
@@ -274,11 +248,11 @@ def _invoices(
         invoice = Invoice(
             issuer=_text(raw, first, where),
             recipient=_text(raw, second, where),
-            subtotal_yen=_yen(raw, "subtotal_yen", where),
-            tax_yen=_yen(raw, "tax_yen", where),
-            total_yen=_yen(raw, "total_yen", where),
-            retail_yen=_yen(raw, "retail_yen", where) if with_credits else None,
-            credit_yen=_yen(raw, "credit_yen", where) if with_credits else None,
+            subtotal_yen=_yen(raw, "subtotal_yen", where, minimum),
+            tax_yen=_yen(raw, "tax_yen", where, minimum),
+            total_yen=_yen(raw, "total_yen", where, minimum),
+            retail_yen=_yen(raw, "retail_yen", where, minimum) if with_credits else None,
+            credit_yen=_yen(raw, "credit_yen", where, minimum) if with_credits else None,
         )
         if found and invoice.pair <= found[-1].pair:
             raise _fail(
@@ -293,103 +267,67 @@ def _invoices(
 # -- recomputation ---------------------------------------------------------------------
 
 
-def recompute_lines(usage: dict[UsageKey, int], catalog: Catalog) -> list[Line]:
-    lines = []
-    for key, seconds in usage.items():
-        reseller, tenant, provider, sku, service_period, retail_from, agreement_from = key
-        price = catalog.retail[(reseller, sku)].by_start[retail_from].yen_per_gpu_hour
-        retail = seconds * price.numerator // (3600 * price.denominator)
-        if agreement_from is None:
-            wholesale = 0
-        else:
-            agreement = catalog.agreements[(reseller, provider, sku)].by_start[agreement_from]
-            if agreement.wholesale_yen_per_gpu_hour is not None:
-                rate = agreement.wholesale_yen_per_gpu_hour
-                wholesale = seconds * rate.numerator // (3600 * rate.denominator)
-            else:
-                wholesale = (
-                    seconds * price.numerator * agreement.provider_share_bps
-                    // (36_000_000 * price.denominator)
-                )
-        lines.append(
-            Line(reseller, tenant, provider, sku, service_period, retail_from, agreement_from,
-                 seconds, _price_text(price), price, retail, wholesale)
-        )
-    lines.sort(key=lambda line: line.key)
-    return lines
-
-
-def _price_text(price: Fraction) -> str:
-    # The exact decimal of a price of at most 4 fractional digits, for messages.
-    whole, rest = divmod(price.numerator * 10_000 // price.denominator, 10_000)
-    return str(whole) if not rest else f"{whole}.{rest:04d}".rstrip("0")
-
-
-def _compare_lines(stated: list[Line], recomputed: list[Line]) -> None:
-    i = j = 0
-    while i < len(stated) or j < len(recomputed):
-        if j == len(recomputed) or (i < len(stated) and stated[i].key < recomputed[j].key):
-            line = stated[i]
-            raise _fail(
-                f"line {i + 1} {line.label}: no GPU-second of the evidence rates into it "
-                f"({line.versions})"
-            )
-        if i == len(stated) or recomputed[j].key < stated[i].key:
-            line = recomputed[j]
-            raise _fail(
-                f"lacks the line {line.label} of {line.gpu_seconds} GPU-seconds recomputed from "
-                f"the evidence ({line.versions})"
-            )
-        mine, theirs = stated[i], recomputed[j]
-        where = f"line {i + 1} {mine.label}"
-        if mine.gpu_seconds != theirs.gpu_seconds:
-            raise _fail(f"{where}: gpu_seconds is {mine.gpu_seconds}, recomputed {theirs.gpu_seconds}")
-        if mine.price != theirs.price:
-            raise _fail(
-                f"{where}: retail_yen_per_gpu_hour is {mine.price_text}, the catalog's price from "
-                f"{format_instant(theirs.retail_price_from)} is {_price_text(theirs.price)}"
-            )
-        if mine.retail_yen != theirs.retail_yen:
-            raise _fail(f"{where}: retail_yen is {mine.retail_yen}, recomputed {theirs.retail_yen}")
-        if mine.wholesale_yen != theirs.wholesale_yen:
-            raise _fail(f"{where}: wholesale_yen is {mine.wholesale_yen}, recomputed {theirs.wholesale_yen}")
-        i += 1
-        j += 1
-
-
 def check_statement(
     statement: Statement, usage: dict[UsageKey, int], catalog: Catalog,
-    grants: dict[str, Grant] | None = None,
+    grants: dict[str, Grant] | None = None, corrections: Corrections | None = None,
 ) -> None:
-    """Every line, credit, invoice, tax, grant draw, net and transfer of `statement`,
-    recomputed; raise at the first difference. `grants` are grants.json's (format /2),
-    None for a bundle that carries no grants (format /1)."""
-    _compare_lines(statement.lines, recompute_lines(usage, catalog))
+    """Every line, return, credit, invoice, tax, grant draw, net and transfer of
+    `statement`, recomputed; raise at the first difference. `grants` are grants.json's
+    (format /2 on), None for a bundle that carries no grants (format /1); `corrections`
+    corrections.json's (format /3 on)."""
+    compare_lines(statement.lines, recompute_lines(usage, catalog))
     tenant_retail, member_subtotals = subtotals_of(statement.lines)
     rate = catalog.tax_rate_percent
     draws = Draws() if grants is None else _draws(statement, grants)
+    credits = dict(draws.by_invoice)
+    restored = _returned(statement, corrections, catalog, grants, (tenant_retail, credits, member_subtotals))
     if statement.grant_draws is None:
         tenant_invoices = invoices_of(tenant_retail, rate)
     elif grants is None:
         tenant_invoices = without_credits(statement.grant_draws, invoices_of(tenant_retail, rate))
     else:
-        tenant_invoices = tenant_invoices_of(tenant_retail, draws.by_invoice, rate)
+        tenant_invoices = tenant_invoices_of(tenant_retail, credits, rate)
     compare_invoices(statement.tenant_invoices, tenant_invoices, "tenant invoice", "tenant_invoices",
                      " (the draws of grants.json's grants on its lines)" if grants is not None else "")
     if grants is not None and statement.grant_draws is not None:
-        check_draw_amounts(statement.grant_draws, draws)
+        if statement.returns is None:
+            check_draw_amounts(statement.grant_draws, draws)
+        else:
+            check_draws_and_restorations(statement.grant_draws, statement.restored, draws, restored)
     member_invoices = invoices_of(member_subtotals, rate)
     compare_invoices(statement.member_invoices, member_invoices, "member invoice", "member_invoices")
-    parties = (member for line in statement.lines for member in (line.provider, line.reseller))
-    reimbursements = draws.reimbursements(grants) if grants is not None else []
+    parties = (member for line in [*statement.lines, *(statement.returns or ())]
+               for member in (line.provider, line.reseller))
+    reimbursements = draws.reimbursements(grants, restored) if grants is not None else []
     check_nets(statement.net_yen, parties, member_invoices, reimbursements)
     check_transfers(statement.transfers, statement.net_yen)
+
+
+def _returned(statement: Statement, corrections: Corrections | None, catalog: Catalog,
+              grants: dict[str, Grant] | None, sums: tuple[dict, dict, dict]) -> dict[str, int]:
+    """The returns recomputed and taken off the invoices' sums (tenant retail, credits,
+    member subtotals); what they restore to each grant."""
+    if not statement.returns:
+        return {}
+    if corrections is None or grants is None:
+        raise _fail(f"the statement has {len(statement.returns)} returns, but the bundle carries no "
+                    "corrections.json (format /3) to recompute them from")
+    restored = check_returns(statement.returns, corrections, catalog, grants)
+    tenant_retail, credits, member_subtotals = sums
+    for item in statement.returns:
+        pair = (item.reseller, item.tenant)
+        tenant_retail[pair] = tenant_retail.get(pair, 0) - item.retail_yen
+        credits[pair] = credits.get(pair, 0) - item.credit_restored_yen
+        if item.provider != item.reseller:
+            pair = (item.provider, item.reseller)
+            member_subtotals[pair] = member_subtotals.get(pair, 0) - item.wholesale_yen
+    return restored
 
 
 def _draws(statement: Statement, grants: dict[str, Grant]) -> Draws:
     """The grants' draws on the (verified) lines, once grants.json and the statement's
     grant_draws are found to name the same grants and parties."""
-    check_coverage(grants, statement.lines)
+    check_coverage(grants, [*statement.lines, *(statement.returns or ())])
     if statement.grant_draws is not None:
         check_draw_parties(statement.grant_draws, grants)
     draws = draws_of(statement.lines, grants)

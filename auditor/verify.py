@@ -8,15 +8,17 @@ and, where there is one, the 1-based line):
 
 1. manifest.sig is the Ed25519 signature of manifest.json's exact bytes under the given
    key; manifest.json is well-formed and its key_id is the SHA-256 of that raw key;
-2. every file manifest.json lists (the files of its format, /1 or /2) is present, of its
+2. every file manifest.json lists (the files of its format, /1, /2 or /3) is present, of its
    size and SHA-256; no other file;
 3. catalog.json is well-formed; every line of evidence.ndjson (streamed) is well-formed,
    sorted, has `seconds` bits set, overlaps neither `elsewhere` nor the other lines of
    its GPU and hour, lies inside its service period, which is not after the bundle's;
-   then (format /2) grants.json is well-formed;
+   then (format /2 on) grants.json is well-formed; (format /3) corrections.json's voids
+   are well-formed and each one's seconds are its parts' bits;
 4. statement.json: its lines recomputed from the evidence and the catalog (split at
-   version changes), then the grants' draws on them, its invoices and credits, tax,
-   grant draws, nets (reimbursements included) and transfers;
+   version changes), then the grants' draws on them, (format /3) its returns from
+   corrections.json, its invoices and credits, tax, grant draws and restorations, nets
+   (reimbursements included) and transfers; then corrections.json's disputes;
 5. journal.ndjson: the hash chain up to the manifest's chain_head, balanced entries,
    exactly the entries the statement implies, the trial balance and both sides of
    every member invoice and grant reimbursement;
@@ -42,11 +44,21 @@ from pathlib import Path
 from typing import BinaryIO
 
 from auditor.catalog import Catalog, parse_catalog
+from auditor.corrections import parse_corrections
+from auditor.disputes import check_disputes
 from auditor.errors import VerificationError
 from auditor.evidence import LINE_LIMIT, EvidenceResult, check_evidence
 from auditor.grants import parse_grants
 from auditor.journal import check_journal
-from auditor.manifest import GRANTS, MANIFEST, SIGNATURE, Manifest, public_key, signed_manifest
+from auditor.manifest import (
+    CORRECTIONS,
+    GRANTS,
+    MANIFEST,
+    SIGNATURE,
+    Manifest,
+    public_key,
+    signed_manifest,
+)
 from auditor.statement import check_statement, parse_statement
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
@@ -254,13 +266,16 @@ def _verify(folder: Path, public_key_pem: bytes) -> str:
     #    the grants.
     contents, catalog, evidence = _check_files(folder, manifest)
     grants = parse_grants(contents[GRANTS], period, catalog) if GRANTS in contents else None
+    corrections = parse_corrections(contents[CORRECTIONS], period, catalog) if CORRECTIONS in contents else None
 
     # 4. The statement, recomputed (with the draws of the grants, when the bundle has
     #    them). A second with no price or agreement in effect is the first thing rating finds.
     if evidence.deferred is not None:
         raise evidence.deferred
     statement = parse_statement(contents["statement.json"], period, catalog)
-    check_statement(statement, evidence.usage, catalog, grants)
+    check_statement(statement, evidence.usage, catalog, grants, corrections)
+    if corrections is not None:
+        check_disputes(corrections, period, catalog)
 
     # 5. The journal.
     check_journal(contents["journal.ndjson"], statement, manifest.chain_head)

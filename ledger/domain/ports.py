@@ -23,6 +23,7 @@ from typing import Protocol
 
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
+from ledger.domain.correction_ports import CorrectionsReader
 from ledger.domain.correction_records import NewVoid, VoidedBits, VoidRow
 from ledger.domain.journal import ChainedEntry
 from ledger.domain.metering import ClaimKey
@@ -203,8 +204,9 @@ class BooksReader(Protocol):
         """The bits voids took from claims of closed booking periods, returned in booking
         periods up to and including `through`."""
 
-    async def voids(self, member: str | None = None, limit: int = 1000) -> list[VoidRow]:
-        """Stored voids, oldest first: those of seconds `member` provided or resold (None: all)."""
+    async def voids(self, member: str | None = None, limit: int | None = 1000) -> list[VoidRow]:
+        """Stored voids, oldest first: those of seconds `member` provided or resold (None: all);
+        at most `limit` (None: every one)."""
 
     async def closed_statement(self, period: str) -> bytes | None:
         """The stored bytes of a closed period's statement (None: none stored)."""
@@ -261,11 +263,12 @@ class BooksWriter(BooksReader, Protocol):
         from the first booking period with billed seconds, if earlier) through it."""
 
 
-class ExportReader(BooksReader, Protocol):
-    """A closed period's bundle: one read-only snapshot."""
+class ExportReader(BooksReader, CorrectionsReader, Protocol):
+    """A closed period's bundle, and `verify --db`: one read-only snapshot."""
 
     def evidence(self, booking_period: str) -> AsyncIterator[Evidence]:
-        """The period's bitmaps, ordered by gpu_uuid, hour and attribution (code point order)."""
+        """The period's bitmaps, ordered by gpu_uuid, hour and attribution (code point order),
+        as its statement holds them and with what is billed elsewhere (`ledger.domain.evidence`)."""
 
     async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]: ...
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
+from ledger.domain import evidence
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
+from ledger.domain.correction_records import DisputeRow
 from ledger.domain.errors import LedgerError
 from ledger.domain.journal import GENESIS_HASH, ChainedEntry
+from ledger.domain.metering import ClaimKey
 from ledger.domain.payments import Payment, Transfer
 from ledger.domain.periods import next_period
 from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
@@ -49,7 +52,7 @@ class MemoryBooks:
     async def returned(self, through: str) -> list[VoidedBits]:
         return [part for part in self.state.voided if part.returned_in is not None and part.returned_in <= through]
 
-    async def voids(self, member: str | None = None, limit: int = 1000) -> list[VoidRow]:
+    async def voids(self, member: str | None = None, limit: int | None = 1000) -> list[VoidRow]:
         found = [v for v in self.state.voids if member is None or member in v.void.attribution[:2]]
         return found[:limit]
 
@@ -134,17 +137,39 @@ class MemoryBooks:
         self.state.closed_through = closed_through
 
     async def evidence(self, booking_period: str):
-        claims = self.state.claims
+        claims, voided = self.state.claims, self.state.voided
         mine = sorted(
             (key for key in claims if key.booking_period == booking_period),
             key=lambda k: (k.gpu_uuid, k.hour_start, *k.attribution, k.service_period),
         )
         for key in mine:
-            elsewhere = 0
-            for other, bits in claims.items():
-                if (other.gpu_uuid, other.hour_start) == (key.gpu_uuid, key.hour_start) and other.booking_period != booking_period:
-                    elsewhere |= bits
-            yield Evidence(key, claims[key], elsewhere)
+            hour = [part for part in voided if (part.key.gpu_uuid, part.key.hour_start) == (key.gpu_uuid, key.hour_start)]
+            bits = evidence.as_booked(key, claims[key], hour)
+            if not bits:
+                continue
+            others = [
+                (other, other_bits) for other, other_bits in claims.items()
+                if (other.gpu_uuid, other.hour_start) == (key.gpu_uuid, key.hour_start)
+                and other.booking_period != booking_period
+            ]
+            yield Evidence(key, bits, evidence.elsewhere(booking_period, others, hour))
+
+    async def void_parts(self, returned_in: str | None = None) -> list[tuple[str, VoidedBits]]:
+        pairs = list(zip(self.state.voided_by, self.state.voided, strict=True))
+        wanted = {void_id for void_id, part in pairs if returned_in is None or part.returned_in == returned_in}
+        order = {row.id: index for index, row in enumerate(self.state.voids)}
+        found = [(void_id, part) for void_id, part in pairs if void_id in wanted]
+        return sorted(found, key=lambda pair: (order[pair[0]], pair[1].key))
+
+    async def dispute_rows(self) -> list[DisputeRow]:
+        moves = self.state.dispute_moves
+        return [
+            DisputeRow(f"dispute-{n}", dispute, tuple(moves[f"dispute-{n}"][seq] for seq in sorted(moves[f"dispute-{n}"])))
+            for n, dispute in enumerate(self.state.disputes, start=1)
+        ]
+
+    async def claim_bits(self, keys: list[ClaimKey]) -> dict[ClaimKey, int]:
+        return {key: self.state.claims[key] for key in keys if key in self.state.claims}
 
     async def capacity_billed(self, service_period: str) -> list[BilledSeconds]:
         catalog = self.state.catalog

@@ -62,6 +62,7 @@ class MemoryIntake:
         returned_in = min((p.returned_in for p in taken if p.returned_in is not None), default=None)
         self.state.voids.append(VoidRow(void_id, void, int(self.clock()), returned_in))
         self.state.voided.extend(taken)
+        self.state.voided_by.extend(void_id for _ in taken)
         return void_id
 
     async def write_claims(self, changed: list[tuple[ClaimKey, int]]) -> None:

@@ -58,6 +58,7 @@ class State:
     claims: dict[ClaimKey, int] = field(default_factory=dict)
     voids: list[VoidRow] = field(default_factory=list)  # id = "void-" + (index + 1)
     voided: list[VoidedBits] = field(default_factory=list)
+    voided_by: list[str] = field(default_factory=list)  # the void id of each part of `voided`
     disputes: list[NewDispute] = field(default_factory=list)  # id = "dispute-" + (index + 1)
     dispute_moves: dict[str, dict[int, DisputeMove]] = field(default_factory=dict)  # id -> seq -> move
     dead_letters: list[DeadLetter] = field(default_factory=list)  # id = index + 1
@@ -81,6 +82,7 @@ class State:
             claims=dict(self.claims),
             voids=list(self.voids),
             voided=list(self.voided),
+            voided_by=list(self.voided_by),
             disputes=list(self.disputes),
             dispute_moves={dispute_id: dict(moves) for dispute_id, moves in self.dispute_moves.items()},
             dead_letters=list(self.dead_letters),

@@ -15,15 +15,17 @@ import asyncpg
 from ledger.domain import journal
 from ledger.domain.capacity import BilledSeconds
 from ledger.domain.catalog import Catalog
+from ledger.domain.correction_records import DisputeRow
+from ledger.domain.metering import ClaimKey
 from ledger.domain.payments import Payment, Transfer
 from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
 from ledger.domain.rollup_check import RollupDifference
+from ledger.postgres import disputes as stored_disputes
 from ledger.postgres import payments as payment_rows
 from ledger.postgres import voids as stored_voids
 from ledger.postgres.catalog import load_catalog
 from ledger.postgres.errors import translating, translating_iterator
-from ledger.postgres.intake import claim_key
 
 CURSOR_PREFETCH = 2000
 
@@ -84,17 +86,6 @@ GROUP BY e.seq
 ORDER BY e.seq
 """
 
-SELECT_EVIDENCE = """
-SELECT c.gpu_uuid, c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period,
-       c.booking_period, c.bits,
-       (SELECT array_agg(o.bits) FROM claims o
-        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
-          AND o.booking_period <> c.booking_period) AS elsewhere
-FROM claims c
-WHERE c.booking_period = $1
-ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reseller COLLATE "C",
-         c.tenant COLLATE "C", c.sku COLLATE "C", c.service_period COLLATE "C"
-"""
 
 SELECT_CAPACITY_BILLED = """
 SELECT provider, sku, region, reseller <> provider AS resold, sum(seconds)::bigint AS seconds
@@ -187,7 +178,7 @@ class PgBooks:
         return await stored_voids.returned(self.conn, through)
 
     @translating
-    async def voids(self, member: str | None = None, limit: int = 1000) -> list[VoidRow]:
+    async def voids(self, member: str | None = None, limit: int | None = 1000) -> list[VoidRow]:
         return await stored_voids.voids(self.conn, member, limit)
 
     @translating
@@ -277,11 +268,23 @@ class PgBooks:
 
     @translating_iterator
     async def evidence(self, booking_period: str):
-        async for row in self.conn.cursor(SELECT_EVIDENCE, booking_period, prefetch=CURSOR_PREFETCH):
-            elsewhere = 0
-            for bits in row["elsewhere"] or ():
-                elsewhere |= int.from_bytes(bits, "little")
-            yield Evidence(claim_key(row), int.from_bytes(row["bits"], "little"), elsewhere)
+        cursor = self.conn.cursor(stored_voids.SELECT_EVIDENCE, booking_period, prefetch=CURSOR_PREFETCH)
+        async for row in cursor:
+            found = stored_voids.evidence_row(row, booking_period)
+            if found is not None:
+                yield Evidence(*found)
+
+    @translating
+    async def void_parts(self, returned_in: str | None = None) -> list[tuple[str, VoidedBits]]:
+        return await stored_voids.void_parts(self.conn, returned_in)
+
+    @translating
+    async def dispute_rows(self) -> list[DisputeRow]:
+        return await stored_disputes.rows(self.conn)
+
+    @translating
+    async def claim_bits(self, keys: list[ClaimKey]) -> dict[ClaimKey, int]:
+        return await stored_voids.claim_bits(self.conn, keys)
 
     @translating
     async def dead_letter_counts(self, since_ms: int, until_ms: int) -> dict[str, int]:

@@ -66,6 +66,11 @@ async def _rows(conn: asyncpg.Connection, member: str | None, dispute_id: str | 
     return [DisputeRow(r["id"], _opened(r), tuple(moves[r["id"]])) for r in opened]
 
 
+async def rows(conn: asyncpg.Connection) -> list[DisputeRow]:
+    """Every dispute with its moves, in the order they were opened."""
+    return await _rows(conn, None, None)
+
+
 class PgDisputeTransaction(PgIntakeTransaction):
     """`ledger.domain.dispute_ports.DisputeTransaction` on one connection in one transaction."""
 

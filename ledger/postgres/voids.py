@@ -6,6 +6,7 @@ from collections import defaultdict
 
 import asyncpg
 
+from ledger.domain import evidence
 from ledger.domain.metering import HOUR_BITS_BYTES, ClaimKey
 from ledger.domain.ports import NewVoid, VoidedBits, VoidRow
 
@@ -94,7 +95,7 @@ async def returned(conn: asyncpg.Connection, through: str) -> list[VoidedBits]:
     return [VoidedBits(claim_of(r), bits_of(r), r["returned_in"]) for r in await conn.fetch(SELECT_RETURNED, through)]
 
 
-async def voids(conn: asyncpg.Connection, member: str | None, limit: int) -> list[VoidRow]:
+async def voids(conn: asyncpg.Connection, member: str | None, limit: int | None) -> list[VoidRow]:
     return [
         VoidRow(
             r["id"],
@@ -104,3 +105,90 @@ async def voids(conn: asyncpg.Connection, member: str | None, limit: int) -> lis
         )
         for r in await conn.fetch(SELECT_VOIDS, member, limit)
     ]
+
+
+# -- what bundles and `verify --db` read (ledger.domain.correction_ports) ---------------
+
+_KEY = "s.gpu_uuid, s.hour_start, s.provider, s.reseller, s.tenant, s.sku, s.service_period, s.booking_period"
+_KEY_ORDER = ('s.gpu_uuid COLLATE "C", s.hour_start, s.provider COLLATE "C", s.reseller COLLATE "C", '
+              's.tenant COLLATE "C", s.sku COLLATE "C", s.service_period, s.booking_period')
+SELECT_VOID_PARTS = f"""
+SELECT s.void_id, {_KEY}, s.bits, s.returned_in
+FROM voided_seconds s JOIN voids v ON v.id = s.void_id
+WHERE $1::text IS NULL OR s.void_id IN (SELECT void_id FROM voided_seconds WHERE returned_in = $1)
+ORDER BY v.made_at, v.id, {_KEY_ORDER}
+"""
+
+SELECT_CLAIM_BITS = """
+SELECT c.gpu_uuid, c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period, c.booking_period, c.bits
+FROM claims c
+JOIN unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+     AS k(gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period, booking_period)
+  ON c.gpu_uuid = k.gpu_uuid AND c.hour_start = k.hour_start AND c.provider = k.provider
+ AND c.reseller = k.reseller AND c.tenant = k.tenant AND c.sku = k.sku
+ AND c.service_period = k.service_period AND c.booking_period = k.booking_period
+"""
+
+# The evidence of a booking period (docs/auditor-bundle.md): its claims, each with the other
+# claims of its GPU-hour and every void part of that hour (keys joined by U+001F, which no
+# key field holds), so that `ledger.domain.evidence` can take voids into account.
+_JOINED = "concat_ws(chr(31), {t}.provider, {t}.reseller, {t}.tenant, {t}.sku, {t}.service_period, {t}.booking_period)"
+SELECT_EVIDENCE = f"""
+SELECT c.gpu_uuid, c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period,
+       c.booking_period, c.bits,
+       (SELECT array_agg({_JOINED.format(t="o")}) FROM claims o
+        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
+          AND o.booking_period <> c.booking_period) AS other_keys,
+       (SELECT array_agg(o.bits) FROM claims o
+        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
+          AND o.booking_period <> c.booking_period) AS other_bits,
+       (SELECT array_agg({_JOINED.format(t="v")} || chr(31) || coalesce(v.returned_in, '')) FROM voided_seconds v
+        WHERE v.gpu_uuid = c.gpu_uuid AND v.hour_start = c.hour_start) AS void_keys,
+       (SELECT array_agg(v.bits) FROM voided_seconds v
+        WHERE v.gpu_uuid = c.gpu_uuid AND v.hour_start = c.hour_start) AS void_bits
+FROM claims c
+WHERE c.booking_period = $1
+ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reseller COLLATE "C",
+         c.tenant COLLATE "C", c.sku COLLATE "C", c.service_period COLLATE "C"
+"""
+
+
+async def void_parts(conn: asyncpg.Connection, returned_in: str | None) -> list[tuple[str, VoidedBits]]:
+    return [
+        (r["void_id"], VoidedBits(claim_of(r), bits_of(r), r["returned_in"]))
+        for r in await conn.fetch(SELECT_VOID_PARTS, returned_in)
+    ]
+
+
+async def claim_bits(conn: asyncpg.Connection, keys: list[ClaimKey]) -> dict[ClaimKey, int]:
+    columns = [
+        [k.gpu_uuid for k in keys], [k.hour_start for k in keys],
+        *([k.attribution[i] for k in keys] for i in range(4)),
+        [k.service_period for k in keys], [k.booking_period for k in keys],
+    ]
+    return {claim_of(r): bits_of(r) for r in await conn.fetch(SELECT_CLAIM_BITS, *columns)}
+
+
+def _joined_key(gpu_uuid: str, hour_start: int, joined: str) -> tuple[ClaimKey, str | None]:
+    provider, reseller, tenant, sku, service_period, booking_period, *rest = joined.split("\x1f")
+    returned_in = (rest[0] or None) if rest else None
+    return ClaimKey(gpu_uuid, hour_start, (provider, reseller, tenant, sku), service_period, booking_period), returned_in
+
+
+def evidence_row(row: asyncpg.Record, period: str) -> tuple[ClaimKey, int, int] | None:
+    """(claim, bits as its statement holds them, elsewhere) of a SELECT_EVIDENCE row (None:
+    nothing of it left on its statement)."""
+    gpu, hour = row["gpu_uuid"], row["hour_start"]
+    voided = []
+    for joined, bits in zip(row["void_keys"] or (), row["void_bits"] or (), strict=True):
+        key, returned_in = _joined_key(gpu, hour, joined)
+        voided.append(VoidedBits(key, int.from_bytes(bits, "little"), returned_in))
+    key = claim_of(row)
+    bits = evidence.as_booked(key, bits_of(row), voided)
+    if not bits:
+        return None
+    others = [
+        (_joined_key(gpu, hour, joined)[0], int.from_bytes(other, "little"))
+        for joined, other in zip(row["other_keys"] or (), row["other_bits"] or (), strict=True)
+    ]
+    return key, bits, evidence.elsewhere(period, others, voided)

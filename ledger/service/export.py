@@ -25,9 +25,11 @@ from ledger.domain.payment_journal import POSTED_AFTER_CLOSE
 from ledger.domain.ports import Evidence, ExportReader, Store
 from ledger.domain.statement import Statement
 from ledger.service import books, signing
+from ledger.service.export_corrections import corrections_document
 
-# /2 adds grants.json: the grants behind the statement's credits (docs/auditor-bundle.md).
-BUNDLE_FORMAT = "gpuledger-audit-bundle/2"
+# /2 adds grants.json: the grants behind the statement's credits; /3 corrections.json: the
+# voids, original lines and disputes behind its returns (docs/auditor-bundle.md).
+BUNDLE_FORMAT = "gpuledger-audit-bundle/3"
 
 LINE_DIGESTS = "line-digests.tsv"
 
@@ -198,12 +200,13 @@ async def _write_journal(bundle: _Bundle, reader: ExportReader, period: str) -> 
 
 
 async def grants_document(reader: ExportReader, period: str, catalog: Catalog, statement: Statement) -> dict:
-    """The grants that cover any line of the statement, each with its balance at the start
-    of the period: what an auditor needs to recompute every draw."""
+    """The grants that cover any line of the statement or the original line of any of its
+    returns, each with its balance at the start of the period (restorations counted): what
+    an auditor needs to recompute every draw and restoration."""
     balances = await books.balances_at(reader, period, catalog)
     covering = sorted(
         {
-            grant.id for grant in catalog.grants.values() for line in statement.lines
+            grant.id for grant in catalog.grants.values() for line in (*statement.lines, *(statement.returns or ()))
             if grant.covers(line.reseller, line.tenant, line.sku, line.service_period, line.provider)
         }
     )
@@ -236,6 +239,8 @@ async def _write_files(reader: ExportReader, period: str, out: Path, on_progress
     bundle.write("statement.csv", report.as_csv(statement).encode("utf-8"))
     bundle.write("catalog.json", _json_file(catalog_document(catalog)))
     bundle.write("grants.json", _json_file(await grants_document(reader, period, catalog, statement)))
+    corrections = await corrections_document(reader, period, catalog, statement)
+    bundle.write("corrections.json", _json_file(corrections))
     await _write_evidence(bundle, reader, period, on_progress)
     head = await _write_journal(bundle, reader, period)
     start, end = catalog.calendar.bounds(period)

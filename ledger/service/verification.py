@@ -4,8 +4,8 @@
 billed seconds; every closed period has its stored statement, and nothing else has one;
 each stored statement against a recomputation from the ledger (its booked seconds, the
 catalog, the grants' balances: the code that computes an open statement); the journal's
-hash chain, its entries against the statements and its trial balance; the payments
-against their transfers and the entries their confirmations posted; and the chain heads
+hash chain, its entries against the statements and its trial balance; the voids against
+the claims and closes (`ledger.service.void_checks`); the payments against their transfers and the entries their confirmations posted; and the chain heads
 auditors hold. Each check names the first thing that breaks it.
 """
 
@@ -24,6 +24,7 @@ from ledger.domain.ports import BooksReader, RollupCheck, Store
 from ledger.domain.statement import Statement
 from ledger.domain.stored_statements import comparable, first_difference
 from ledger.service.books import compute_statement, render
+from ledger.service.void_checks import check_voids
 
 ROLLUP_DIFFERENCES_SHOWN = 3
 
@@ -42,6 +43,7 @@ async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict
         stored = await books.closed_statements()
         await _check_closed_periods(books, closed_through, stored)
         statements = _parsed(stored)
+        voids = await check_voids(books)
         await _check_recomputed(books, stored, statements)
         entries = [entry async for entry in books.journal()]
         payments = await books.payments()
@@ -70,6 +72,7 @@ async def verify(store: Store, anchors: list[tuple[str, int, str]] = ()) -> dict
         "closed_periods": sorted(statements),
         "statements_recomputed": len(statements),
         "payments": len(payments),
+        "voids": voids,
         "rollups": {"rows": rollups.rows, "gpu_seconds": rollups.gpu_seconds},
         "accounts": len(balances),
         "trial_balance_yen": trial_balance,

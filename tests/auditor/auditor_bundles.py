@@ -32,6 +32,7 @@ FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", 
          "journal.ndjson", "dead_letters.json")
 FORMAT_1, FORMAT_2 = "gpuledger-audit-bundle/1", "gpuledger-audit-bundle/2"
 FILES_2 = (*FILES, "grants.json")
+FILES_3 = (*FILES_2, "corrections.json")
 
 CATALOG = {
     "currency": "JPY",
@@ -445,13 +446,13 @@ def sign(
     if bundle_format is None:
         bundle_format = read_json(folder, "manifest.json")["format"]
     digests = []
-    for name in FILES_2:
+    for name in FILES_3:
         if name != "line-digests.tsv" and (folder / name).exists():
             for number, line in enumerate((folder / name).read_bytes().splitlines(keepends=True), 1):
                 digests.append(f"{name}\t{number}\t{hashlib.sha256(line).hexdigest()}\n")
     (folder / "line-digests.tsv").write_text("".join(digests))
     files = {}
-    for name in FILES_2:
+    for name in FILES_3:
         path = folder / name
         if path.exists():
             data = path.read_bytes()

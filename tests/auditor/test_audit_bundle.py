@@ -80,7 +80,7 @@ def copy(bundles, tmp_path):
     return stack, make, public_key
 
 
-FILES = ["statement.json", "statement.csv", "catalog.json", "grants.json", "evidence.ndjson",
+FILES = ["statement.json", "statement.csv", "catalog.json", "grants.json", "corrections.json", "evidence.ndjson",
          "journal.ndjson", "dead_letters.json", "line-digests.tsv", "manifest.json"]
 
 

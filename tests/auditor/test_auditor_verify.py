@@ -823,10 +823,10 @@ def test_given_a_format_1_bundle_then_grants_json_is_not_one_of_its_files(grante
 
 
 def test_given_an_unknown_format_then_the_manifest_fails(granted, key):
-    sign(granted, key, bundle_format="gpuledger-audit-bundle/3")
+    sign(granted, key, bundle_format="gpuledger-audit-bundle/9")
     assert failure(granted, key) == (
-        "manifest.json: format is 'gpuledger-audit-bundle/3'; this verifier reads "
-        "gpuledger-audit-bundle/1 and gpuledger-audit-bundle/2"
+        "manifest.json: format is 'gpuledger-audit-bundle/9'; this verifier reads "
+        "gpuledger-audit-bundle/1 and gpuledger-audit-bundle/2 and gpuledger-audit-bundle/3"
     )
 
 

@@ -671,6 +671,33 @@ async def test_seconds_voided_after_their_period_closed_stay_on_its_lines_and_ar
         assert (check.differences, check.gpu_seconds) == ((), 3)
 
 
+async def test_evidence_shows_what_statements_hold_and_voids_are_read_back_with_their_parts(store):
+    await load_catalog(store)
+    beta = ("sakura", "kddi", "beta", "H200")
+    async with store.intake() as tx:
+        await tx.write_claims([(key(), 0b1111), (key(gpu="GPU-2"), 0b11)])
+        await tx.write_void(void_of(1), [VoidedBits(key(gpu="GPU-2"), 0b01, None)])  # while 2026-09 was open
+    await close_through(store, "2026-09", ["2026-09"])
+    async with store.intake() as tx:
+        first = await tx.write_void(void_of(2, "2026-09"), [VoidedBits(key(), 0b0011, "2026-10")])
+        await tx.write_claims([(key(booking="2026-10", attribution=beta), 0b0001)])  # billed again to beta
+    async with store.snapshot() as reader:
+        september = [(e.key.gpu_uuid, e.bits, e.elsewhere) async for e in reader.evidence("2026-09")]
+        october = [(e.key.attribution[2], e.bits, e.elsewhere) async for e in reader.evidence("2026-10")]
+        parts = await reader.void_parts("2026-10")
+        every = await reader.void_parts()
+        claims = await reader.claim_bits([key(), key(gpu="GPU-3")])
+        disputes = await reader.dispute_rows()
+    # September holds GPU-1's four seconds (two returned later: beta's second is not "elsewhere"
+    # for it) and GPU-2's one left after the open void; October bills beta's, with nothing elsewhere
+    # (acme's seconds of the hour still billed now are 2 and 3, which beta does not overlap).
+    assert september == [("GPU-1", 0b1111, 0), ("GPU-2", 0b10, 0)]
+    assert october == [("beta", 0b0001, 0b1100)]
+    assert parts == [(first, VoidedBits(key(), 0b0011, "2026-10"))]
+    assert [void_id for void_id, _ in every][-1] == first and len(every) == 2
+    assert claims == {key(): 0b1111} and disputes == []
+
+
 # -- disputes ---------------------------------------------------------------------------
 
 
