@@ -138,5 +138,5 @@ async def gather(
             found.capacity = capacity_report(period, catalog, await reader.capacity_billed(period))
     if "capacity_report" in wanted:
         start, end = catalog.calendar.bounds(period)
-        found.capacity_usages = await store.hour_usage(start, end, None, None, None, None, None)
+        found.capacity_usages = await store.hour_usage(start, end)
     return found
