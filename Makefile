@@ -28,9 +28,11 @@ install: system $(STAMP)
 test: system-test $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-## test-fast: the pure domain only, no services
-test-fast: system-test $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not infra"
+## test-fast: what runs in the test process alone, in under a minute: no service, no
+## subprocess, no browser, no PDF rendering, no whole scenario (markers `infra`, `heavy` and
+## `slow` in pyproject.toml; tests/conftest.py refuses processes and PDFs to the others)
+test-fast: system $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not infra and not heavy and not slow" --ignore=tests/e2e
 
 ## demo: start the local stack, run the public scenario, leave the stack running
 ## (SIMULATE=SECONDS: then run the fleet simulator that long)

@@ -9,8 +9,11 @@ it are `bench.harness.LocalStack`, the same the benchmarks measure.
 
 from __future__ import annotations
 
+import _posixsubprocess
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -48,3 +51,46 @@ def make_stack():
 def stack(make_stack) -> LocalStack:
     """One fresh stack with one worker, shared by the tests of a module."""
     return make_stack()
+
+
+# -- make test-fast: tests marked neither `infra` nor `heavy` run in this process alone ------
+
+
+class StartsAProcess(AssertionError):
+    """A test that is neither `infra` nor `heavy` started a process or rendered a PDF."""
+
+
+def _refuse(what: str):
+    def refused(*args, **kwargs):
+        raise StartsAProcess(f"this test {what}: mark it heavy (or infra), make test-fast leaves such tests out")
+    return refused
+
+
+@contextlib.contextmanager
+def _in_this_process_alone(item: pytest.Item):
+    """While an unmarked test sets up and runs: no fork, no exec, no WeasyPrint."""
+    if item.get_closest_marker("infra") or item.get_closest_marker("heavy"):
+        yield
+        return
+    import weasyprint  # only when a test may not render (its import costs a second)
+
+    spawn = _refuse("starts a process")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_posixsubprocess, "fork_exec", spawn)  # multiprocessing's spawn and forkserver
+        patch.setattr(subprocess, "_fork_exec", spawn)  # subprocess, asyncio's subprocesses
+        for name in ("fork", "posix_spawn", "posix_spawnp"):
+            patch.setattr(os, name, spawn)
+        patch.setattr(weasyprint.HTML, "render", _refuse("renders a PDF with WeasyPrint"))
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    with _in_this_process_alone(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with _in_this_process_alone(item):
+        return (yield)

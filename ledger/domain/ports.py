@@ -32,7 +32,7 @@ from ledger.domain.payments import Payment, Transfer
 from ledger.domain.rating import HourUsage
 from ledger.domain.records import keep_raw
 from ledger.domain.rollup_check import RollupCheck
-from ledger.domain.usage import Coarsening
+from ledger.domain.usage import ANY_USAGE, Coarsening, UsageFilter
 
 # -- records that cross the ports ------------------------------------------------------
 
@@ -338,14 +338,13 @@ class Store(Protocol):
         keep only a prefix of their event."""
 
     async def hour_usage(
-        self, start: int, end: int, member: str | None, provider: str | None,
-        reseller: str | None, sku: str | None, service_period: str | None, region: str | None = None,
+        self, start: int, end: int, *, member: str | None = None, where: UsageFilter = ANY_USAGE,
         coarse: Coarsening | None = None,
     ) -> list[HourUsage]:
         """Billed seconds per attribution, service period, region and hour in [start, end),
-        naming `member` as provider or reseller (None: all), filtered; `bits` not set.
-        The region is that of the uuid's registration with the same provider and SKU.
-        With `coarse`, hours may be summed as `ledger.domain.usage.coarsen` does."""
+        naming `member` as provider or reseller (None: all), as `where` filters; `bits`
+        not set. The region is that of the uuid's registration with the same provider and
+        SKU. With `coarse`, hours may be summed as `ledger.domain.usage.coarsen` does."""
 
     async def member_exists(self, member: str) -> bool: ...
 

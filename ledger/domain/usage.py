@@ -25,18 +25,32 @@ GROUP_FIELDS = ("tenant", "provider", "reseller", "sku", "service_period", "regi
 MAX_RANGE_SECONDS = 400 * 86400
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UsageFilter:
+    """Which usage a store reads (`ledger.domain.ports.Store.hour_usage`): of this
+    provider, reseller, SKU, service period (YYYY-MM) and region of the GPU's
+    registration; None: any. Named, never positional: the same words from the API's
+    query string to the SQL. (A tenant is not among them: the caller names other
+    resellers' tenants by pseudonyms, which only `summarize` knows.)"""
+
+    provider: str | None = None
+    reseller: str | None = None
+    sku: str | None = None
+    service_period: str | None = None
+    region: str | None = None
+
+
+ANY_USAGE = UsageFilter()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UsageQuery:
     start: int  # Unix seconds, inclusive (rounded down to the hour)
     end: int  # exclusive
     granularity: str = "day"
     group_by: tuple[str, ...] = ()
-    tenant: str | None = None
-    provider: str | None = None
-    reseller: str | None = None
-    sku: str | None = None
-    period: str | None = None
-    region: str | None = None
+    tenant: str | None = None  # as the caller names it (a pseudonym for another reseller's)
+    where: UsageFilter = ANY_USAGE
 
 
 def _bucket(catalog: Catalog, hour_start: int, granularity: str) -> int:
@@ -123,12 +137,22 @@ def coarsen(rows: Iterable[HourUsage], how: Coarsening | None) -> list[HourUsage
     ]
 
 
+@dataclass(slots=True)
+class _Totals:
+    """What `summarize` adds up for one item: seconds, and yen in 1/AMOUNT_SCALE."""
+
+    seconds: int = 0
+    retail: int = 0  # of the usage the caller resold (auditors: all)
+    wholesale: int = 0
+    any_own: bool = False  # whether the caller resold any of it (else no retail figure)
+
+
 def summarize(rows: Iterable[HourUsage], query: UsageQuery, caller: Caller, catalog: Catalog, key: bytes) -> list[dict]:
     """Billed seconds per attribution and hour -> the caller's view, grouped and sorted.
 
     A row may also sum several hours of one bucket priced by the same versions (see
     `price_breaks`); its `hour_start` is then the first of them."""
-    groups: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, False])
+    groups: dict[tuple, _Totals] = defaultdict(_Totals)
     buckets: dict[int, int] = {}
     rates: dict[tuple, tuple[int, int]] = {}
     tenants: dict[tuple[str, str], str] = {}
@@ -158,24 +182,24 @@ def summarize(rows: Iterable[HourUsage], query: UsageQuery, caller: Caller, cata
         if rate is None:
             rate = rates[rate_key] = _rates(catalog, row)
         totals = groups[(bucket, *(values[name] for name in query.group_by))]
-        totals[0] += row.seconds
+        totals.seconds += row.seconds
         if own:
-            totals[1] += row.seconds * rate[0]
-            totals[3] = True
-        totals[2] += row.seconds * rate[1]
+            totals.retail += row.seconds * rate[0]
+            totals.any_own = True
+        totals.wholesale += row.seconds * rate[1]
     items = []
     printed: dict[int, str] = {}
     for group in sorted(groups):
-        seconds, retail, wholesale, any_own = groups[group]
+        totals = groups[group]
         bucket_start = printed.get(group[0])
         if bucket_start is None:
             bucket_start = printed[group[0]] = format_utc(group[0])
         item = {"bucket_start": bucket_start}
         item.update(zip(query.group_by, group[1:], strict=True))
-        item["gpu_seconds"] = seconds
+        item["gpu_seconds"] = totals.seconds
         # Retail prices of other resellers are theirs: None when the caller resold none of it.
-        item["retail_yen_estimate"] = retail // AMOUNT_SCALE if any_own else None  # floored once
-        item["wholesale_yen_estimate"] = wholesale // AMOUNT_SCALE
+        item["retail_yen_estimate"] = totals.retail // AMOUNT_SCALE if totals.any_own else None  # floored once
+        item["wholesale_yen_estimate"] = totals.wholesale // AMOUNT_SCALE
         items.append(item)
     return items
 

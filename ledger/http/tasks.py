@@ -30,9 +30,9 @@ async def _current_catalog(store: Store) -> Catalog:
     return kept[0]
 
 
-async def usage_items(store: Store, caller: Caller, key: bytes, wanted: UsageQuery, request: usage.UsageRequest) -> list[dict]:
+async def usage_items(store: Store, caller: Caller, key: bytes, wanted: UsageQuery) -> list[dict]:
     """Every item of a usage query (`ledger.service.usage.items`)."""
-    return await usage.items(store, await _current_catalog(store), caller, key, wanted, request)
+    return await usage.items(store, await _current_catalog(store), caller, key, wanted)
 
 
 async def document_list(store: Store, period: str, caller: Caller) -> bytes:

@@ -37,7 +37,7 @@ from ledger.domain.ports import (
     VoidRow,
 )
 from ledger.domain.rating import HourUsage
-from ledger.domain.usage import coarsen
+from ledger.domain.usage import ANY_USAGE, Coarsening, UsageFilter, coarsen
 from ledger.memory.books import MemoryBooks
 from ledger.memory.disputes import MemoryDisputes
 from ledger.memory.intake import MemoryIntake
@@ -286,9 +286,10 @@ class MemoryStore:
         )
 
     async def hour_usage(
-        self, start, end, member, provider, reseller, sku, service_period, region=None, coarse=None
+        self, start: int, end: int, *, member: str | None = None, where: UsageFilter = ANY_USAGE,
+        coarse: Coarsening | None = None,
     ) -> list[HourUsage]:
-        _no_nul(member, provider, reseller, sku, service_period, region)
+        _no_nul(member, where.provider, where.reseller, where.sku, where.service_period, where.region)
         catalog = self.state.catalog
         totals: dict[tuple, int] = {}
         for key, bits in self.state.billed_now().items():
@@ -297,8 +298,8 @@ class MemoryStore:
                 continue
             found_region = catalog.region_of(key.gpu_uuid, p, s)
             if any(want is not None and got != want for want, got in
-                   ((provider, p), (reseller, r), (sku, s), (service_period, key.service_period),
-                    (region, found_region))):
+                   ((where.provider, p), (where.reseller, r), (where.sku, s),
+                    (where.service_period, key.service_period), (where.region, found_region))):
                 continue
             group = (r, tenant, p, s, key.service_period, key.hour_start, found_region)
             totals[group] = totals.get(group, 0) + bits.bit_count()

@@ -15,6 +15,7 @@ import asyncpg
 from ledger.domain.catalog import Catalog
 from ledger.domain.ports import DeadLetter, DeadLetterFilter, DeadLetterRef, Tally, TokenRecord
 from ledger.domain.rating import HourUsage
+from ledger.domain.usage import ANY_USAGE, Coarsening, UsageFilter
 from ledger.postgres import deadletters, tokens, usage
 from ledger.postgres.books import PgBooks
 from ledger.postgres.catalog import SELECT_REVISION, PgCatalogWriter, load_catalog
@@ -165,12 +166,11 @@ class PostgresStore:
 
     @translating
     async def hour_usage(
-        self, start, end, member, provider, reseller, sku, service_period, region=None, coarse=None
+        self, start: int, end: int, *, member: str | None = None, where: UsageFilter = ANY_USAGE,
+        coarse: Coarsening | None = None,
     ) -> list[HourUsage]:
         async with self._connection() as conn:
-            return await usage.hour_usage(
-                conn, start, end, member, provider, reseller, sku, service_period, region, coarse=coarse
-            )
+            return await usage.hour_usage(conn, start, end, member=member, where=where, coarse=coarse)
 
     @translating
     async def member_exists(self, member: str) -> bool:

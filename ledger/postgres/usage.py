@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from ledger.domain.rating import HourUsage
-from ledger.domain.usage import Coarsening
+from ledger.domain.usage import Coarsening, UsageFilter
 
 # The hourly rollups (migration 0008), which equal claims grouped with the registry as it
 # is now: one index range of hours, whatever the size of the claims table.
@@ -37,9 +37,14 @@ SELECT_COARSE_USAGE = (
 )
 
 
-async def hour_usage(conn: asyncpg.Connection, *args, coarse: Coarsening | None = None) -> list[HourUsage]:
-    """(start, end, member, provider, reseller, sku, service_period, region) -> HourUsage rows,
+async def hour_usage(
+    conn: asyncpg.Connection, start: int, end: int, *, member: str | None, where: UsageFilter,
+    coarse: Coarsening | None,
+) -> list[HourUsage]:
+    """HourUsage rows of [start, end) naming `member` (None: all), as `where` filters,
     summed as `coarse` allows."""
+    # $1 to $8 of WHERE_USAGE, in its order.
+    args = (start, end, member, where.provider, where.reseller, where.sku, where.service_period, where.region)
     if coarse is None:
         rows = await conn.fetch(SELECT_USAGE, *args)
     else:

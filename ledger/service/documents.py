@@ -150,5 +150,5 @@ async def gather(
             found.activity = replace(found.activity, disputes=tuple(await tx.disputes(caller.member)))
     if "capacity_report" in wanted:
         start, end = catalog.calendar.bounds(period)
-        found.capacity_usages = await store.hour_usage(start, end, None, None, None, None, None)
+        found.capacity_usages = await store.hour_usage(start, end)
     return found

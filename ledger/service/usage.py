@@ -26,16 +26,15 @@ FIRST_INSTANT = -62135596800  # 0001-01-01T00:00:00Z
 LAST_INSTANT = 253402300799  # 9999-12-31T23:59:59Z
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UsageRequest:
+    """A query as the API is asked it: instants as text, the range by default the
+    filter's service period (`where.service_period`), else the current period so far."""
+
     start: str | None = None
     end: str | None = None
-    period: str | None = None
+    where: usage.UsageFilter = usage.ANY_USAGE
     tenant: str | None = None
-    provider: str | None = None
-    reseller: str | None = None
-    sku: str | None = None
-    region: str | None = None
     group_by: tuple[str, ...] = ()
     granularity: str = "day"
     limit: int = 1000
@@ -72,8 +71,8 @@ def period_bounds(catalog: Catalog, period: str) -> tuple[int, int]:
 
 
 def _range(request: UsageRequest, catalog: Catalog, now: int) -> tuple[int, int]:
-    if request.period is not None:
-        start, end = period_bounds(catalog, request.period)
+    if request.where.service_period is not None:
+        start, end = period_bounds(catalog, request.where.service_period)
     else:
         start = catalog.calendar.bounds(catalog.calendar.period_of(now))[0]
         end = now + 3600
@@ -148,25 +147,23 @@ class PageCache:
 # The statement of a period as the API keeps it (`ledger.service.statements`).
 StatementOf = Callable[[str], Awaitable[statements.Computed]]
 # The items of a query, computed elsewhere (the API: in a worker process).
-ItemsOf = Callable[[usage.UsageQuery, UsageRequest], Awaitable[list[dict]]]
+ItemsOf = Callable[[usage.UsageQuery], Awaitable[list[dict]]]
 
 
 def usage_query(request: UsageRequest, catalog: Catalog, now: int) -> usage.UsageQuery:
     """The query a request asks, its range resolved (InputError for a bad one)."""
     start, end = _range(request, catalog, now)
     return usage.UsageQuery(
-        start, end, request.granularity, tuple(dict.fromkeys(request.group_by)),
-        request.tenant, request.provider, request.reseller, request.sku, request.period, request.region,
+        start=start, end=end, granularity=request.granularity, group_by=tuple(dict.fromkeys(request.group_by)),
+        tenant=request.tenant, where=request.where,
     )
 
 
-async def items(
-    store: Store, catalog: Catalog, caller: Caller, key: bytes, wanted: usage.UsageQuery, request: UsageRequest
-) -> list[dict]:
+async def items(store: Store, catalog: Catalog, caller: Caller, key: bytes, wanted: usage.UsageQuery) -> list[dict]:
     """Every item of a query, grouped and sorted (a page is a slice of them)."""
     rows = await store.hour_usage(
-        wanted.start, wanted.end, caller.member, request.provider, request.reseller, request.sku, request.period,
-        request.region, coarse=usage.coarsening(catalog, request.granularity, wanted.start, wanted.end),
+        wanted.start, wanted.end, member=caller.member, where=wanted.where,
+        coarse=usage.coarsening(catalog, wanted.granularity, wanted.start, wanted.end),
     )
     return usage.summarize(rows, wanted, caller, catalog, key)
 
@@ -191,7 +188,7 @@ async def query(
         cache_key = (version, caller.role, caller.member, wanted, credits_period)
 
     async def compute() -> tuple[list[dict], dict | None]:
-        found = await (items_of(wanted, request) if items_of else items(store, catalog, caller, key, wanted, request))
+        found = await (items_of(wanted) if items_of else items(store, catalog, caller, key, wanted))
         return found, (await credit_estimate(store, catalog, caller, now, statement_of) if request.credits else None)
 
     if cache_key is None:

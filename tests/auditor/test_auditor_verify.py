@@ -168,6 +168,7 @@ def test_given_a_period_without_usage_then_its_empty_bundle_verifies(tmp_path, k
     verify_bundle(folder, public_pem(key))
 
 
+@pytest.mark.heavy  # runs the verifier's command
 def test_given_the_command_line_then_it_prints_verified_or_the_reason(bundle, key, tmp_path):
     pem = tmp_path / "ledger.pub"
     pem.write_bytes(public_pem(key))

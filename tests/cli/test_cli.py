@@ -11,6 +11,9 @@ import pytest
 
 from ledger.dev import free_port
 
+# The CLI as a user runs it: each test starts `gpuledger` processes.
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -168,6 +168,7 @@ def test_each_member_has_a_password_file_mounted_for_kafka_setup():
         assert not path.exists() or "replace-me" in path.read_text(), f"a real secret is in the tree: {path}"
 
 
+@pytest.mark.heavy  # its secrets are made by openssl
 def test_every_file_a_service_is_told_of_is_mounted(secrets):
     """Given each service's *_FILE settings and TLS options, then each names a secret that
     service mounts (a missing one stops the command before it starts)."""
@@ -191,6 +192,7 @@ def test_migrations_need_no_kafka_and_the_api_serves_https():
     assert services["api"]["ports"] == [f"{port}:{port}"]
 
 
+@pytest.mark.heavy  # bash reads them
 @pytest.mark.parametrize("script", ["kafka/acls.sh", "kafka/kafka-entrypoint.sh", "tls/make-certs.sh"])
 def test_the_deployment_scripts_are_valid_bash(script):
     checked = subprocess.run(["bash", "-n", str(ROOT / "deploy" / script)], capture_output=True)

@@ -36,6 +36,9 @@ from streams.topics import METER_GROUP
 from tests.deploy.conftest import KAFKA_DIR, ROOT, compose, members, service_environment
 from tests.deploy.kafka_acl import CLUSTER, Acl, Authorizer, closure, parse_plan
 
+# The deployment's certificates are made by openssl (deploy/tls/make-certs.sh).
+pytestmark = pytest.mark.heavy
+
 SCENARIO_CATALOG = ROOT / "tests" / "scenarios" / "alliance-2026-q3" / "catalog.toml"
 MEMBER_ID = re.compile(MemberId.__metadata__[0].pattern)
 # A member that joins after the ACLs were applied: the workers and the API must need no

@@ -31,6 +31,9 @@ from streams.app import Worker, _faust_app
 from streams.auth import client_options, faust_credentials
 from tests.deploy.conftest import ROOT, compose, make_certs
 
+# Certificates made by openssl, servers and clients in other processes.
+pytestmark = pytest.mark.heavy
+
 
 def names(certificate: x509.Certificate) -> set[str]:
     alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

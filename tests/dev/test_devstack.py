@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ledger.dev import DevStackError, Stack, free_port, postgres_bin_dir, tansu_binary
 from ledger.dev import stack as devstack
+from ledger.dev.processes import port_is_free
 
 
 def _make_world_enterable_folder() -> Path:
@@ -225,6 +226,7 @@ READY_THEN_SLEEP = (
 )
 
 
+@pytest.mark.heavy  # starts processes
 def test_start_process_waits_for_its_ready_file(home: Path) -> None:
     stack = Stack(home)
     ready = home / "worker-1.ready"
@@ -253,6 +255,7 @@ def test_start_process_waits_for_its_ready_file(home: Path) -> None:
     assert stack.component("worker-1") is None
 
 
+@pytest.mark.heavy  # starts processes
 def test_start_process_that_exits_early_names_its_log(home: Path) -> None:
     stack = Stack(home)
     crash = "import sys; print('cannot reach kafka', flush=True); sys.exit(3)"
@@ -271,6 +274,7 @@ def test_start_process_that_exits_early_names_its_log(home: Path) -> None:
     assert stack.status() == []
 
 
+@pytest.mark.heavy  # starts processes
 def test_down_stops_workers_and_api(home: Path) -> None:
     stack = Stack(home)
     pids = []
@@ -292,6 +296,7 @@ IGNORE_TERM_WITH_A_CHILD = (
 )
 
 
+@pytest.mark.heavy  # starts processes
 def test_stop_kills_what_ignores_sigterm_with_its_children(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -320,10 +325,16 @@ def test_home_that_nobody_cannot_enter_is_refused(home: Path) -> None:
     assert stack.status() == []
 
 
-def test_free_port_can_be_bound() -> None:
+def test_a_free_port_is_one_a_server_can_take_and_is_not_free_while_taken() -> None:
     port = free_port()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", port))
+    assert 1024 <= port <= 65535 and port_is_free(port)
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert not port_is_free(port)
+        assert free_port() != port
+    assert port_is_free(port)
 
 
 def _process_exists(pid: int) -> bool:

@@ -46,6 +46,7 @@ def _wait_dead(pid: int) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.heavy  # starts processes
 def test_a_killed_worker_is_started_again_with_its_command_and_counted(stack: Stack) -> None:
     first = _start(stack, "worker-1")
     _start(stack, "worker-2")
@@ -65,6 +66,7 @@ def test_a_killed_worker_is_started_again_with_its_command_and_counted(stack: St
     assert supervisor.check_once() == []
 
 
+@pytest.mark.heavy  # starts processes
 def test_a_restart_that_fails_is_counted_and_tried_again(stack: Stack) -> None:
     first = _start(stack, "worker-1")
     os.kill(first["pid"], signal.SIGKILL)

@@ -22,6 +22,9 @@ from tests.scenario import batch_lines, expected, normalized
 from tests.service.conftest import LoopbackPublisher, load_catalog
 from tests.service.test_scenarios import ingest
 
+# A whole public scenario in this process: seconds each, left to make test (not test-fast).
+pytestmark = pytest.mark.slow
+
 CLOSE_SEPTEMBER = 1_791_000_000  # 2026-10-03
 CLOSE_OCTOBER = 1_793_500_000  # 2026-11-01
 

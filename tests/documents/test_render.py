@@ -19,6 +19,9 @@ import pytest
 from ledger.documents import output, render
 from tests.documents.stackless import period_documents
 
+# Every test renders PDFs with WeasyPrint (seconds each) and reads them with poppler.
+pytestmark = pytest.mark.heavy
+
 POPPLER = ("pdftotext", "pdffonts", "pdfinfo")
 
 

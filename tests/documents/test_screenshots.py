@@ -21,6 +21,9 @@ from tests.documents.browser import artefacts, ink, pdf_pages, screenshot
 from tests.documents.returns_ledger import returns_ledger
 from tests.documents.stackless import period_documents
 
+# Chromium and poppler draw the pages.
+pytestmark = pytest.mark.heavy
+
 HEIGHTS = {"tenant_invoice": 1400, "member_invoice": 1400, "settlement_report": 4200, "capacity_report": 2000}
 
 

@@ -7,6 +7,9 @@ import pytest
 from tests.model import InMemoryLedger
 from tests.scenario import batch_lines, comparable, expected_base, normalized, scenario_dirs
 
+# A whole public scenario in this process: seconds each, left to make test (not test-fast).
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("directory", scenario_dirs(), ids=lambda p: p.name)
 def test_scenario_through_the_pure_domain(directory):

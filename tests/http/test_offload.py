@@ -19,6 +19,9 @@ from ledger.service import grants, statements
 from tests.factories import DEFAULT_CATALOG
 from tests.service.conftest import load_catalog
 
+# The API's worker processes.
+pytestmark = pytest.mark.heavy
+
 
 async def open_catalogued_store() -> MemoryStore:
     """How a worker opens its store: picklable, a top-level function."""

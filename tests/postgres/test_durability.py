@@ -5,10 +5,14 @@ be usage lost. The embedded test server runs with synchronous_commit off."""
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from ledger.dev.processes import run_coroutine
 from ledger.postgres.connection import connection
 from ledger.postgres.store import open_store
+
+# An embedded PostgreSQL.
+pytestmark = pytest.mark.infra
 
 
 def test_the_server_default_is_off_and_the_ledgers_sessions_turn_it_on(fresh_database):

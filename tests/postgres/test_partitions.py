@@ -68,7 +68,7 @@ async def test_this_month_and_the_next_two_have_partitions_and_take_their_claims
         assert await partition_of(fresh_database, "claims", "GPU-now") == f"claims_{this_month.replace('-', '_')}"
         assert await partition_of(fresh_database, "claims", "GPU-far") == "claims_default"
         assert await rollup_mismatches(fresh_database) == []
-        usage = await store.hour_usage(FAR_MONTH_HOUR, FAR_MONTH_HOUR + 3600, None, None, None, None, None)
+        usage = await store.hour_usage(FAR_MONTH_HOUR, FAR_MONTH_HOUR + 3600)
         assert [(u.tenant, u.seconds) for u in usage] == [("acme", 2)]
     finally:
         await store.close()

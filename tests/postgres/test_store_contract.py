@@ -33,6 +33,7 @@ from ledger.domain.ports import (
 )
 from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.domain.statement import Statement
+from ledger.domain.usage import UsageFilter
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
 from ledger.service import payments as payments_service
@@ -40,13 +41,12 @@ from schemas.wire import MAX_EVENT_BYTES
 from tests.factories import DEFAULT_CATALOG as SPEC_CATALOG
 from tests.scenario import SCENARIOS
 
-pytestmark = pytest.mark.infra
-
 HOUR = 1_790_000_000 - 1_790_000_000 % 3600  # an hour in 2026-09 (JST)
 KDDI_ACME = ("sakura", "kddi", "acme", "H200")  # (provider, reseller, tenant, sku)
 
 
-@pytest.fixture(params=["memory", "postgres"])
+# The memory half needs no service (`make test-fast` runs it); the PostgreSQL half is `infra`.
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.infra)])
 async def store(request):
     if request.param == "memory":
         yield MemoryStore()
@@ -419,7 +419,7 @@ async def test_a_nul_in_a_filter_is_the_callers_input_error(store):
     with pytest.raises(InputError):
         await store.dead_letter_page(DeadLetterFilter(member="k\x00ddi"), 0, 10, 4)
     with pytest.raises(InputError):
-        await store.hour_usage(0, 3600, None, "s\x00", None, None, None)
+        await store.hour_usage(0, 3600, where=UsageFilter(provider="s\x00"))
 
 
 # -- usage and tokens --------------------------------------------------------------------
@@ -430,13 +430,45 @@ async def test_hour_usage_is_scoped_to_a_member_and_filtered(store):
     own = ("kddi", "kddi", "kdd-1", "H100")
     async with store.intake() as tx:
         await tx.write_claims([(key(), 0b11), (key(attribution=own, gpu="GPU-9"), 0b1)])
-    everything = await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)
+    everything = await store.hour_usage(HOUR, HOUR + 3600)
     assert sorted((u.tenant, u.seconds) for u in everything) == [("acme", 2), ("kdd-1", 1)]
-    sakura = await store.hour_usage(HOUR, HOUR + 3600, "sakura", None, None, None, None)
+    sakura = await store.hour_usage(HOUR, HOUR + 3600, member="sakura")
     assert [(u.provider, u.tenant) for u in sakura] == [("sakura", "acme")]
-    assert await store.hour_usage(HOUR, HOUR + 3600, None, None, None, "B200", None) == []
-    assert await store.hour_usage(HOUR + 3600, HOUR + 7200, None, None, None, None, None) == []
+    assert await store.hour_usage(HOUR, HOUR + 3600, where=UsageFilter(sku="B200")) == []
+    assert await store.hour_usage(HOUR + 3600, HOUR + 7200) == []
 
+
+
+async def test_hour_usage_narrows_by_each_field_of_its_filter(store):
+    """Each field of `UsageFilter`, alone or with others, on both stores."""
+    await load_catalog(store, SPEC_CATALOG + '\n[[gpus]]\nuuid = "GPU-1"\nprovider = "sakura"\nsku = "H200"\n'
+                       'region = "jp-tokyo"\nregistered_from = "2026-04-01T00:00:00+09:00"\n')
+    august = HOUR - 40 * 86400  # billed late: service period 2026-08, booked in 2026-09
+    async with store.intake() as tx:
+        await tx.write_claims([
+            (key(), 0b11), (key(attribution=("kddi", "kddi", "kdd-1", "H100"), gpu="GPU-9"), 0b1),
+            (ClaimKey("GPU-1", august, KDDI_ACME, "2026-08", "2026-09"), 0b1),
+        ])
+    acme_aug, acme_sep, kdd = ("acme", "2026-08", "jp-tokyo", 1), ("acme", "2026-09", "jp-tokyo", 2), ("kdd-1", "2026-09", "", 1)
+    cases = [
+        (UsageFilter(), [acme_aug, acme_sep, kdd]),
+        (UsageFilter(provider="sakura"), [acme_aug, acme_sep]),
+        (UsageFilter(provider="kddi"), [kdd]),
+        (UsageFilter(reseller="kddi"), [acme_aug, acme_sep, kdd]),
+        (UsageFilter(reseller="sakura"), []),
+        (UsageFilter(sku="H100"), [kdd]),
+        (UsageFilter(service_period="2026-08"), [acme_aug]),
+        (UsageFilter(region="jp-tokyo"), [acme_aug, acme_sep]),
+        (UsageFilter(provider="sakura", service_period="2026-09", region="jp-tokyo"), [acme_sep]),
+        (UsageFilter(provider="sakura", sku="H100"), []),
+    ]
+    for where, expected in cases:
+        rows = await store.hour_usage(august, HOUR + 3600, where=where)
+        assert sorted((u.tenant, u.service_period, u.region or "", u.seconds) for u in rows) == expected, where
+    scoped = await store.hour_usage(august, HOUR + 3600, member="sakura", where=UsageFilter(sku="H100"))
+    assert scoped == []  # sakura neither provided nor resold the H100 hour
+    with pytest.raises(TypeError):
+        UsageFilter("sakura")  # named, never positional
 
 async def test_tokens_are_found_revoked_once_and_keyed_by_one_pseudonym_key(store):
     await load_catalog(store)
@@ -466,7 +498,7 @@ async def test_a_gpu_registered_after_its_seconds_were_billed_gets_its_region_in
     own = ("kddi", "kddi", "kdd-1", "H100")
     async with store.intake() as tx:
         await tx.write_claims([(key(), 0b111), (key(gpu="GPU-2"), 0b1), (key(attribution=own, gpu="GPU-3"), 0b11)])
-    before = await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)
+    before = await store.hour_usage(HOUR, HOUR + 3600)
     assert sorted((u.tenant, u.region, u.seconds) for u in before) == [("acme", None, 4), ("kdd-1", None, 2)]
     registry = "\n".join(
         f'[[gpus]]\nuuid = "{uuid}"\nprovider = "{provider}"\nsku = "{sku}"\nregion = "jp-tokyo"\n'
@@ -474,17 +506,17 @@ async def test_a_gpu_registered_after_its_seconds_were_billed_gets_its_region_in
         for uuid, provider, sku in (("GPU-1", "sakura", "H200"), ("GPU-3", "kddi", "B200"))
     )
     await load_catalog(store, SPEC_CATALOG + "\n" + registry)
-    after = await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)
+    after = await store.hour_usage(HOUR, HOUR + 3600)
     # GPU-3 is registered as another SKU than it was billed as: no region for its seconds.
     assert sorted((u.tenant, u.region or "", u.seconds) for u in after) == [
         ("acme", "", 1), ("acme", "jp-tokyo", 3), ("kdd-1", "", 2),
     ]
-    assert await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None, "jp-tokyo") == [
+    assert await store.hour_usage(HOUR, HOUR + 3600, where=UsageFilter(region="jp-tokyo")) == [
         u for u in after if u.region == "jp-tokyo"
     ]
     async with store.intake() as tx:
         await tx.write_claims([(key(), 0b1111)])
-    grown = await store.hour_usage(HOUR, HOUR + 3600, "sakura", None, None, None, None, "jp-tokyo")
+    grown = await store.hour_usage(HOUR, HOUR + 3600, member="sakura", where=UsageFilter(region="jp-tokyo"))
     assert [(u.tenant, u.seconds) for u in grown] == [("acme", 4)]
     async with store.books() as books:
         billed = await books.capacity_billed("2026-09")
@@ -636,8 +668,8 @@ async def test_a_void_is_stored_with_what_it_took_and_read_back_per_claim(store)
         assert [(r.id, r.void.gpu_seconds, r.returned_in) for r in rows] == [(void_id, 2, None)]
         assert await books.voids("highreso") == [] and len(await books.voids("kddi")) == 1
     # the usage figures (the rollups on PostgreSQL) stop counting them too
-    assert sum(u.seconds for u in await store.hour_usage(HOUR, HOUR + 3600, None, None, None, None, None)) == 3
-    assert sum(u.seconds for u in await store.hour_usage(HOUR, HOUR + 3600, "kddi", None, None, None, None)) == 3
+    assert sum(u.seconds for u in await store.hour_usage(HOUR, HOUR + 3600)) == 3
+    assert sum(u.seconds for u in await store.hour_usage(HOUR, HOUR + 3600, member="kddi")) == 3
 
 
 async def test_a_void_and_a_close_each_make_a_new_ledger_version(store):

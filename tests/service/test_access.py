@@ -6,6 +6,7 @@ import pytest
 
 from ledger.domain.access import OPERATOR, Caller
 from ledger.domain.errors import Forbidden, InputError, LedgerError, NotFound, TooLarge
+from ledger.domain.usage import UsageFilter
 from ledger.service import deadletters, tokens, usage
 from ledger.service.intake import Intake
 from tests.factories import DEFAULT_CATALOG, encode, ms, usage_event
@@ -104,7 +105,7 @@ async def test_usage_ranges_are_checked_and_scoped(rejected):
     await publisher.send_events([encode(usage_event(tenant="acme")), encode(usage_event(provider="kddi", reseller="kddi", sku="H100", gpu_uuid="G2"))], "two")
     await deliver(publisher, Intake(store))
     catalog, _ = await store.catalog()
-    request = usage.UsageRequest(period="2026-10", group_by=("tenant",))
+    request = usage.UsageRequest(where=UsageFilter(service_period="2026-10"), group_by=("tenant",))
     sakura = await usage.query(store, catalog, SAKURA, b"k" * 32, request)
     assert [item["tenant"].startswith("tenant-") for item in sakura["items"]] == [True]
     assert sakura["items"][0]["retail_yen_estimate"] is None
@@ -113,4 +114,4 @@ async def test_usage_ranges_are_checked_and_scoped(rejected):
     with pytest.raises(InputError):
         await usage.query(store, catalog, KDDI, b"", usage.UsageRequest(start="2026-10-02T00:00:00Z", end="2026-10-01T00:00:00Z"))
     with pytest.raises(InputError):
-        await usage.query(store, catalog, KDDI, b"", usage.UsageRequest(period="9999-12"))
+        await usage.query(store, catalog, KDDI, b"", usage.UsageRequest(where=UsageFilter(service_period="9999-12")))

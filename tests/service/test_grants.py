@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger.domain.access import OPERATOR, Caller
+from ledger.domain.usage import UsageFilter
 from ledger.memory.store import MemoryStore
 from ledger.service import books, grants, usage
 from ledger.service.intake import Intake
@@ -58,11 +59,11 @@ async def test_a_closed_periods_draws_are_read_back_and_the_usage_api_estimates_
     catalog, _ = await store.catalog()
     in_october = instant("2026-10-20T00:00:00+09:00")
     page = await usage.query(store, catalog, Caller("t", "member", "highreso"), b"k" * 32,
-                             usage.UsageRequest(period="2026-10", credits=True), now=in_october)
+                             usage.UsageRequest(where=UsageFilter(service_period="2026-10"), credits=True), now=in_october)
     assert page["credit_estimate"] == {"period": "2026-10", "grant_draws": [
         {"grant": "poc-acme", "funder": "highreso", "reseller": "kddi", "tenant": "acme", "amount_yen": 220,
          "restored_yen": 0}]}
     sakura = await usage.query(store, catalog, Caller("t", "member", "sakura"), b"k" * 32,
-                               usage.UsageRequest(period="2026-10", credits=True), now=in_october)
+                               usage.UsageRequest(where=UsageFilter(service_period="2026-10"), credits=True), now=in_october)
     assert sakura["credit_estimate"]["grant_draws"] == []
-    assert "credit_estimate" not in await usage.query(store, catalog, OPERATOR, b"", usage.UsageRequest(period="2026-10"))
+    assert "credit_estimate" not in await usage.query(store, catalog, OPERATOR, b"", usage.UsageRequest(where=UsageFilter(service_period="2026-10")))

@@ -36,6 +36,9 @@ from tests.scenario import (
 from tests.service.conftest import LoopbackPublisher, load_catalog
 from tests.service.test_scenarios import ingest
 
+# A whole public scenario in this process: seconds each, left to make test (not test-fast).
+pytestmark = pytest.mark.slow
+
 DIRECTORY = SCENARIOS / "alliance-2026-q4"
 
 

@@ -17,6 +17,9 @@ from ledger.service.intake import Intake
 from tests.scenario import batch_lines, comparable, expected_base, normalized, scenario_dirs
 from tests.service.conftest import LoopbackPublisher, deliver, load_catalog
 
+# A whole public scenario in this process: seconds each, left to make test (not test-fast).
+pytestmark = pytest.mark.slow
+
 
 async def ingest(store, publisher, intake, lines, name) -> dict:
     await ingest_service.publish(store, publisher, lines, name, batch_max_events=200)

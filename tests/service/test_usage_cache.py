@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from ledger.domain.access import Caller
+from ledger.domain.usage import UsageFilter
 from ledger.service import usage
 from ledger.service.intake import Intake
 from tests.factories import DEFAULT_CATALOG, encode, ms, usage_event
@@ -14,7 +15,7 @@ from tests.service.conftest import LoopbackPublisher, deliver, load_catalog
 KDDI = Caller("t1", "member", "kddi")
 KDDI_OTHER_TOKEN = Caller("t9", "member", "kddi")
 SAKURA = Caller("t2", "member", "sakura")
-OCTOBER = usage.UsageRequest(period="2026-10", group_by=("tenant",))
+OCTOBER = usage.UsageRequest(where=UsageFilter(service_period="2026-10"), group_by=("tenant",))
 
 
 class Clock:
@@ -56,7 +57,7 @@ async def test_a_cached_answer_is_the_callers_and_of_the_ledger_as_it_is(store):
     await billed(store, publisher, 5, "GPU-b")
     assert seconds(await answer(store, cache, KDDI)) == 15
     # Pages of one query share the entry.
-    paged = usage.UsageRequest(period="2026-10", group_by=("tenant",), limit=1, offset=0)
+    paged = usage.UsageRequest(where=UsageFilter(service_period="2026-10"), group_by=("tenant",), limit=1, offset=0)
     hits = cache.hits
     await answer(store, cache, KDDI, paged)
     assert cache.hits == hits + 1

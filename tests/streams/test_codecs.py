@@ -191,6 +191,7 @@ def _bomb(codec: str) -> tuple[bytes, int]:
     return data, size
 
 
+@pytest.mark.heavy  # measured in a process of its own
 @pytest.mark.parametrize("codec", BEYOND)
 def test_a_1_gib_bomb_is_refused_having_made_no_more_than_the_bound(codec, tmp_path):
     data, size = _bomb(codec)

@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from ledger.domain.usage import UsageFilter, UsageQuery
 from ledger.http import tasks
 from ledger.http.auth import Caller, LedgerState
 from ledger.http.errors import responses
@@ -78,15 +79,16 @@ async def get_usage(
     credits: bool = False,
 ) -> Response:
     request = usage.UsageRequest(
-        start, end, period, tenant, provider, reseller, sku, region, tuple(group_by), granularity, limit,
-        int(cursor or 0), credits,
+        start=start, end=end, tenant=tenant, group_by=tuple(group_by), granularity=granularity, limit=limit,
+        offset=int(cursor or 0), credits=credits,
+        where=UsageFilter(provider=provider, reseller=reseller, sku=sku, service_period=period, region=region),
     )
     catalog, version = await ledger.catalog_and_version()
-    async def items_of(wanted, asked: usage.UsageRequest) -> list[dict]:
+    async def items_of(wanted: UsageQuery) -> list[dict]:
         # In the query pool, one of a member's at a time: a member's query over its
         # 100,000 tenants is seconds of CPU that must not be the event loop's.
         async with ledger.query_slots.slot(who):
-            return await ledger.query_pool.run(tasks.usage_items, who, ledger.pseudonym_key, wanted, asked)
+            return await ledger.query_pool.run(tasks.usage_items, who, ledger.pseudonym_key, wanted)
 
     # An answer kept for this caller and version is free; one to compute takes from the
     # token's rate, and the credit estimate reads the statement the API keeps.
