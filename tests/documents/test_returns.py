@@ -163,6 +163,7 @@ def entry(manifest, kind, issuer, recipient=None):
     return next(e for e in manifest["documents"] if (e["kind"], e["issuer"], e["recipient"]) == (kind, issuer, recipient))
 
 
+@pytest.mark.heavy  # PDFs through WeasyPrint and pdftotext
 def test_a_return_invoices_pdf_shows_the_original_period_the_returned_tax_and_the_refund(written):
     found, manifest, folder = written
     text = pdf_text(folder / entry(manifest, *ACME)["pdf"])
@@ -178,6 +179,7 @@ def test_a_return_invoices_pdf_shows_the_original_period_the_returned_tax_and_th
     assert "返還明細" in html and "-¥187" in html
 
 
+@pytest.mark.heavy  # PDFs through WeasyPrint and pdftotext
 def test_a_member_return_invoices_pdf_sums_to_the_statement(written):
     found, manifest, folder = written
     text = pdf_text(folder / entry(manifest, *SAKURA_TO_KDDI)["pdf"])
@@ -187,6 +189,7 @@ def test_a_member_return_invoices_pdf_sums_to_the_statement(written):
     assert invoices.document_number("member_invoice", "2026-10", "sakura", "kddi") in text
 
 
+@pytest.mark.heavy  # PDFs through WeasyPrint and pdftotext
 def test_a_reports_pdf_lists_its_voids_disputes_and_overdue_transfers(written):
     _, manifest, folder = written
     text = pdf_text(folder / entry(manifest, "settlement_report", "kddi")["pdf"])
