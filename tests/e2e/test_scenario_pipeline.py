@@ -49,6 +49,23 @@ def test_scenario_through_the_pipeline(make_stack, directory, tmp_path):
 
     if later_steps(directory):
         check_later_steps(stack, directory)
+        check_the_books_and_a_bundle_with_returns(stack, tmp_path)
+
+
+def check_the_books_and_a_bundle_with_returns(stack, folder) -> None:
+    """After the corrections, disputes and payments: the books verify, and November's
+    bundle (its returns, voids and decided disputes) verifies with the public key alone."""
+    verified = stack.json("verify", "--db")
+    assert verified["verified"] is True, verified
+    stack.json("keys", "init")
+    public_key = folder / "ledger.pub"
+    public_key.write_bytes(stack.run("keys", "public").stdout)
+    bundle = folder / "bundle-2026-11"
+    stack.run("export", "2026-11", "--out", str(bundle))
+    assert json.loads((bundle / "statement.json").read_bytes())["returns"]
+    completed = stack.run("verify", str(bundle), "--public-key", str(public_key), check=False)
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert json.loads(completed.stdout)["verified"] is True
 
 
 def check_later_steps(stack, directory) -> None:
