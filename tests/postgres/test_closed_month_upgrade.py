@@ -20,10 +20,6 @@ from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.metering import ClaimKey
 from ledger.domain.ports import NewVoid, VoidedBits
 from ledger.postgres.schema import (
-    ADD_CHECKSUM,
-    CREATE_TABLE,
-    INSERT_APPLIED,
-    checksum,
     migrate,
     shipped,
 )
@@ -32,6 +28,7 @@ from ledger.service import books, verification
 from ledger.service import catalog as catalog_service
 from ledger.settings import APP_ROLE, with_user
 from tests.factories import DEFAULT_CATALOG
+from tests.postgres.upgrades import database_before
 
 pytestmark = pytest.mark.infra
 
@@ -51,24 +48,7 @@ def registry(*uuids: str) -> str:
 @pytest.fixture
 async def previous_release(postgres_server):
     """A new database migrated up to PREVIOUS_RELEASE (not included); the owner's URL."""
-    name = f"upgrade_closed_{os.getpid()}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = postgres_server.rsplit("/", 1)[0] + "/" + name
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(CREATE_TABLE)
-        await conn.execute(ADD_CHECKSUM)
-        for file_name, text in shipped():
-            if file_name < PREVIOUS_RELEASE:
-                await conn.execute(text)
-                await conn.execute(INSERT_APPLIED, file_name, checksum(text))
-    finally:
-        await conn.close()
+    url = await database_before(postgres_server, f"upgrade_closed_{os.getpid()}", PREVIOUS_RELEASE)
     yield url
 
 

@@ -17,15 +17,11 @@ import pytest
 
 from ledger.domain.ports import DeadLetterFilter
 from ledger.postgres.schema import (
-    ADD_CHECKSUM,
-    CREATE_TABLE,
-    INSERT_APPLIED,
-    checksum,
     migrate,
-    shipped,
 )
 from ledger.postgres.store import PostgresStore
 from ledger.settings import APP_ROLE, with_user
+from tests.postgres.upgrades import database_before
 
 pytestmark = pytest.mark.infra
 
@@ -37,22 +33,9 @@ INSERT = ("INSERT INTO dead_letters (reason, detail, raw, received_ms, raw_bytes
 @pytest.fixture
 async def before_0010(postgres_server):
     """A new database migrated up to 0009, with one dead letter as 0009 kept it; the owner's URL."""
-    name = f"upgrade_{os.getpid()}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = postgres_server.rsplit("/", 1)[0] + "/" + name
+    url = await database_before(postgres_server, f"upgrade_{os.getpid()}", "0010")
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(CREATE_TABLE)
-        await conn.execute(ADD_CHECKSUM)
-        for file_name, text in shipped():
-            if file_name < "0010":
-                await conn.execute(text)
-                await conn.execute(INSERT_APPLIED, file_name, checksum(text))
         await conn.execute("INSERT INTO dead_letters (reason, detail, raw, received_ms) VALUES ('malformed', 'd', $1, 0)",
                            LEGACY)
     finally:

@@ -21,18 +21,14 @@ from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.metering import ClaimKey
 from ledger.domain.payments import Transfer
 from ledger.postgres.schema import (
-    ADD_CHECKSUM,
-    CREATE_TABLE,
-    INSERT_APPLIED,
-    checksum,
     migrate,
-    shipped,
 )
 from ledger.postgres.store import PostgresStore
 from ledger.service import books, payments, verification
 from ledger.service import catalog as catalog_service
 from ledger.settings import APP_ROLE, with_user
 from tests.factories import DEFAULT_CATALOG
+from tests.postgres.upgrades import database_before
 
 pytestmark = pytest.mark.infra
 
@@ -42,24 +38,7 @@ HOUR = 1_790_000_000 - 1_790_000_000 % 3600  # an hour in 2026-09 (JST)
 @pytest.fixture
 async def before_0013(postgres_server):
     """A new database migrated up to 0012; the owner's URL."""
-    name = f"upgrade_payments_{os.getpid()}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = postgres_server.rsplit("/", 1)[0] + "/" + name
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(CREATE_TABLE)
-        await conn.execute(ADD_CHECKSUM)
-        for file_name, text in shipped():
-            if file_name < "0013":
-                await conn.execute(text)
-                await conn.execute(INSERT_APPLIED, file_name, checksum(text))
-    finally:
-        await conn.close()
+    url = await database_before(postgres_server, f"upgrade_payments_{os.getpid()}", "0013")
     yield url
 
 
