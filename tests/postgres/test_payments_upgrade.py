@@ -64,7 +64,7 @@ async def test_a_transfer_closed_before_payments_is_paid_and_the_books_verify(be
         await store.close()
     conn = await asyncpg.connect(before_0013)
     try:
-        assert await migrate(conn) == ["0013_payments.sql"]
+        assert (await migrate(conn))[0] == "0013_payments.sql"
         kinds = await conn.fetchval("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
                                     "WHERE conname = 'journal_entries_kind_check'")
     finally:
