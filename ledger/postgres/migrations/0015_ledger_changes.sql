@@ -12,6 +12,20 @@ CREATE TABLE ledger_changes (
 INSERT INTO ledger_changes VALUES (1, 0);
 GRANT SELECT ON ledger_changes TO gpuledger_app;
 
+-- The counter only grows, by whoever writes it, and is never deleted or truncated.
+CREATE FUNCTION ledger_changes_grow_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' OR NEW.id <> OLD.id OR NEW.changes <= OLD.changes THEN
+        RAISE EXCEPTION 'ledger_changes only grows' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER ledger_changes_grow_only BEFORE UPDATE OR DELETE ON ledger_changes
+    FOR EACH ROW EXECUTE FUNCTION ledger_changes_grow_only();
+SELECT ledger_refuse_truncate('ledger_changes');
+
 CREATE FUNCTION ledger_count_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
