@@ -396,6 +396,27 @@ def evidence_rows(usages: list[Usage]) -> list[dict]:
     return sorted(rows, key=lambda row: tuple(row[k] for k in order))
 
 
+def hourly_rows(folder: Path) -> list[dict]:
+    """The evidence of a format /4 bundle (runs per GPU and day) as format /3's lines (bitmaps per
+    GPU-hour), to show that both carry the same seconds."""
+    rows = []
+    for line in read_ndjson(folder, "evidence.ndjson"):
+        midnight = utc(line["day"] + "T00:00:00Z")
+        billed: dict[tuple[int, int], list[int]] = {}
+        elsewhere: dict[int, list[int]] = {}
+        for start, end, index in line["billed"]:
+            for second in range(start, end):
+                billed.setdefault((second // 3600, index), []).append(second % 3600)
+        for start, end in line["elsewhere"]:
+            for second in range(start, end):
+                elsewhere.setdefault(second // 3600, []).append(second % 3600)
+        for (hour, index), seconds in billed.items():
+            provider, reseller, tenant, sku, service_period = line["attributions"][index]
+            rows.append(Usage(line["gpu_uuid"], iso(midnight + timedelta(hours=hour)), provider, reseller, tenant,
+                              sku, service_period, seconds, elsewhere.get(hour, [])))
+    return evidence_rows(rows)
+
+
 def write_bundle(
     folder: Path,
     key: Ed25519PrivateKey,
