@@ -268,11 +268,12 @@ class PgBooks:
 
     @translating_iterator
     async def evidence(self, booking_period: str):
-        cursor = self.conn.cursor(stored_voids.SELECT_EVIDENCE, booking_period, prefetch=CURSOR_PREFETCH)
-        async for row in cursor:
-            found = stored_voids.evidence_row(row, booking_period)
-            if found is not None:
-                yield Evidence(*found)
+        cursor = await self.conn.cursor(stored_voids.SELECT_EVIDENCE, booking_period)
+        async for rows in stored_voids.read_ahead(cursor, CURSOR_PREFETCH):
+            for row in rows:
+                found = stored_voids.evidence_row(row, booking_period)
+                if found is not None:
+                    yield Evidence(*found)
 
     @translating
     async def void_parts(self, returned_in: str | None = None) -> list[tuple[str, VoidedBits]]:

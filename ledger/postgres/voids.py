@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 import asyncpg
 
@@ -135,22 +138,47 @@ JOIN unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::te
 _JOINED = "concat_ws(chr(31), {t}.provider, {t}.reseller, {t}.tenant, {t}.sku, {t}.service_period, {t}.booking_period)"
 SELECT_EVIDENCE = f"""
 SELECT c.gpu_uuid, c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period,
-       c.booking_period, c.bits,
-       (SELECT array_agg({_JOINED.format(t="o")}) FROM claims o
-        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
-          AND o.booking_period <> c.booking_period) AS other_keys,
-       (SELECT array_agg(o.bits) FROM claims o
-        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
-          AND o.booking_period <> c.booking_period) AS other_bits,
-       (SELECT array_agg({_JOINED.format(t="v")} || chr(31) || coalesce(v.returned_in, '')) FROM voided_seconds v
-        WHERE v.gpu_uuid = c.gpu_uuid AND v.hour_start = c.hour_start) AS void_keys,
-       (SELECT array_agg(v.bits) FROM voided_seconds v
-        WHERE v.gpu_uuid = c.gpu_uuid AND v.hour_start = c.hour_start) AS void_bits
+       c.booking_period, c.bits, o.other_keys, o.other_bits, v.void_keys, v.void_bits
 FROM claims c
+CROSS JOIN LATERAL (
+    SELECT array_agg({_JOINED.format(t="o")}) AS other_keys, array_agg(o.bits) AS other_bits FROM claims o
+    WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start AND o.booking_period <> c.booking_period
+) o
+CROSS JOIN LATERAL (
+    SELECT array_agg({_JOINED.format(t="v")} || chr(31) || coalesce(v.returned_in, '')) AS void_keys,
+           array_agg(v.bits) AS void_bits
+    FROM voided_seconds v
+    WHERE v.gpu_uuid = c.gpu_uuid AND v.hour_start = c.hour_start
+) v
 WHERE c.booking_period = $1
 ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reseller COLLATE "C",
          c.tenant COLLATE "C", c.sku COLLATE "C", c.service_period COLLATE "C"
 """
+
+
+async def read_ahead(cursor, batch: int) -> AsyncIterator[list[asyncpg.Record]]:
+    """The cursor's rows in batches, the next batch asked for before this one is handed on:
+    the database computes it while the caller works (a query of millions of rows, on two cores)."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+
+    async def fetch() -> None:
+        try:
+            while rows := await cursor.fetch(batch):
+                await queue.put(rows)
+            await queue.put(None)
+        except Exception as exc:  # handed to the reader, which raises it
+            await queue.put(exc)
+
+    task = asyncio.create_task(fetch())
+    try:
+        while (rows := await queue.get()) is not None:
+            if isinstance(rows, BaseException):
+                raise rows
+            yield rows
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def void_parts(conn: asyncpg.Connection, returned_in: str | None) -> list[tuple[str, VoidedBits]]:
@@ -178,6 +206,9 @@ def _joined_key(gpu_uuid: str, hour_start: int, joined: str) -> tuple[ClaimKey, 
 def evidence_row(row: asyncpg.Record, period: str) -> tuple[ClaimKey, int, int] | None:
     """(claim, bits as its statement holds them, elsewhere) of a SELECT_EVIDENCE row (None:
     nothing of it left on its statement)."""
+    if row["void_keys"] is None and row["other_keys"] is None:  # the usual case: no void, no other period
+        bits = bits_of(row)
+        return (claim_of(row), bits, 0) if bits else None
     gpu, hour = row["gpu_uuid"], row["hour_start"]
     voided = []
     for joined, bits in zip(row["void_keys"] or (), row["void_bits"] or (), strict=True):
