@@ -40,10 +40,14 @@ def bit_runs(bits: int) -> list[tuple[int, int]]:
     return found
 
 
+def _start(run: tuple) -> int:
+    return run[0]
+
+
 def _merged(runs: Iterable[tuple[int, int, object]]) -> list[list]:
     """Sorted runs, a run that starts where the previous one of the same tag ends joined to it."""
     out: list[list] = []
-    for start, end, tag in sorted(runs, key=lambda run: run[0]):
+    for start, end, tag in sorted(runs, key=_start):
         if out and out[-1][1] == start and out[-1][2] == tag:
             out[-1][1] = end
         else:
@@ -60,8 +64,12 @@ def day_line(gpu_uuid: str, day: int, hours: list[Evidence]) -> bytes:
         key = evidence.key
         offset = key.hour_start - day
         attribution = (*key.attribution, key.service_period)
-        billed.extend((offset + s, offset + e, attribution) for s, e in bit_runs(evidence.bits))
-        elsewhere[offset] = elsewhere.get(offset, 0) | evidence.elsewhere
+        if evidence.bits == _FULL_HOUR:
+            billed.append((offset, offset + HOUR_SECONDS, attribution))
+        else:
+            billed.extend((offset + s, offset + e, attribution) for s, e in bit_runs(evidence.bits))
+        if evidence.elsewhere:
+            elsewhere[offset] = elsewhere.get(offset, 0) | evidence.elsewhere
     runs = _merged(billed)
     attributions = sorted({run[2] for run in runs})
     index = {attribution: n for n, attribution in enumerate(attributions)}
