@@ -8,7 +8,7 @@ what makes the disjointness check across lines of one GPU and hour local.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from auditor.catalog import Catalog
@@ -21,8 +21,8 @@ KEYS = frozenset(
     {"gpu_uuid", "hour_start", "provider", "reseller", "tenant", "sku", "service_period",
      "seconds", "bits", "elsewhere"}
 )
-_GPU_UUID = re.compile(r"[\x21-\x7e]{1,128}")
-_TENANT = re.compile(r"[\x20-\x7e]{1,64}")
+GPU_UUID = re.compile(r"[\x21-\x7e]{1,128}")
+TENANT = re.compile(r"[\x20-\x7e]{1,64}")
 _HOUR = 3600
 LINE_LIMIT = 1 << 16  # bytes; a well-formed line is under 3 KiB
 
@@ -114,7 +114,7 @@ class _Reader:
     def read(self, raw: bytes, where: str) -> _Line:
         line = _decode(raw, where)
         gpu = line["gpu_uuid"]
-        if not isinstance(gpu, str) or _GPU_UUID.fullmatch(gpu) is None:
+        if not isinstance(gpu, str) or GPU_UUID.fullmatch(gpu) is None:
             raise VerificationError(f"{where}gpu_uuid is not 1-128 characters 0x21-0x7E")
         hour = self._hour(line["hour_start"], where)
         provider, reseller = line["provider"], line["reseller"]
@@ -122,7 +122,7 @@ class _Reader:
             if not isinstance(value, str) or value not in self.members:
                 raise VerificationError(f"{where}{name} {value!r} is not a member of the catalog")
         tenant = line["tenant"]
-        if not isinstance(tenant, str) or _TENANT.fullmatch(tenant) is None:
+        if not isinstance(tenant, str) or TENANT.fullmatch(tenant) is None:
             raise VerificationError(f"{where}tenant is not 1-64 characters 0x20-0x7E")
         sku = line["sku"]
         if not isinstance(sku, str) or sku not in self.catalog.skus:
@@ -260,37 +260,50 @@ def rate_bits(
 ) -> VerificationError | None:
     """Add the seconds `bits` of one GPU-hour and attribution to the statement lines they
     fall in, split at version changes; a second with no price or agreement is returned."""
+
+    def count(low: int, high: int) -> tuple[int, int]:
+        part = (bits >> (low - hour)) & ((1 << (high - low)) - 1)
+        return part.bit_count(), (low + _lowest(part) if part else low)
+
+    return rate_span(catalog, usage, where, hour, hour + _HOUR, (provider, reseller, tenant, sku, service_period),
+                     count)
+
+
+def rate_span(
+    catalog: Catalog, usage: dict[UsageKey, int], where: str, start: int, end: int,
+    attribution: tuple[str, str, str, str, str], count: Callable[[int, int], tuple[int, int]],
+) -> VerificationError | None:
+    """Add the seconds of [start, end) of one attribution to the statement lines they fall
+    in, split at version changes: `count(low, high)` is (how many seconds of [low, high)
+    are billed, the first of them). A billed second with no price or agreement is returned."""
+    provider, reseller, tenant, sku, service_period = attribution
     prices = catalog.retail.get((reseller, sku))
     own = provider == reseller
     agreements = None if own else catalog.agreements.get((reseller, provider, sku))
-    end = hour + _HOUR
     cuts: set[int] = set()
     if prices is not None:
-        cuts.update(prices.changes_within(hour, end))
+        cuts.update(prices.changes_within(start, end))
     if agreements is not None:
-        cuts.update(agreements.changes_within(hour, end))
-    offsets = [0, *sorted(cut - hour for cut in cuts), _HOUR]
-    for low, high in zip(offsets, offsets[1:], strict=False):
-        part = (bits >> low) & ((1 << (high - low)) - 1)
-        if not part:
+        cuts.update(agreements.changes_within(start, end))
+    bounds = [start, *sorted(cuts), end]
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        seconds, first = count(low, high)
+        if not seconds:
             continue
-        instant = hour + low
-        price = prices.at(instant) if prices is not None else None
+        price = prices.at(low) if prices is not None else None
         if price is None:
             return VerificationError(
-                f"{where}second {format_instant(instant + _lowest(part))} has no retail price of "
-                f"({reseller}, {sku}) in effect"
+                f"{where}second {format_instant(first)} has no retail price of ({reseller}, {sku}) in effect"
             )
         agreement_from = None
         if not own:
-            agreement = agreements.at(instant) if agreements is not None else None
+            agreement = agreements.at(low) if agreements is not None else None
             if agreement is None:
                 return VerificationError(
-                    f"{where}second {format_instant(instant + _lowest(part))} has no agreement of "
+                    f"{where}second {format_instant(first)} has no agreement of "
                     f"({reseller}, {provider}, {sku}) in effect"
                 )
             agreement_from = agreement.effective_from
-        key = (reseller, tenant, provider, sku, service_period, price.effective_from,
-               agreement_from)
-        usage[key] = usage.get(key, 0) + part.bit_count()
+        key = (reseller, tenant, provider, sku, service_period, price.effective_from, agreement_from)
+        usage[key] = usage.get(key, 0) + seconds
     return None

@@ -25,6 +25,7 @@ from auditor.strictjson import JSONProblem, is_int, parse_document
 FORMAT = "gpuledger-audit-bundle/1"
 FORMAT_2 = "gpuledger-audit-bundle/2"  # adds grants.json: the grants behind the credits
 FORMAT_3 = "gpuledger-audit-bundle/3"  # adds corrections.json: the voids and lines behind returns
+FORMAT_4 = "gpuledger-audit-bundle/4"  # the same files; evidence.ndjson as runs per GPU and UTC day
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
 GRANTS = "grants.json"
 CORRECTIONS = "corrections.json"
@@ -39,6 +40,7 @@ FORMATS = {
     FORMAT_3: ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", GRANTS, CORRECTIONS,
                "evidence.ndjson", "journal.ndjson", "dead_letters.json"),
 }
+FORMATS[FORMAT_4] = FORMATS[FORMAT_3]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _MANIFEST_KEYS = {"format", "period", "created_at", "files", "chain_head", "key_id",
@@ -120,7 +122,7 @@ def _manifest(data: bytes) -> Manifest:
     for name in sorted(document.keys() - _MANIFEST_KEYS):
         raise _fail(f"unexpected key {name!r}")
     if not isinstance(document["format"], str) or document["format"] not in FORMATS:
-        raise _fail(f"format is {document['format']!r}; this verifier reads {' and '.join(FORMATS)}")
+        raise _fail(f"format is {document['format']!r}; this verifier reads {', '.join(FORMATS)}")
     if document["signature_algorithm"] != "Ed25519":
         raise _fail(f"signature_algorithm is {document['signature_algorithm']!r}, not Ed25519")
     if not is_period(document["period"]):

@@ -8,11 +8,12 @@ and, where there is one, the 1-based line):
 
 1. manifest.sig is the Ed25519 signature of manifest.json's exact bytes under the given
    key; manifest.json is well-formed and its key_id is the SHA-256 of that raw key;
-2. every file manifest.json lists (the files of its format, /1, /2 or /3) is present, of its
+2. every file manifest.json lists (the files of its format, /1 to /4) is present, of its
    size and SHA-256; no other file;
 3. catalog.json is well-formed; every line of evidence.ndjson (streamed) is well-formed,
-   sorted, has `seconds` bits set, overlaps neither `elsewhere` nor the other lines of
-   its GPU and hour, lies inside its service period, which is not after the bundle's;
+   sorted, has `seconds` bits set (/4: seconds in its runs), overlaps neither `elsewhere`
+   nor the other lines (/4: runs) of its GPU and hour (/4: day), lies inside its service
+   period, which is not after the bundle's;
    then (format /2 on) grants.json is well-formed; (format /3) corrections.json's voids
    are well-formed and each one's seconds are its parts' bits;
 4. statement.json: its lines recomputed from the evidence and the catalog (split at
@@ -43,15 +44,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from auditor import evidence as hourly
+from auditor import runs
 from auditor.catalog import Catalog, parse_catalog
 from auditor.corrections import parse_corrections
 from auditor.disputes import check_disputes
 from auditor.errors import VerificationError
-from auditor.evidence import LINE_LIMIT, EvidenceResult, check_evidence
+from auditor.evidence import EvidenceResult
 from auditor.grants import parse_grants
 from auditor.journal import check_journal
 from auditor.manifest import (
     CORRECTIONS,
+    FORMAT_4,
     GRANTS,
     MANIFEST,
     SIGNATURE,
@@ -169,10 +173,10 @@ def _compare_digest(name: str, size: int, digest: str, expected: tuple[str, int]
         raise VerificationError(f"{name}: SHA-256 is {digest}, {MANIFEST} says {expected[0]}")
 
 
-def _lines(handle: BinaryIO, hasher, counter: list[int]) -> Iterator[bytes]:
+def _lines(handle: BinaryIO, hasher, counter: list[int], limit: int) -> Iterator[bytes]:
     while True:
         # A line cut at the limit does not end with "\n": the evidence check refuses it.
-        raw = handle.readline(LINE_LIMIT)
+        raw = handle.readline(limit)
         if not raw:
             return
         hasher.update(raw)
@@ -181,15 +185,19 @@ def _lines(handle: BinaryIO, hasher, counter: list[int]) -> Iterator[bytes]:
 
 
 def _evidence_pass(
-    folder: Path, expected: tuple[str, int], period: str, catalog: Catalog | None
+    folder: Path, manifest: Manifest, catalog: Catalog | None
 ) -> tuple[EvidenceResult | None, VerificationError | None]:
     """Hash evidence.ndjson and, in the same single read, run the evidence checks.
 
     The file's size and SHA-256 (check 2) come first: a problem the evidence checks
     (check 3) find is returned, held, and reported only once every check 2 has passed.
-    So the lines checked are exactly the bytes hashed, read once.
+    So the lines checked are exactly the bytes hashed, read once. Format /4 has runs
+    per GPU and day (auditor.runs), the formats before bitmaps per GPU-hour (auditor.evidence).
     """
     name = "evidence.ndjson"
+    expected = manifest.files[name]
+    limit, check = ((runs.LINE_LIMIT, runs.check_runs) if manifest.format == FORMAT_4
+                    else (hourly.LINE_LIMIT, hourly.check_evidence))
     path = folder / name
     if not path.exists():
         raise VerificationError(f"{name}: listed in {MANIFEST} but missing from the bundle")
@@ -206,9 +214,9 @@ def _evidence_pass(
                     f"{name}: {os.fstat(handle.fileno()).st_size} bytes, {MANIFEST} says {expected[1]}"
                 )
             if catalog is not None:
-                lines = _lines(handle, hasher, counter)
+                lines = _lines(handle, hasher, counter, limit)
                 try:
-                    result = check_evidence(lines, period, catalog)
+                    result = check(lines, manifest.period, catalog)
                 except VerificationError as exc:
                     held = exc
                 finally:
@@ -332,9 +340,7 @@ def _catalog_and_evidence(
         catalog = parse_catalog(catalog_bytes)
     except VerificationError as exc:
         held = exc
-    evidence, evidence_problem = _evidence_pass(
-        folder, manifest.files["evidence.ndjson"], manifest.period, catalog
-    )
+    evidence, evidence_problem = _evidence_pass(folder, manifest, catalog)
     return catalog, evidence, held or evidence_problem
 
 

@@ -34,8 +34,13 @@ class ChainHead(_Strict):
 class Manifest(_Strict):
     """What the bundle holds; signed by manifest.sig."""
 
-    format: Literal["gpuledger-audit-bundle/1", "gpuledger-audit-bundle/2"] = Field(
-        description="/2 adds grants.json (the grants behind the statement's credits)."
+    format: Literal[
+        "gpuledger-audit-bundle/1", "gpuledger-audit-bundle/2", "gpuledger-audit-bundle/3",
+        "gpuledger-audit-bundle/4",
+    ] = Field(
+        description="/2 adds grants.json (the grants behind the statement's credits), /3 "
+        "corrections.json (the voids and original lines behind its returns); /4 writes "
+        "evidence.ndjson as runs of billed seconds per GPU and UTC day."
     )
     period: Period
     created_at: UtcInstant

@@ -18,7 +18,7 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.correction_records import DisputeRow
 from ledger.domain.metering import ClaimKey
 from ledger.domain.payments import Payment, Transfer
-from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
+from ledger.domain.ports import RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
 from ledger.domain.rollup_check import RollupDifference
 from ledger.postgres import disputes as stored_disputes
@@ -268,11 +268,16 @@ class PgBooks:
 
     @translating_iterator
     async def evidence(self, booking_period: str):
-        cursor = self.conn.cursor(stored_voids.SELECT_EVIDENCE, booking_period, prefetch=CURSOR_PREFETCH)
-        async for row in cursor:
-            found = stored_voids.evidence_row(row, booking_period)
-            if found is not None:
-                yield Evidence(*found)
+        span = await self.conn.fetchrow(stored_voids.SELECT_EVIDENCE_SPAN, booking_period)
+        if span["low"] is None:
+            return
+        hours = stored_voids.EvidenceHours(booking_period)
+        cursor = await self.conn.cursor(stored_voids.SELECT_EVIDENCE, span["low"], span["high"])
+        async for rows in stored_voids.read_ahead(cursor, CURSOR_PREFETCH):
+            for item in hours.feed(rows):
+                yield item
+        for item in hours.finish():
+            yield item
 
     @translating
     async def void_parts(self, returned_in: str | None = None) -> list[tuple[str, VoidedBits]]:

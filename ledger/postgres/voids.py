@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
 from ledger.domain import evidence
 from ledger.domain.metering import HOUR_BITS_BYTES, ClaimKey
-from ledger.domain.ports import NewVoid, VoidedBits, VoidRow
+from ledger.domain.ports import Evidence, NewVoid, VoidedBits, VoidRow
 
 SELECT_VOIDED = """
 SELECT v.gpu_uuid, v.hour_start, v.provider, v.reseller, v.tenant, v.sku,
@@ -129,28 +132,50 @@ JOIN unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::te
  AND c.service_period = k.service_period AND c.booking_period = k.booking_period
 """
 
-# The evidence of a booking period (docs/auditor-bundle.md): its claims, each with the other
-# claims of its GPU-hour and every void part of that hour (keys joined by U+001F, which no
-# key field holds), so that `ledger.domain.evidence` can take voids into account.
-_JOINED = "concat_ws(chr(31), {t}.provider, {t}.reseller, {t}.tenant, {t}.sku, {t}.service_period, {t}.booking_period)"
-SELECT_EVIDENCE = f"""
-SELECT c.gpu_uuid, c.hour_start, c.provider, c.reseller, c.tenant, c.sku, c.service_period,
-       c.booking_period, c.bits,
-       (SELECT array_agg({_JOINED.format(t="o")}) FROM claims o
-        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
-          AND o.booking_period <> c.booking_period) AS other_keys,
-       (SELECT array_agg(o.bits) FROM claims o
-        WHERE o.gpu_uuid = c.gpu_uuid AND o.hour_start = c.hour_start
-          AND o.booking_period <> c.booking_period) AS other_bits,
-       (SELECT array_agg({_JOINED.format(t="v")} || chr(31) || coalesce(v.returned_in, '')) FROM voided_seconds v
-        WHERE v.gpu_uuid = c.gpu_uuid AND v.hour_start = c.hour_start) AS void_keys,
-       (SELECT array_agg(v.bits) FROM voided_seconds v
-        WHERE v.gpu_uuid = c.gpu_uuid AND v.hour_start = c.hour_start) AS void_bits
-FROM claims c
-WHERE c.booking_period = $1
-ORDER BY c.gpu_uuid COLLATE "C", c.hour_start, c.provider COLLATE "C", c.reseller COLLATE "C",
-         c.tenant COLLATE "C", c.sku COLLATE "C", c.service_period COLLATE "C"
+# The evidence of a booking period (docs/auditor-bundle.md): every claim and void part of
+# the hours its claims span, in one ordered scan, so that each GPU-hour's rows arrive
+# together: its claims of the period, the other periods' claims of it, and its void parts,
+# from which `ledger.domain.evidence` derives what the statement holds and what is billed
+# elsewhere. (One ordered scan, not an index lookup per claim: a month of 10,000 GPUs has
+# 7.2 million.) Rows of other periods' hours in the range are read and passed over.
+SELECT_EVIDENCE_SPAN = "SELECT min(hour_start) AS low, max(hour_start) AS high FROM claims WHERE booking_period = $1"
+SELECT_EVIDENCE = """
+SELECT * FROM (
+    SELECT 0 AS part, gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period, booking_period, bits,
+           NULL::text AS returned_in
+    FROM claims WHERE hour_start BETWEEN $1 AND $2
+    UNION ALL
+    SELECT 1, gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period, booking_period, bits, returned_in
+    FROM voided_seconds WHERE hour_start BETWEEN $1 AND $2
+) AS h
+ORDER BY gpu_uuid COLLATE "C", hour_start, part, provider COLLATE "C", reseller COLLATE "C",
+         tenant COLLATE "C", sku COLLATE "C", service_period COLLATE "C", booking_period COLLATE "C"
 """
+
+
+async def read_ahead(cursor, batch: int) -> AsyncIterator[list[asyncpg.Record]]:
+    """The cursor's rows in batches, the next batch asked for before this one is handed on:
+    the database computes it while the caller works (a query of millions of rows, on two cores)."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+
+    async def fetch() -> None:
+        try:
+            while rows := await cursor.fetch(batch):
+                await queue.put(rows)
+            await queue.put(None)
+        except Exception as exc:  # handed to the reader, which raises it
+            await queue.put(exc)
+
+    task = asyncio.create_task(fetch())
+    try:
+        while (rows := await queue.get()) is not None:
+            if isinstance(rows, BaseException):
+                raise rows
+            yield rows
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def void_parts(conn: asyncpg.Connection, returned_in: str | None) -> list[tuple[str, VoidedBits]]:
@@ -169,26 +194,41 @@ async def claim_bits(conn: asyncpg.Connection, keys: list[ClaimKey]) -> dict[Cla
     return {claim_of(r): bits_of(r) for r in await conn.fetch(SELECT_CLAIM_BITS, *columns)}
 
 
-def _joined_key(gpu_uuid: str, hour_start: int, joined: str) -> tuple[ClaimKey, str | None]:
-    provider, reseller, tenant, sku, service_period, booking_period, *rest = joined.split("\x1f")
-    returned_in = (rest[0] or None) if rest else None
-    return ClaimKey(gpu_uuid, hour_start, (provider, reseller, tenant, sku), service_period, booking_period), returned_in
+class EvidenceHours:
+    """Groups SELECT_EVIDENCE's rows by GPU-hour and yields the evidence of `period`'s claims
+    of each, in the order of the rows."""
 
+    def __init__(self, period: str) -> None:
+        self.period = period
+        self.rows: list[asyncpg.Record] = []
 
-def evidence_row(row: asyncpg.Record, period: str) -> tuple[ClaimKey, int, int] | None:
-    """(claim, bits as its statement holds them, elsewhere) of a SELECT_EVIDENCE row (None:
-    nothing of it left on its statement)."""
-    gpu, hour = row["gpu_uuid"], row["hour_start"]
-    voided = []
-    for joined, bits in zip(row["void_keys"] or (), row["void_bits"] or (), strict=True):
-        key, returned_in = _joined_key(gpu, hour, joined)
-        voided.append(VoidedBits(key, int.from_bytes(bits, "little"), returned_in))
-    key = claim_of(row)
-    bits = evidence.as_booked(key, bits_of(row), voided)
-    if not bits:
-        return None
-    others = [
-        (_joined_key(gpu, hour, joined)[0], int.from_bytes(other, "little"))
-        for joined, other in zip(row["other_keys"] or (), row["other_bits"] or (), strict=True)
-    ]
-    return key, bits, evidence.elsewhere(period, others, voided)
+    def feed(self, rows: list[asyncpg.Record]) -> Iterator[Evidence]:
+        # Columns by position (this runs once per claim of a month: millions of times):
+        # part, gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period,
+        # booking_period, bits, returned_in.
+        pending = self.rows
+        for row in rows:
+            if pending and (row[2] != pending[0][2] or row[1] != pending[0][1]):
+                yield from self._hour(pending)
+                pending = self.rows = [row]
+            else:
+                pending.append(row)
+
+    def finish(self) -> Iterator[Evidence]:
+        if self.rows:
+            yield from self._hour(self.rows)
+        self.rows = []
+
+    def _hour(self, rows: list[asyncpg.Record]) -> Iterator[Evidence]:
+        period = self.period
+        if len(rows) == 1:  # the usual case: one claim, no other period, no void
+            row = rows[0]
+            if row[8] == period and (bits := int.from_bytes(row[9], "little")):
+                yield Evidence(ClaimKey(row[1], row[2], (row[3], row[4], row[5], row[6]), row[7], period), bits, 0)
+            return
+        voided = [VoidedBits(claim_of(r), bits_of(r), r["returned_in"]) for r in rows if r["part"] == 1]
+        claims = [(claim_of(r), bits_of(r)) for r in rows if r["part"] == 0]
+        others = [(key, bits) for key, bits in claims if key.booking_period != period]
+        for key, bits in claims:
+            if key.booking_period == period and (booked := evidence.as_booked(key, bits, voided)):
+                yield Evidence(key, booked, evidence.elsewhere(period, others, voided))

@@ -1,8 +1,8 @@
 """`gpuledger export`: the auditor bundle of a closed period (docs/auditor-bundle.md).
 
 Everything is read from one snapshot of the store, so the files agree with each other,
-and streamed: evidence is hashed as it is written, so memory does not grow with the
-number of GPU-hours.
+and streamed: evidence is written one GPU-day at a time and hashed as it is written, so
+memory does not grow with the number of GPU-hours.
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ from ledger.domain import report
 from ledger.domain.catalog import Catalog, units_to_price
 from ledger.domain.errors import LedgerError
 from ledger.domain.instants import format_utc
-from ledger.domain.metering import HOUR_BITS_BYTES
 from ledger.domain.payment_journal import POSTED_AFTER_CLOSE
-from ledger.domain.ports import Evidence, ExportReader, Store
+from ledger.domain.ports import ExportReader, Store
 from ledger.domain.statement import Statement
 from ledger.service import books, signing
 from ledger.service.export_corrections import corrections_document
+from ledger.service.export_evidence import write_runs
 
 # /2 adds grants.json: the grants behind the statement's credits; /3 corrections.json: the
-# voids, original lines and disputes behind its returns (docs/auditor-bundle.md).
-BUNDLE_FORMAT = "gpuledger-audit-bundle/3"
+# voids, original lines and disputes behind its returns; /4 writes the evidence as runs per
+# GPU and UTC day instead of bitmaps per GPU-hour (docs/auditor-bundle.md).
+BUNDLE_FORMAT = "gpuledger-audit-bundle/4"
 
 LINE_DIGESTS = "line-digests.tsv"
 
@@ -116,25 +117,6 @@ def _json_file(data: dict) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def _evidence_line(evidence: Evidence) -> bytes:
-    key = evidence.key
-    provider, reseller, tenant, sku = key.attribution
-    return orjson.dumps(
-        {
-            "gpu_uuid": key.gpu_uuid,
-            "hour_start": format_utc(key.hour_start),
-            "provider": provider,
-            "reseller": reseller,
-            "tenant": tenant,
-            "sku": sku,
-            "service_period": key.service_period,
-            "seconds": evidence.bits.bit_count(),
-            "bits": evidence.bits.to_bytes(HOUR_BITS_BYTES, "little").hex(),
-            "elsewhere": evidence.elsewhere.to_bytes(HOUR_BITS_BYTES, "little").hex(),
-        }
-    ) + b"\n"
-
-
 def _journal_line(entry) -> bytes:
     return orjson.dumps(
         {
@@ -175,12 +157,7 @@ class _Bundle:
 
 async def _write_evidence(bundle: _Bundle, reader: ExportReader, period: str, on_progress) -> None:
     file = bundle.open("evidence.ndjson")
-    written = 0
-    async for evidence in reader.evidence(period):
-        file.write(_evidence_line(evidence))
-        written += 1
-        if on_progress is not None and written % 10_000 == 0:
-            on_progress(written)
+    await write_runs(reader.evidence(period), file.write, on_progress)
     bundle.close("evidence.ndjson", file)
 
 

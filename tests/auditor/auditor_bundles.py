@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", "evidence.ndjson",
          "journal.ndjson", "dead_letters.json")
 FORMAT_1, FORMAT_2 = "gpuledger-audit-bundle/1", "gpuledger-audit-bundle/2"
+FORMAT_4 = "gpuledger-audit-bundle/4"
 FILES_2 = (*FILES, "grants.json")
 FILES_3 = (*FILES_2, "corrections.json")
 
@@ -396,6 +397,59 @@ def evidence_rows(usages: list[Usage]) -> list[dict]:
     return sorted(rows, key=lambda row: tuple(row[k] for k in order))
 
 
+def day_rows(usages: list[Usage]) -> list[dict]:
+    """Format /4's evidence: per GPU and UTC day, second by second, the runs of one attribution."""
+    days: dict[tuple[str, str], tuple[dict[int, tuple], set[int]]] = {}
+    for u in usages:
+        hour = utc(u.hour_start)
+        day = hour.strftime("%Y-%m-%d")
+        offset = hour.hour * 3600
+        billed, elsewhere = days.setdefault((u.gpu_uuid, day), ({}, set()))
+        attribution = (u.provider, u.reseller, u.tenant, u.sku, u.service_period)
+        billed.update({offset + second: attribution for second in u.seconds})
+        elsewhere.update(offset + second for second in u.elsewhere)
+    rows = []
+    for (gpu, day), (billed, elsewhere) in sorted(days.items()):
+        attributions = sorted(set(billed.values()))
+        runs: list[list] = []
+        for second in sorted(billed):
+            index = attributions.index(billed[second])
+            if runs and runs[-1][1] == second and runs[-1][2] == index:
+                runs[-1][1] += 1
+            else:
+                runs.append([second, second + 1, index])
+        other: list[list[int]] = []
+        for second in sorted(elsewhere):
+            if other and other[-1][1] == second:
+                other[-1][1] += 1
+            else:
+                other.append([second, second + 1])
+        rows.append({"gpu_uuid": gpu, "day": day, "attributions": [list(a) for a in attributions],
+                     "seconds": len(billed), "billed": runs, "elsewhere": other})
+    return rows
+
+
+def hourly_rows(folder: Path) -> list[dict]:
+    """The evidence of a format /4 bundle (runs per GPU and day) as format /3's lines (bitmaps per
+    GPU-hour), to show that both carry the same seconds."""
+    rows = []
+    for line in read_ndjson(folder, "evidence.ndjson"):
+        midnight = utc(line["day"] + "T00:00:00Z")
+        billed: dict[tuple[int, int], list[int]] = {}
+        elsewhere: dict[int, list[int]] = {}
+        for start, end, index in line["billed"]:
+            for second in range(start, end):
+                billed.setdefault((second // 3600, index), []).append(second % 3600)
+        for start, end in line["elsewhere"]:
+            for second in range(start, end):
+                elsewhere.setdefault(second // 3600, []).append(second % 3600)
+        for (hour, index), seconds in billed.items():
+            provider, reseller, tenant, sku, service_period = line["attributions"][index]
+            rows.append(Usage(line["gpu_uuid"], iso(midnight + timedelta(hours=hour)), provider, reseller, tenant,
+                              sku, service_period, seconds, elsewhere.get(hour, [])))
+    return evidence_rows(rows)
+
+
 def write_bundle(
     folder: Path,
     key: Ed25519PrivateKey,
@@ -407,10 +461,14 @@ def write_bundle(
     prev_hash: str = hashlib.sha256(b"the previous period's last entry").hexdigest(),
     grants: list[dict] | None = None,
     transfers_owed: bool = True,
+    bundle_format: str | None = None,
 ) -> dict:
     """Write a valid bundle into `folder` (created); return its statement. With `grants`
-    (grants.json's entries, possibly none), a format /2 bundle; without, format /1.
+    (grants.json's entries, possibly none), a format /2 bundle; without, format /1; with
+    `bundle_format` FORMAT_4, a bundle of format /4 (no returns: corrections.json is empty).
     `transfers_owed` False: its transfers posted as bundles made before payments did."""
+    if bundle_format == FORMAT_4:
+        grants = grants or []
     catalog = CATALOG if catalog is None else catalog
     usages = USAGES if usages is None else usages
     folder.mkdir(parents=True, exist_ok=True)
@@ -422,11 +480,15 @@ def write_bundle(
         (folder / "grants.json").write_text(
             json.dumps({"period": period, "grants": grants}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-    write_ndjson(folder, "evidence.ndjson", evidence_rows(usages))
+    if bundle_format == FORMAT_4:
+        write_ndjson(folder, "evidence.ndjson", day_rows(usages))
+        write_json(folder, "corrections.json", {"period": period, "voids": [], "returns": [], "disputes": []})
+    else:
+        write_ndjson(folder, "evidence.ndjson", evidence_rows(usages))
     write_ndjson(folder, "journal.ndjson", journal_of(statement, first_seq, prev_hash, transfers_owed))
     write_json(folder, "dead_letters.json",
                {"period": period, "total": 3, "by_reason": {"malformed": 1, "conflict": 2}})
-    sign(folder, key, period, bundle_format=FORMAT_1 if grants is None else FORMAT_2)
+    sign(folder, key, period, bundle_format=bundle_format or (FORMAT_1 if grants is None else FORMAT_2))
     return statement
 
 

@@ -109,7 +109,7 @@ def test_one_changed_evidence_line_is_named(copy):
     path = bundle / "evidence.ndjson"
     lines = path.read_bytes().split(b"\n")
     row = orjson.loads(lines[10])
-    row["tenant"] = row["tenant"] + "-x"
+    row["attributions"][0][2] += "-x"  # the tenant of the line's first attribution
     lines[10] = orjson.dumps(row)
     path.write_bytes(b"\n".join(lines))
     completed = verify(stack, bundle, public_key)

@@ -1,4 +1,4 @@
-"""Bundles with returns (format /3), exported by the services on the in-memory store
+"""Bundles with returns (format /4), exported by the services on the in-memory store
 (tests/auditor/corrected_bundles.py), verified by the independent auditor; and every kind
 of tampering with a void or a return, re-signed with the ledger's key, caught by name."""
 
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from auditor.verify import VerificationError, verify_bundle
 from tests.auditor.auditor_bundles import (
     chain,
+    hourly_rows,
     read_json,
     read_ndjson,
     sign,
@@ -215,9 +216,20 @@ def test_an_acceptance_that_voided_other_seconds_than_its_void_is_caught(copy):
         "corrections.json: dispute-1 move 1: voided_gpu_seconds is 601, but its void void-2 voided 600")
 
 
+def test_a_bundle_with_its_evidence_as_hourly_bitmaps_verifies_as_format_3(copy):
+    make, public_key, private = copy
+    bundle = make()
+    write_ndjson(bundle, "evidence.ndjson", hourly_rows(bundle))
+    sign(bundle, private, bundle_format="gpuledger-audit-bundle/3")
+    verify_bundle(bundle, public_key)
+    sign(bundle, private, bundle_format="gpuledger-audit-bundle/4")
+    assert failure(bundle, public_key) == "evidence.ndjson line 1: the key 'attributions' is missing"
+
+
 def test_a_statement_with_returns_in_a_bundle_without_corrections_fails(copy):
     make, public_key, private = copy
     bundle = make()
+    write_ndjson(bundle, "evidence.ndjson", hourly_rows(bundle))
     (bundle / "corrections.json").unlink()
     sign(bundle, private, bundle_format="gpuledger-audit-bundle/2")
     assert failure(bundle, public_key) == (

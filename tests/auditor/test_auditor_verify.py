@@ -827,7 +827,7 @@ def test_given_an_unknown_format_then_the_manifest_fails(granted, key):
     sign(granted, key, bundle_format="gpuledger-audit-bundle/9")
     assert failure(granted, key) == (
         "manifest.json: format is 'gpuledger-audit-bundle/9'; this verifier reads "
-        "gpuledger-audit-bundle/1 and gpuledger-audit-bundle/2 and gpuledger-audit-bundle/3"
+        "gpuledger-audit-bundle/1, gpuledger-audit-bundle/2, gpuledger-audit-bundle/3, gpuledger-audit-bundle/4"
     )
 
 

@@ -298,7 +298,7 @@ def test_manifest_model():
     manifest = Manifest.model_validate(MANIFEST)
     assert manifest.model_dump(mode="json") == MANIFEST
     for change in (
-        {"format": "gpuledger-audit-bundle/3"},
+        {"format": "gpuledger-audit-bundle/5"},
         {"signature_algorithm": "ed25519"},
         {"key_id": "A" * 64},
         {"created_at": "2026-11-28T08:00:00.5Z"},
