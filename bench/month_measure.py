@@ -16,29 +16,38 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench.harness import ROOT, StackCommandError
-from bench.sampling import Watched, children_of, memory_kib
+from bench.sampling import Watched, _stat_fields, memory_kib
 
 MIB = 1024 * 1024
 
 
-def tree(pid: int) -> list[int]:
-    """`pid` and every process below it."""
-    found, queue = [], [pid]
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from one pass over /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def tree_rss_kib(pid: int, children: dict[int, list[int]] | None = None) -> int:
+    """VmRSS of `pid` and every process below it (`children`: one `children_by_parent()`)."""
+    children = children_by_parent() if children is None else children
+    total, queue = 0, [pid]
     while queue:
         current = queue.pop()
-        found.append(current)
-        queue.extend(children_of(current))
-    return found
-
-
-def tree_rss_kib(pid: int) -> int:
-    return sum(memory_kib(p).get("VmRSS", 0) for p in tree(pid))
+        total += memory_kib(current).get("VmRSS", 0)
+        queue.extend(children.get(current, ()))
+    return total
 
 
 def run_measured(argv: list[str], env: dict, output: Path, timeout: float) -> dict:
     """Run `argv` with stdout into `output`; its time, own VmHWM and peak tree VmRSS (MiB).
 
-    The tree is sampled every 0.1 s (a process living less long may be missed); VmHWM
+    The tree is sampled every 0.1 s, after 10 s every 0.5 s (a process living less long
+    may be missed: a pool's workers are long-lived); VmHWM
     is the kernel's own peak of the command's process, read just before it exits.
     """
     started = time.perf_counter()
@@ -52,7 +61,7 @@ def run_measured(argv: list[str], env: dict, output: Path, timeout: float) -> di
             peak_tree = max(peak_tree, tree_rss_kib(process.pid))
             if time.perf_counter() - started > timeout:
                 process.kill()
-            time.sleep(0.1)
+            time.sleep(0.1 if time.perf_counter() - started < 10 else 0.5)
         stderr_reader.join()
     seconds = time.perf_counter() - started
     if process.returncode != 0:
@@ -69,7 +78,7 @@ class StackMemory(threading.Thread):
     count them many times; the database's size on disk is reported instead.
     """
 
-    def __init__(self, watched: Iterable[Watched], interval: float = 0.25) -> None:
+    def __init__(self, watched: Iterable[Watched], interval: float = 1.0) -> None:
         super().__init__(name="stack-memory", daemon=True)
         self.watched = [w for w in watched if w.role != "postgres"]
         self.interval = interval
@@ -84,8 +93,9 @@ class StackMemory(threading.Thread):
 
     def sample(self) -> None:
         peaks = self.peaks.setdefault(self.step, {})
+        children = children_by_parent()
         for item in self.watched:
-            rss = tree_rss_kib(item.pid)
+            rss = tree_rss_kib(item.pid, children)
             if rss:
                 peaks[item.name] = max(peaks.get(item.name, 0), rss)
 

@@ -114,7 +114,7 @@ def format_table(results: dict) -> str:
     lines += [
         "",
         "  HWM: the command's own peak resident memory (VmHWM); tree: peak VmRSS of the command and the processes",
-        "  it started, sampled every 0.1 s; others: cores the rest of the machine used during the step",
+        "  it started, sampled every 0.1 s (0.5 s after 10 s); others: cores the rest of the machine used during the step",
         f"\n  written to {results['results_file']}",
     ]
     return "\n".join(lines)
