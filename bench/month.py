@@ -40,8 +40,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from bench.api import api_url
-from bench.api_load import distinct_queries, load_phase, sequential_latency
+from bench.api_load import distinct_queries, load_phase, summary_ms
 from bench.harness import RESULTS_DIR, LocalStack, notice, package_version, run_benchmark
 from bench.month_data import (
     MEMBERS,
@@ -67,6 +69,8 @@ STEPS = ("ingest", "api", "open", "close", "capacity", "export", "verify", "veri
 SKIPPABLE = STEPS[1:]
 API_MEMBER = MEMBERS[0]
 STEP_TIMEOUT = 6 * 3600
+API_SEQUENTIAL = 20
+API_TIMEOUT = 120.0  # a month's query takes seconds; the load's clients keep httpx's 30 s
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -166,8 +170,8 @@ def api(month: Month) -> None:
               for _ in range(args.api_clients)]
     params = {"granularity": "day", "group_by": "tenant", "limit": "1000",
               "start": dt.datetime.fromtimestamp(PERIOD_START, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    single = asyncio.run(sequential_latency(url, tokens[0], params, 20))  # also the API's warm-up
-    notice(f"api: one client: p50 {single['p50_ms']} ms ({single['response_items']} items per answer)")
+    single = asyncio.run(one_client(url, tokens[0], params, API_SEQUENTIAL, API_TIMEOUT))  # the API's warm-up too
+    notice(f"api: one client: p50 {single['p50_ms']} ms ({single['response_items']} items), {single['errors']} errors")
     notice(f"api: {args.api_clients} clients, {args.api_seconds:g} s, the same query")
     before = month.cpu.snapshot()
     cached = asyncio.run(load_phase(url, tokens[0], params, args.api_clients, args.api_seconds))
@@ -176,6 +180,30 @@ def api(month: Month) -> None:
     notice(f"api: uncached p50 {uncached['latency']['p50_ms']} ms, p99 {uncached['latency']['p99_ms']} ms")
     month.steps["api"] = {"query": params, "member": API_MEMBER, "single_client": single, "cached": cached, "uncached": uncached,
                           "other_cpu_cores": CpuMeter.delta(before, month.cpu.snapshot())["other_cpu_cores"]}
+
+
+async def one_client(url: str, token: str, params: dict, requests: int, timeout: float) -> dict:
+    """`requests` of the query one after the other (at most 2 minutes of them); a request
+    unanswered within `timeout` seconds counts as an error, it does not end the run."""
+    seconds, errors, items, size = [], 0, 0, 0
+    deadline = time.perf_counter() + 120
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as client:
+        for _ in range(requests):
+            if time.perf_counter() > deadline:
+                break
+            sent = time.perf_counter()
+            try:
+                response = await client.get("/v1/usage", params=params)
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            if response.status_code != 200:
+                errors += 1
+                continue
+            seconds.append(time.perf_counter() - sent)
+            items, size = len(response.json()["items"]), len(response.content)
+    return {**summary_ms(seconds), "errors": errors, "timeout_seconds": timeout,
+            "response_items": items, "response_bytes": size}
 
 
 def settle_steps(month: Month) -> None:

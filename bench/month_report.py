@@ -60,8 +60,8 @@ def _steps(steps: dict) -> list[str]:
         one = api["single_client"]
         lines.append(ROW.format(
             "GET /v1/usage over the month, 1 client", "", "", "", "", "",
-            f"p50 {one['p50_ms']} ms, p99 {one['p99_ms']} ms, {one['response_items']:,} items, "
-            f"{size(one['response_bytes'])} per answer ({api['member']}'s, day x tenant)"))
+            f"p50 {one['p50_ms']} ms, p99 {one['p99_ms']} ms, {one['count']} answers, {one['errors']} errors; "
+            f"{one['response_items']:,} items, {size(one['response_bytes'])} per answer ({api['member']}'s, day x tenant)"))
         for kind in ("cached", "uncached"):
             load = api[kind]
             lines.append(ROW.format(
