@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export GPULEDGER_HOME ?= $(CURDIR)/.gpuledger
 
-.PHONY: install system system-test test test-fast demo bench chaos down lint clean
+.PHONY: install system system-test test test-fast demo bench bench-month chaos down lint clean
 
 ## system: the Debian packages documents need (Pango, IPAex Gothic), when missing
 system:
@@ -39,10 +39,17 @@ test-fast: system $(STAMP)
 demo: system $(STAMP)
 	$(BIN)/python -m ledger.dev.demo $(if $(SIMULATE),--simulate $(SIMULATE))
 
-## bench: end-to-end throughput and memory figures, then the usage API's
+## bench: end-to-end throughput and memory figures, the usage API's, then a month of 1,000 GPUs
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline --workers 2
 	$(BIN)/python -m bench.api
+	$(MAKE) bench-month
+
+## bench-month: a month of GPUS GPUs (default 1,000) through every monthly step, timed and sized
+## (SKIP=documents,export,...: leave steps out; docs/scaling.md has the figures)
+GPUS ?= 1000
+bench-month: system $(STAMP)
+	$(BIN)/python -m bench.month --gpus $(GPUS) $(if $(SKIP),--skip $(SKIP))
 
 ## chaos: the public scenarios under injected faults, and the model-based test at length
 chaos: $(STAMP)
