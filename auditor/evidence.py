@@ -112,7 +112,7 @@ class _Reader:
         self.good_periods: set[str] = set()  # service periods already found well-formed
 
     def read(self, raw: bytes, where: str) -> _Line:
-        line = _decode(raw, where)
+        line = decode_line(raw, where)
         gpu = line["gpu_uuid"]
         if not isinstance(gpu, str) or GPU_UUID.fullmatch(gpu) is None:
             raise VerificationError(f"{where}gpu_uuid is not 1-128 characters 0x21-0x7E")
@@ -154,11 +154,12 @@ class _Reader:
         return value
 
 
-def _decode(raw: bytes, where: str) -> dict:
-    """A line as a JSON object of exactly the evidence keys."""
+def decode_line(raw: bytes, where: str, keys: frozenset = KEYS, limit: int = LINE_LIMIT) -> dict:
+    """A line (read up to `limit` bytes) as a JSON object of exactly `keys` (by default the
+    evidence keys and line limit of formats /1-/3)."""
     if not raw.endswith(b"\n"):
-        if len(raw) >= LINE_LIMIT:
-            raise VerificationError(f"{where}longer than {LINE_LIMIT} bytes")
+        if len(raw) >= limit:
+            raise VerificationError(f"{where}longer than {limit} bytes")
         raise VerificationError(f"{where}does not end with a newline")
     try:
         line = parse(raw[:-1])
@@ -166,8 +167,8 @@ def _decode(raw: bytes, where: str) -> dict:
         raise VerificationError(f"{where}{exc}") from None
     if not isinstance(line, dict):
         raise VerificationError(f"{where}is not a JSON object")
-    if line.keys() != KEYS:
-        missing, extra = sorted(KEYS - line.keys()), sorted(line.keys() - KEYS)
+    if line.keys() != keys:
+        missing, extra = sorted(keys - line.keys()), sorted(line.keys() - keys)
         raise VerificationError(
             f"{where}" + (f"the key {missing[0]!r} is missing" if missing else f"unexpected key {extra[0]!r}")
         )

@@ -15,9 +15,9 @@ from datetime import date
 
 from auditor.catalog import Catalog
 from auditor.errors import VerificationError
-from auditor.evidence import GPU_UUID, TENANT, EvidenceResult, rate_span
+from auditor.evidence import GPU_UUID, TENANT, EvidenceResult, decode_line, rate_span
 from auditor.instants import format_instant, is_period
-from auditor.strictjson import JSONProblem, is_int, parse
+from auditor.strictjson import is_int
 
 FILE = "evidence.ndjson"
 KEYS = frozenset({"gpu_uuid", "day", "attributions", "seconds", "billed", "elsewhere"})
@@ -39,7 +39,7 @@ def check_runs(lines: Iterable[bytes], period: str, catalog: Catalog) -> Evidenc
     for raw in lines:
         number += 1
         where = f"{FILE} line {number}: "
-        line = _decode(raw, where)
+        line = decode_line(raw, where, KEYS, LINE_LIMIT)
         gpu, day_text, midnight = _gpu_and_day(line, where)
         if previous is not None and (gpu, day_text) <= previous:
             what = "repeats line" if (gpu, day_text) == previous else "sorts before line"
@@ -54,25 +54,6 @@ def check_runs(lines: Iterable[bytes], period: str, catalog: Catalog) -> Evidenc
             result.deferred = _rate(catalog, result, where, billed, attributions, midnight)
     result.lines = number
     return result
-
-
-def _decode(raw: bytes, where: str) -> dict:
-    if not raw.endswith(b"\n"):
-        if len(raw) >= LINE_LIMIT:
-            raise VerificationError(f"{where}longer than {LINE_LIMIT} bytes")
-        raise VerificationError(f"{where}does not end with a newline")
-    try:
-        line = parse(raw[:-1])
-    except JSONProblem as exc:
-        raise VerificationError(f"{where}{exc}") from None
-    if not isinstance(line, dict):
-        raise VerificationError(f"{where}is not a JSON object")
-    if line.keys() != KEYS:
-        missing, extra = sorted(KEYS - line.keys()), sorted(line.keys() - KEYS)
-        raise VerificationError(
-            f"{where}" + (f"the key {missing[0]!r} is missing" if missing else f"unexpected key {extra[0]!r}")
-        )
-    return line
 
 
 def _gpu_and_day(line: dict, where: str) -> tuple[str, str, int]:
