@@ -107,7 +107,7 @@ class Month:
     def command(self, step: str, *cli: str, output: str | None = None) -> dict:
         """Run `gpuledger CLI...` as step `step`, measured; returns its figures."""
         notice(f"{step}: gpuledger {' '.join(cli)}")
-        self.memory.step = step
+        self.memory.phase = step
         before = self.cpu.snapshot()
         figures = run_measured(self.stack.argv(*cli), self.stack.env, self.folder / (output or f"{step}.out"),
                                STEP_TIMEOUT)
@@ -163,7 +163,7 @@ def ingest(month: Month, data: dict) -> None:
 
 def api(month: Month) -> None:
     """GET /v1/usage over the month: one member, day x tenant, cached and uncached."""
-    month.memory.step = "api"
+    month.memory.phase = "api"
     stack, args = month.stack, month.args
     url = api_url(stack)
     tokens = [json.loads(stack.run("token", "create", "--member", API_MEMBER, "--label", "bench.month").stdout)["token"]

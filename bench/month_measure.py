@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench.harness import ROOT, StackCommandError
-from bench.sampling import Watched, _stat_fields, memory_kib
+from bench.sampling import MemorySampler, Watched, _stat_fields, memory_kib
 
 MIB = 1024 * 1024
 
@@ -71,42 +71,30 @@ def run_measured(argv: list[str], env: dict, output: Path, timeout: float) -> di
             "peak_tree_rss_mib": round(peak_tree / 1024, 1), "output_bytes": output.stat().st_size}
 
 
-class StackMemory(threading.Thread):
-    """Peak VmRSS (MiB) of each component of the stack with its child processes, per step.
+class StackMemory(MemorySampler):
+    """Peak VmRSS (KiB) of each component of the stack with its child processes, per
+    phase (a step of the month).
 
     PostgreSQL is left out: its backends share their buffers, so a sum of RSS would
     count them many times; the database's size on disk is reported instead.
     """
 
     def __init__(self, watched: Iterable[Watched], interval: float = 1.0) -> None:
-        super().__init__(name="stack-memory", daemon=True)
-        self.watched = [w for w in watched if w.role != "postgres"]
-        self.interval = interval
-        self.step = "start"
-        self.peaks: dict[str, dict[str, int]] = {}
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.sample()
-            self._stop_event.wait(self.interval)
+        super().__init__([w for w in watched if w.role != "postgres"], interval)
 
     def sample(self) -> None:
-        peaks = self.peaks.setdefault(self.step, {})
+        peaks = self.peak_by_phase.setdefault(self.phase, {})
         children = children_by_parent()
         for item in self.watched:
             rss = tree_rss_kib(item.pid, children)
             if rss:
                 peaks[item.name] = max(peaks.get(item.name, 0), rss)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=5)
+        self.samples += 1
 
     def figures(self) -> dict:
         """{component: {"peak_mib", "by_step_mib": {step: peak}}}."""
         result: dict[str, dict] = {}
-        for step, peaks in self.peaks.items():
+        for step, peaks in self.peak_by_phase.items():
             for name, kib in peaks.items():
                 entry = result.setdefault(name, {"peak_mib": 0.0, "by_step_mib": {}})
                 entry["by_step_mib"][step] = round(kib / 1024, 1)
