@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.catalog import Catalog
-from auditor.errors import VerificationError
+from auditor.errors import VerificationError, object_with_keys
 from auditor.evidence import UsageKey, rate_bits
 from auditor.instants import format_instant, is_period, parse_instant
 from auditor.strictjson import JSONProblem, is_int, parse_document
@@ -68,13 +68,7 @@ def fail(what: str) -> VerificationError:
 
 
 def shape(obj: Any, keys: frozenset[str], where: str) -> dict:
-    if not isinstance(obj, dict):
-        raise fail(f"{where} is not an object")
-    for name in sorted(keys - obj.keys()):
-        raise fail(f"{where}: the key {name!r} is missing")
-    for name in sorted(obj.keys() - keys):
-        raise fail(f"{where}: unexpected key {name!r}")
-    return obj
+    return object_with_keys(FILE, obj, keys, where)
 
 
 def instant(obj: dict, name: str, where: str) -> int:

@@ -13,3 +13,16 @@ class VerificationError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def object_with_keys(file: str, obj: object, required: set[str] | frozenset[str], where: str,
+                     optional: set[str] | frozenset[str] = frozenset()) -> dict:
+    """`obj` as a JSON object of exactly the `required` keys (and any of `optional`), or
+    the first key missing or unexpected, named in `file`."""
+    if not isinstance(obj, dict):
+        raise VerificationError(f"{file}: {where} is not an object")
+    for name in sorted(required - obj.keys()):
+        raise VerificationError(f"{file}: {where}: the key {name!r} is missing")
+    for name in sorted(obj.keys() - required - optional):
+        raise VerificationError(f"{file}: {where}: unexpected key {name!r}")
+    return obj

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from auditor.catalog import Catalog
-from auditor.errors import VerificationError
+from auditor.errors import VerificationError, object_with_keys
 from auditor.instants import is_period
 from auditor.strictjson import JSONProblem, is_int, parse_document
 
@@ -142,12 +142,7 @@ def parse_grants(data: bytes, period: str, catalog: Catalog) -> dict[str, Grant]
 
 def _grant(raw: Any, number: int, catalog: Catalog) -> Grant:
     where = f"grant {number}"
-    if not isinstance(raw, dict):
-        raise _fail(f"{where} is not an object")
-    for name in sorted(_KEYS - raw.keys()):
-        raise _fail(f"{where}: the key {name!r} is missing")
-    for name in sorted(raw.keys() - _KEYS - {_PROVIDERS}):
-        raise _fail(f"{where}: unexpected key {name!r}")
+    object_with_keys(FILE, raw, _KEYS, where, optional={_PROVIDERS})
     grant_id = raw["id"]
     if not isinstance(grant_id, str) or _ID.fullmatch(grant_id) is None:
         raise _fail(f"{where}: id {grant_id!r} is not a grant id (a-z 0-9 . _ -, 1-64, first a-z 0-9)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from auditor.catalog import Catalog
 from auditor.corrections import Corrections
-from auditor.errors import VerificationError
+from auditor.errors import VerificationError, object_with_keys
 from auditor.evidence import UsageKey
 from auditor.grants import (
     Draws,
@@ -74,13 +74,7 @@ def _fail(what: str) -> VerificationError:
 
 
 def _shape(obj: Any, required: set[str], where: str) -> dict:
-    if not isinstance(obj, dict):
-        raise _fail(f"{where} is not an object")
-    for name in sorted(required - obj.keys()):
-        raise _fail(f"{where}: the key {name!r} is missing")
-    for name in sorted(obj.keys() - required):
-        raise _fail(f"{where}: unexpected key {name!r}")
-    return obj
+    return object_with_keys(FILE, obj, required, where)
 
 
 def _text(obj: dict, name: str, where: str) -> str:
