@@ -7,8 +7,9 @@ some hours of the month. The usage is rated into a closed statement, and the per
 documents (a tenant invoice per tenant, the member invoices, a report per member, the
 capacity report) are written by `ledger.documents.output.write`, the code the command
 runs once it has gathered the period. Prints the wall time, documents per second, the
-peak memory (VmHWM) of this process and of the largest rendering process, and the
-output's size.
+CPU time (this process and the rendering ones: on a shared machine, wall time follows
+the other work, CPU time much less), the peak memory (VmHWM) of this process and of the
+largest rendering process, and the output's size.
 
     python -m bench.documents [--tenants 1200] [--processes N] [--out DIR]
 """
@@ -16,6 +17,7 @@ output's size.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import shutil
@@ -97,6 +99,11 @@ def peak_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the rendering processes)."""
+    return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=1200, help="tenants in the month (default 1,200)")
@@ -110,9 +117,9 @@ def main() -> None:
     built = time.perf_counter() - started
     out = args.out or Path(tempfile.mkdtemp(prefix="gpuledger-bench-documents-"))
     try:
-        started = time.perf_counter()
+        load, cpu, started = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
         manifest = output.write(documents, out, **({} if args.processes is None else {"processes": args.processes}))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     finally:
         if args.out is None:
@@ -122,7 +129,9 @@ def main() -> None:
     print(f"{args.tenants:,} tenants, {len(documents.statement.lines):,} statement lines, "
           f"{len(documents.usages):,} hour usages (built in {built:.1f} s)")
     print(f"documents: {count:,} ({', '.join(f'{n:,} {k}' for k, n in kinds.items())}), {size / 2**20:,.1f} MiB")
-    print(f"wall time: {seconds:,.1f} s, {count / seconds:,.1f} documents/s")
+    print(f"wall time: {seconds:,.1f} s, {count / seconds:,.1f} documents/s "
+          f"(load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs)")
+    print(f"CPU time: {cpu:,.1f} s, {cpu / count * 1000:,.0f} ms a document")
     print(f"peak memory (VmHWM): this process {peak_mib(resource.RUSAGE_SELF):,.0f} MiB, "
           f"largest rendering process {peak_mib(resource.RUSAGE_CHILDREN):,.0f} MiB")
     sys.stdout.flush()
