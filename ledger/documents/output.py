@@ -13,32 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
-from ledger.documents import render
+from ledger.documents import pool
+from ledger.documents.document import files
 from ledger.domain.errors import InputError
-from ledger.domain.invoices import Planned
 from ledger.service.documents import PeriodDocuments
 
+__all__ = ["ManifestWriter", "files", "write"]  # files: one document's, for the tests
+
 Progress = Callable[[int, int], None]  # (documents done, documents in all)
-
-
-def files(documents: PeriodDocuments, planned: Planned, content: dict | None = None) -> dict[str, bytes]:
-    """One document's files: relative path -> bytes (`content`: the document's, if already made)."""
-    page = render.html(documents.content(planned) if content is None else content)
-    return {f"{planned.stem}.html": page.encode(), f"{planned.stem}.pdf": render.pdf(page)}
-
-
-def write_files(documents: PeriodDocuments, planned: Planned, out: Path, content: dict | None = None) -> None:
-    """Make one document and write its files under `out`."""
-    try:
-        for relative, data in files(documents, planned, content).items():
-            write_atomically(out / relative, data)
-    except OSError as exc:
-        raise InputError(f"cannot write documents to {out}: {exc.strerror or exc}") from exc
 
 
 def write(
@@ -47,8 +34,6 @@ def write(
     """Write every document of `documents` under `out` and `out/manifest.json`, in
     `processes` processes (None: one per CPU; 1: this one alone); returns the manifest.
     `on_progress` hears how many documents are done after each one."""
-    from ledger.documents import pool  # it imports this module: the workers' side
-
     total = len(documents.planned)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -62,13 +47,6 @@ def write(
     except OSError as exc:
         raise InputError(f"cannot write documents to {out}: {exc.strerror or exc}") from exc
     return documents.manifest()
-
-
-def in_this_process(documents: PeriodDocuments, out: Path) -> Iterator[Planned]:
-    """Each document made here, one after the other, in the plan's order."""
-    for planned in documents.planned:
-        write_files(documents, planned, out)
-        yield planned
 
 
 class ManifestWriter:
@@ -103,10 +81,3 @@ class ManifestWriter:
             self.close()
         else:
             self.file.close()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)

@@ -28,7 +28,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
-from ledger.documents import output, render
+from ledger.documents import render
+from ledger.documents.document import write_files
 from ledger.domain.errors import ServiceUnavailable
 from ledger.domain.invoices import Planned
 from ledger.domain.report_activity import Activity
@@ -54,8 +55,15 @@ def made(documents: PeriodDocuments, out: Path, processes: int | None = None) ->
     written, in the plan's order."""
     processes = processes_for(len(documents.planned), processes)
     if processes == 1:
-        return output.in_this_process(documents, out)
+        return in_this_process(documents, out)
     return _in_pool(documents, out, processes)
+
+
+def in_this_process(documents: PeriodDocuments, out: Path) -> Iterator[Planned]:
+    """Each document made here, one after the other, in the plan's order."""
+    for planned in documents.planned:
+        write_files(documents, planned, out)
+        yield planned
 
 
 def shared(documents: PeriodDocuments) -> PeriodDocuments:
@@ -73,7 +81,7 @@ def _start(documents: PeriodDocuments, out: Path) -> None:
 
 
 def _make(planned: Planned, content: dict | None) -> None:
-    output.write_files(_worker["documents"], planned, _worker["out"], content)
+    write_files(_worker["documents"], planned, _worker["out"], content)
 
 
 def _handed_out(documents: PeriodDocuments) -> list[int]:
