@@ -92,6 +92,10 @@ class Agent:
             sample, outcome = sample_of(self.node, second, gpu, holders.get(gpu.uuid))
             samples.append(sample)
             self._count(outcome)
+        on_bus = {gpu.uuid for gpu in reading.gpus}
+        for uuid, holding in holders.items():  # held, but no GPU NVML can read: a MIG instance, a lost GPU
+            if uuid not in on_bus:
+                self._count(holding.reason if isinstance(holding, Unattributed) else "gpu_not_readable")
         filled = []
         if self.last_second is not None and 1 < second - self.last_second <= MAX_FILLED_GAP_SECONDS + 1:
             filled = filled_gap(self.last_samples, samples)
@@ -140,7 +144,10 @@ class Agent:
             if now < next_second:
                 await self.clock.sleep_until(next_second, stop)
                 continue
-            self.tick(now)
-            next_second = now + 1
+            # A fake node's clock samples every second in turn, late if need be, so a test
+            # is exact on a busy machine; the real one samples now (a gap is filled or lost).
+            second = next_second if getattr(self.clock, "sequential", False) else now
+            self.tick(second)
+            next_second = second + 1
             await asyncio.sleep(0)
         self.close_all()

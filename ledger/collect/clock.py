@@ -2,7 +2,8 @@
 
 A fake node's clock starts where its scenario (or, after a restart, the spool's cursor)
 says and runs `speed` seconds per real second, so a test of five minutes of usage takes
-seconds. The events still carry these times, so a test puts them where the ledger's rules
+seconds; the agent samples each of its seconds in turn (`sequential`), late if the
+machine is busy, so what a fake node bills does not depend on the machine's load. The events still carry these times, so a test puts them where the ledger's rules
 accept them (within the acceptance horizon, never in the future).
 """
 
@@ -14,6 +15,7 @@ import time
 
 class RealClock:
     speed = 1.0
+    sequential = False  # a second missed is missed (filled if short: ledger.collect.usage)
 
     def now(self) -> float:
         return time.time()
@@ -23,6 +25,8 @@ class RealClock:
 
 
 class FastClock:
+    sequential = True  # the agent samples every second in turn, however late
+
     def __init__(self, start: float, speed: float) -> None:
         assert speed > 0
         self.start, self.speed, self.origin = start, speed, time.monotonic()
