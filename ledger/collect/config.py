@@ -1,7 +1,8 @@
 """The agent's configuration file (TOML), checked whole before the agent starts.
 
     member = "sakura"               # the provider: the member that owns this node's GPUs
-    node = "node-042"               # in each event's source (default: the host name)
+    node = "node-042"               # in each event's source (default: $GPULEDGER_COLLECT_NODE,
+                                    # which a DaemonSet sets to the node's name, else the host name)
     spool = "/var/lib/gpuledger-collect/spool.db"
     spool_max_events = 200000       # the bound (docs/collector.md, "Sizing")
     metrics_host = "0.0.0.0"
@@ -29,6 +30,7 @@ and password file, GPULEDGER_KAFKA_SSL_CAFILE): the agent writes the member's ow
 
 from __future__ import annotations
 
+import os
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -101,7 +103,7 @@ def config_of(document: dict, where: str = "collect configuration") -> CollectCo
     if source == "static" and not rentals:
         raise InputError(f"{where}: attribution.rentals names the rentals file of the static source")
     return CollectConfig(
-        member=member, node=str(document.get("node") or socket.gethostname()),
+        member=member, node=str(document.get("node") or os.environ.get("GPULEDGER_COLLECT_NODE") or socket.gethostname()),
         spool=Path(document.get("spool", "/var/lib/gpuledger-collect/spool.db")),
         spool_max_events=_integer(document, "spool_max_events", DEFAULT_MAX_EVENTS, 1, 100_000_000, where),
         metrics_host=str(document.get("metrics_host", "0.0.0.0")),
