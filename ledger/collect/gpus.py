@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.domain.errors import ServiceUnavailable
+
 # What the agent asks of NVML; the fake implements exactly these.
 NVML_FUNCTIONS = (
     "nvmlInit", "nvmlShutdown", "nvmlDeviceGetCount", "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetUUID",
@@ -45,7 +47,10 @@ class NvmlGpus:
         self.nvml = nvml
 
     def start(self) -> None:
-        self.nvml.nvmlInit()
+        try:
+            self.nvml.nvmlInit()
+        except self.nvml.NVMLError as exc:  # no driver, no library, no permission
+            raise ServiceUnavailable(f"NVML cannot be started on this machine: {exc}") from exc
 
     def stop(self) -> None:
         self.nvml.nvmlShutdown()

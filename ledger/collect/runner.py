@@ -67,6 +67,11 @@ async def run(
 ) -> dict:
     spool = Spool(config.spool, config.spool_max_events)
     clock, gpus = node_parts(spool.last_second())
+    try:
+        gpus.start()
+    except BaseException:
+        spool.close()
+        raise
     metrics = Metrics()
     server = serve(metrics, config.metrics_host, config.metrics_port) if config.metrics_port else None
     agent = Agent(Node(config.member, config.node, config.skus), gpus, source, spool, clock, metrics)
@@ -75,7 +80,6 @@ async def run(
     loop = asyncio.get_running_loop()
     for number in SIGNALS:
         loop.add_signal_handler(number, stop.set)
-    gpus.start()
     try:
         if on_ready is not None:
             on_ready()
