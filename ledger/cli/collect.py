@@ -49,7 +49,10 @@ def collect(obj: Context, config_file: str, fake_node: str | None, duration: flo
 
         notice(f"collect: node {config.node} of {config.member}, sending to "
                f"{member_topic(settings.usage_topic, config.member)} at {bootstrap}; spool {config.spool}")
-    echo_json(run(runner.run(config, source, node_parts, open_publisher, duration)))
+    def ready() -> None:
+        notice(f"collect: sampling {config.node}'s GPUs every second; SIGTERM stops")
+
+    echo_json(run(runner.run(config, source, node_parts, open_publisher, duration, on_ready=ready)))
 
 
 def _print_event(raw: bytes) -> None:

@@ -78,7 +78,7 @@ class Sender:
         backoff = 1.0
         while not stop.is_set():
             try:
-                sent = await self.send_some()
+                sent = await self._unless_stopped(stop)
                 backoff = 1.0
             except (LedgerError, OSError, TimeoutError) as exc:
                 self.metrics.send_errors.inc()
@@ -89,6 +89,19 @@ class Sender:
                 continue
             if sent < self.record_events:
                 await _sleep(IDLE_SECONDS, stop)
+
+    async def _unless_stopped(self, stop: asyncio.Event) -> int:
+        """`send_some`, abandoned when `stop` is set (a send to a broker that does not answer
+        must not hold up SIGTERM: its events stay in the spool, and `flush` tries again)."""
+        sending = asyncio.ensure_future(self.send_some())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({sending, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not sending.done():
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            return 0
+        return sending.result()
 
     async def flush(self, deadline_seconds: float) -> bool:
         """At shutdown: try to send everything within the deadline; whether the spool is empty."""

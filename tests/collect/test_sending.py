@@ -84,3 +84,14 @@ async def test_a_send_that_hangs_times_out_and_keeps_the_events(tmp_path):
 def test_the_ingest_id_is_the_nodes_within_the_ledgers_alphabet():
     assert ingest_id_of("gpu-node/042 rack=7") == "collect.gpu-node-042-rack-7"
     assert len(ingest_id_of("x" * 100)) == 64
+
+
+async def test_a_stop_abandons_a_hanging_send_and_keeps_its_events(tmp_path):
+    spool, broker = filled_spool(tmp_path, 2), Broker(hang=True)
+    sender = Sender(spool, lambda: broker, "sakura", "n", Metrics())
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.drain(stop))
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.wait_for(task, 2)  # not the 30 s a send is given
+    assert spool.depth() == 2 and sender.publisher is None
