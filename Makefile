@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export GPULEDGER_HOME ?= $(CURDIR)/.gpuledger
 
-.PHONY: install system system-test test test-fast demo bench bench-month chaos down lint clean
+.PHONY: install system system-test test test-fast demo gpu-check bench bench-month chaos down lint clean
 
 ## system: the Debian packages documents need (Pango, IPAex Gothic), when missing
 system:
@@ -35,9 +35,15 @@ test-fast: system $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not infra and not heavy and not slow" --ignore=tests/e2e
 
 ## demo: start the local stack, run the public scenario, leave the stack running
-## (SIMULATE=SECONDS: then run the fleet simulator that long)
+## (SIMULATE=SECONDS: then run the fleet simulator that long; COLLECT=SECONDS: then a fake
+## GPU node's agent, gpuledger collect, that long)
 demo: system $(STAMP)
-	$(BIN)/python -m ledger.dev.demo $(if $(SIMULATE),--simulate $(SIMULATE))
+	$(BIN)/python -m ledger.dev.demo $(if $(SIMULATE),--simulate $(SIMULATE)) $(if $(COLLECT),--collect $(COLLECT))
+
+## gpu-check: the collector for 60 s against this machine's real NVML (every GPU attributed
+## to a check tenant), printing what it read and would send; sends nothing
+gpu-check: $(STAMP)
+	$(BIN)/python -m ledger.dev.gpu_check
 
 ## bench: end-to-end throughput and memory figures, the usage API's, then a month of 1,000 GPUs
 bench: $(STAMP)

@@ -41,9 +41,12 @@ ROOMS: dict[str, tuple[set[str], set[str]]] = {
         {"streams", "ledger.service", "ledger.domain", "ledger.settings", "schemas"},
         {"faust", "mode", "aiokafka", "cramjam", "prometheus_client", "orjson", "uvloop"},
     ),
+    "ledger.collect": (
+        {"ledger.collect", "ledger.domain", "schemas"}, {"orjson", "prometheus_client", "pynvml", "grpc", "google"},
+    ),
     "ledger.dev": ({"ledger.dev", "ledger.domain", "ledger.settings", "ledger.postgres", "streams"}, set()),
     "ledger.cli": (
-        {"ledger.cli", "ledger.dev", "ledger.documents", "ledger.http", "ledger.postgres", "ledger.service", "ledger.domain",
+        {"ledger.cli", "ledger.collect", "ledger.dev", "ledger.documents", "ledger.http", "ledger.postgres", "ledger.service", "ledger.domain",
          "ledger.settings", "streams", "schemas", "auditor"},
         {"click", "orjson"},
     ),
@@ -60,7 +63,9 @@ HOMES = {
     "starlette": {"ledger.http"},
     "uvicorn": {"ledger.http"},
     "click": {"ledger.cli"},
-    "prometheus_client": {"streams", "ledger.http"},
+    "prometheus_client": {"streams", "ledger.http", "ledger.collect"},
+    "pynvml": {"ledger.collect"},  # the GPU agent's NVML
+    "grpc": {"ledger.collect"},  # the kubelet's PodResources API
     "jinja2": {"ledger.documents"},
     "weasyprint": {"ledger.documents"},
     "matplotlib": {"ledger.documents"},

@@ -23,6 +23,7 @@ COMMANDS = {
     "report": "report", "documents": "documents", "keys": "audit", "export": "audit",
     "verify": "audit", "api": "serve", "worker": "serve", "token": "serve", "dlq": "dlq",
     "payments": "payments",
+    "collect": "collect",
     "void": "corrections", "voids": "corrections", "dispute": "disputes", "disputes": "disputes",
 }
 

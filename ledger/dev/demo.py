@@ -4,7 +4,9 @@ Starts the stack (or reuses a running one), loads the scenario's catalog, ingest
 two batches with the scenario's closes in between, prints September and October, and
 leaves the stack running. On a stack where the scenario already ran, it only prints.
 With `--simulate SECONDS` (`make demo SIMULATE=30`) it then runs `gpuledger simulate`
-that long, so the current period's usage moves in the API; else it says how to.
+that long, so the current period's usage moves in the API; else it says how to. With
+`--collect SECONDS` (`make demo COLLECT=30`) a fake GPU node's agent, `gpuledger collect`,
+feeds the stack (ledger/dev/collect_demo.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import gzip
 import subprocess
 import sys
 from pathlib import Path
+
+from ledger.dev import collect_demo
+from ledger.settings import home_dir
 
 # The repository root is three levels up: ledger/dev/demo.py.
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ledger.dev.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--simulate", type=int, default=0, metavar="SECONDS",
                         help="then run the fleet simulator this long (0: only say how)")
+    parser.add_argument("--collect", type=int, default=0, metavar="SECONDS",
+                        help="then run gpuledger collect on a fake node of 4 GPUs this long")
     args = parser.parse_args(argv)
     step("starting the local stack (broker, PostgreSQL, stream worker)")
     gpuledger("dev", "up")
@@ -71,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         gpuledger("settle", period, "--format", "table")
     if args.simulate > 0:
         simulate(args.simulate)
+    if args.collect > 0:
+        collect_demo.run(home_dir(), args.collect, gpuledger)
     print(
         "\nThe stack is still running. Next:\n"
         "  .venv/bin/gpuledger settle 2026-10            # the statement as JSON\n"
@@ -84,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "      grows in GET /v1/usage (the current period by default) and in `settle YYYY-MM`; the\n"
         "      Grafana dashboard (deploy/grafana) shows it on the docker-compose deployment, whose\n"
         "      workers serve metrics (on the local stack only the API's /metrics does)\n"
+        "  make demo COLLECT=30                          # a fake GPU node's agent (gpuledger collect) feeding it\n"
         "  .venv/bin/gpuledger dev down                  # stop it (PostgreSQL data is kept)",
         file=sys.stderr,
     )
