@@ -11,7 +11,9 @@ hourly usage of N GPUs and N/2 tenants to NDJSON files (`bench.month_data`), the
 every monthly step as an operator does, each `gpuledger` command a process of its own:
 
     ingest       `ingest month.ndjson --wait`, then `ingest late.ndjson --wait` (the late,
-                 re-sent and re-reported events)
+                 re-sent and re-reported events); then a plain aiokafka consumer reads
+                 every record of the usage topic back (`bench.phases.raw_consumer`, as
+                 bench.pipeline's phase c): the broker's own read rate of the same records
     api          GET /v1/usage over the month (day x tenant, one member), 16 clients for
                  --api-seconds: the same query (cached answers) and new queries (none cached)
     open         `settle 2026-11` (the open month's statement)
@@ -62,6 +64,7 @@ from bench.month_measure import (
     run_measured,
 )
 from bench.month_report import format_table
+from bench.phases.raw_consumer import read_from_start
 from bench.sampling import CpuMeter, watched_components
 
 RESULTS_FILE = RESULTS_DIR / "month.json"
@@ -157,6 +160,10 @@ def ingest(month: Month, data: dict) -> None:
         "all_events": events + data["late_file_events"],
         "counts": month.output("ingest.json"), "late": {**late, "counts": month.output("ingest-late.json")},
     }
+    notice("ingest: a raw consumer reads the month's records back")
+    raw = asyncio.run(read_from_start(month.stack.kafka_bootstrap))
+    month.steps["ingest"]["raw_consumer"] = raw
+    notice(f"ingest: raw consumer {raw['records_per_second']:,} records/s, {raw['events_per_second']:,} events/s")
     for path in ("month.ndjson", "late.ndjson"):
         (month.folder / path).unlink()
 

@@ -55,6 +55,13 @@ def _steps(steps: dict) -> list[str]:
              f"{ingest['events_per_second']:,}/s; {json.dumps(ingest['counts'])}"),
         _row("ingest late.ndjson --wait", late, None, json.dumps(late["counts"])),
     ]
+    raw = ingest.get("raw_consumer")
+    if raw:
+        lines.append(ROW.format(
+            "raw consumer read of the same records", f"{raw['seconds']:,.1f}", "", "", "", "",
+            f"{raw['records']:,} records ({raw['records_per_second']:,}/s), {raw['events']:,} events "
+            f"({raw['events_per_second']:,}/s); ingest/raw {ingest['events_per_second'] / raw['events_per_second']:.2f}"
+            if raw["events_per_second"] else f"{raw['records']:,} records"))
     api = steps.get("api")
     if api:
         one = api["single_client"]

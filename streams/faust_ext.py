@@ -313,16 +313,18 @@ class Batches:
         self.arrived.set()
 
     async def take(self, max_records: int, within: float, linger: float) -> list:
-        """Up to `max_records` records in fetch order: waits at most `within` for the
-        first (then returns [] so the caller can look up), then `linger` for more."""
+        """Up to `max_records` records in fetch order. Records already waiting are taken at
+        once: they came while the last take was being written, so the worker is behind and
+        lingering would only idle it. Otherwise waits at most `within` for the first (then
+        returns [] so the caller can look up), then `linger` for more."""
         if not self.records:
             self.arrived.clear()
             try:
                 await asyncio.wait_for(self.arrived.wait(), within)
             except TimeoutError:
                 return []
-        if len(self.records) < max_records:
-            await asyncio.sleep(linger)
+            if len(self.records) < max_records:
+                await asyncio.sleep(linger)
         records = self.records
         return [records.popleft() for _ in range(min(max_records, len(records)))]
 

@@ -31,6 +31,9 @@ from schemas.wire import (
 
 BATCH_MAX_EVENTS = 200
 BATCH_MAX_BYTES = 256 * 1024
+# Sends not yet acknowledged, at most: past it, the oldest are awaited until half remain,
+# so reading the file goes on while the rest are in flight (waiting for all of them
+# stopped the reading for the broker's last acknowledgement, every 2,000 records).
 MAX_PENDING_SENDS = 2000
 # Events held back in GPUs' unfinished batches, across GPUs: past it, every batch is
 # sent as it is. A file of many GPUs' interleaved seconds otherwise sent nothing until
@@ -133,9 +136,12 @@ class _Sender:
             self.pending.append(await self.producer.send(self.topic, value, key=key, headers=headers))
         self.records += len(ready)
 
-    async def drain(self) -> None:
-        await asyncio.gather(*self.pending)
-        self.pending.clear()
+    async def drain(self, keep: int = 0) -> None:
+        """Await the oldest sends until at most `keep` are pending."""
+        done = len(self.pending) - keep
+        if done > 0:
+            await asyncio.gather(*self.pending[:done])
+            del self.pending[:done]
 
 
 class KafkaPublisher:
@@ -185,7 +191,7 @@ class KafkaPublisher:
                 if ready is not None:
                     await sender.send(ready)
                     if len(sender.pending) >= MAX_PENDING_SENDS:
-                        await sender.drain()
+                        await sender.drain(keep=MAX_PENDING_SENDS // 2)
                         if on_progress is not None:
                             on_progress(count)
             await sender.send(batches.rest())

@@ -301,10 +301,18 @@ async def test_a_take_is_the_records_in_order_up_to_its_size_and_waits_only_with
     for offset in range(5):
         await direct.callback(on(0, offset))
     assert [m.offset for m in await batches.take(3, within=1, linger=0)] == [0, 1, 2]
-    late = asyncio.get_running_loop().call_later(0.02, lambda: batches.put(on(0, 5)))
-    taken = await batches.take(10, within=1, linger=0.05)  # lingers: the late one joins
-    late.cancel()
-    assert [m.offset for m in taken] == [3, 4, 5]
+    loop = asyncio.get_running_loop()
+    late = loop.call_later(0.02, lambda: batches.put(on(0, 5)))
+    started = loop.time()
+    taken = await batches.take(10, within=1, linger=0.5)  # records were waiting: no linger
+    assert [m.offset for m in taken] == [3, 4] and loop.time() - started < 0.4
+    taken = await batches.take(10, within=1, linger=0.05)  # waited for the first, then lingers
+    assert [m.offset for m in taken] == [5]
+    first = loop.call_later(0.01, lambda: batches.put(on(0, 6)))
+    later = loop.call_later(0.03, lambda: batches.put(on(0, 7)))
+    taken = await batches.take(10, within=1, linger=0.1)  # lingers: the later one joins
+    first.cancel(), late.cancel(), later.cancel()
+    assert [m.offset for m in taken] == [6, 7]
 
 
 async def test_records_count_against_the_bound_until_acked_and_a_revoked_partition_is_dropped(direct):
