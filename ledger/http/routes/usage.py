@@ -64,7 +64,7 @@ async def get_usage(
     who: Caller,
     ledger: LedgerState,
     start: Annotated[str | None, Query(description="RFC 3339 instant (rounded down to the hour); default: start of the current period")] = None,
-    end: Annotated[str | None, Query(description="RFC 3339 instant, exclusive; default: now")] = None,
+    end: Annotated[str | None, Query(description="RFC 3339 instant, exclusive; default: the end of the last hour that can hold usage (now + 5 minutes)")] = None,
     period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="service period YYYY-MM")] = None,
     tenant: str | None = None,
     provider: str | None = None,
