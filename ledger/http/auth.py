@@ -72,7 +72,8 @@ class Ledger:
         return self.catalog, version
 
 
-def ledger_of(request: Request) -> Ledger:
+async def ledger_of(request: Request) -> Ledger:
+    # async: FastAPI runs a plain function dependency in a thread, a hop per request.
     return request.app.state.ledger
 
 
@@ -83,7 +84,7 @@ async def current_caller(
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
-    found = await tokens.authenticate(ledger_of(request).store, token.strip())
+    found = await tokens.authenticate(request.app.state.ledger.store, token.strip())
     if found is None:
         raise Unauthorized("unknown, revoked or expired token")
     return found

@@ -24,6 +24,15 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 SESSION_SETTINGS = {"synchronous_commit": "on", "application_name": "gpuledger"}
 
 
+async def _session_left_as_it_was(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool besides the rollback of a
+    transaction left open (asyncpg's own, always done): nothing. The adapter keeps no
+    session state: its advisory locks are transaction locks, its cursors live in
+    transactions, it never LISTENs or SETs a session variable. asyncpg's default would
+    send `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every
+    release: a round trip each time a usage answer reads a token or the ledger version."""
+
+
 async def create_pool(database_url: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
     """A pool, or ServiceUnavailable naming the server (without its password)."""
     try:
@@ -33,6 +42,7 @@ async def create_pool(database_url: str, min_size: int = 1, max_size: int = 4) -
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_SECONDS,
             server_settings=SESSION_SETTINGS,
+            reset=_session_left_as_it_was,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable(f"cannot reach PostgreSQL at {redact(database_url)}: {describe(exc)}") from exc

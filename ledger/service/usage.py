@@ -10,12 +10,15 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import orjson
 
 from ledger.domain import usage
 from ledger.domain.access import Caller
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import InputError
+from ledger.domain.events import FUTURE_TOLERANCE_MS
 from ledger.domain.instants import format_utc, parse_instant
 from ledger.domain.periods import PERIOD_PATTERN
 from ledger.domain.ports import Store
@@ -70,12 +73,20 @@ def period_bounds(catalog: Catalog, period: str) -> tuple[int, int]:
     return start, end
 
 
+def open_end(now: int) -> int:
+    """The end of a range asked without one: the end of the last hour that can hold usage
+    now (an event may end up to FUTURE_TOLERANCE_MS after it was received). Whole hours,
+    so the same question asked again within the hour is the same query (and answer)."""
+    latest = now + FUTURE_TOLERANCE_MS // 1000
+    return latest - latest % 3600 + 3600
+
+
 def _range(request: UsageRequest, catalog: Catalog, now: int) -> tuple[int, int]:
     if request.where.service_period is not None:
         start, end = period_bounds(catalog, request.where.service_period)
     else:
         start = catalog.calendar.bounds(catalog.calendar.period_of(now))[0]
-        end = now + 3600
+        end = open_end(now)
     if request.start is not None:
         start = instant(request.start, "start")
     if request.end is not None:
@@ -86,36 +97,54 @@ def _range(request: UsageRequest, catalog: Catalog, now: int) -> tuple[int, int]
     return start, end
 
 
+@dataclass(slots=True)
+class Answer:
+    """A query's items and credit estimate as computed at one ledger version, and the
+    pages of it already written as JSON (by (offset, limit))."""
+
+    at: float
+    items: list[dict]
+    credits: dict | None
+    pages: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    kept: bool = True  # in the cache (its pages count against its bounds)
+
+
 class PageCache:
-    """Recent answers, for dashboards that poll the same view: the items of a query and
-    its credit estimate, kept for a ledger version (a worker's next batch or a catalog
-    load makes a new one) and at most MAX_AGE_SECONDS (dead-letter replays move no
-    version), least recently used first out."""
+    """Recent answers, for dashboards that poll the same view: the items of a query, its
+    credit estimate and its pages as bytes, kept for a ledger version (a worker's next
+    batch, a catalog load, a void, a close or a replay makes a new one), least recently
+    used first out. MAX_AGE_SECONDS only bounds how long an answer no one asks again
+    stays: the version is what keeps answers true."""
 
     MAX_ENTRIES = 256
     MAX_ITEMS = 1_000_000
-    MAX_AGE_SECONDS = 2.0
+    MAX_PAGES_PER_ANSWER = 8  # pages of one answer kept as bytes,
+    MAX_PAGE_BYTES = 64 * 1024 * 1024  # and of all answers
+    MAX_AGE_SECONDS = 60.0
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.entries: OrderedDict[tuple, tuple[float, list[dict], dict | None]] = OrderedDict()
-        self.items = 0
+        self.entries: OrderedDict[tuple, Answer] = OrderedDict()
+        self.items = self.page_bytes = 0
         self.hits = self.misses = 0
         self.running: dict[tuple, asyncio.Future] = {}
 
-    def get(self, key: tuple) -> tuple[list[dict], dict | None] | None:
+    def get(self, key: tuple) -> Answer | None:
         found = self.entries.get(key)
-        if found is None or self.clock() - found[0] > self.MAX_AGE_SECONDS:
+        if found is not None and self.clock() - found.at > self.MAX_AGE_SECONDS:
+            self._forget(self.entries.pop(key))
+            found = None
+        if found is None:
             self.misses += 1
             return None
         self.entries.move_to_end(key)
         self.hits += 1
-        return found[1], found[2]
+        return found
 
     async def answer(
         self, key: tuple, compute: Callable[[], Awaitable[tuple[list[dict], dict | None]]],
         admit: Callable[[], None] = lambda: None,
-    ):
+    ) -> Answer:
         """The cached answer, or computed once however many ask for it at the same time;
         `admit` is called (and may refuse, raising) only when a computation starts."""
         found = self.get(key)
@@ -125,23 +154,39 @@ class PageCache:
         if running is not None:
             return await asyncio.shield(running)
         admit()
-        running = self.running[key] = asyncio.ensure_future(compute())
+        running = self.running[key] = asyncio.ensure_future(self._computed(key, compute))
         try:
-            found = await asyncio.shield(running)
+            return await asyncio.shield(running)
         finally:
             self.running.pop(key, None)
-        self.put(key, *found)
-        return found
 
-    def put(self, key: tuple, items: list[dict], credits: dict | None) -> None:
+    async def _computed(self, key: tuple, compute: Callable[[], Awaitable[tuple[list[dict], dict | None]]]) -> Answer:
+        return self.put(key, *(await compute()))
+
+    def put(self, key: tuple, items: list[dict], credits: dict | None) -> Answer:
         old = self.entries.pop(key, None)
         if old is not None:
-            self.items -= len(old[1])
-        self.entries[key] = (self.clock(), items, credits)
+            self._forget(old)
+        answer = self.entries[key] = Answer(self.clock(), items, credits)
         self.items += len(items)
+        self._bound()
+        return answer
+
+    def keep_page(self, answer: Answer, where: tuple[int, int], written: bytes) -> None:
+        """Keep a page of an answer still kept as bytes, within the bounds."""
+        if (answer.kept and len(answer.pages) < self.MAX_PAGES_PER_ANSWER
+                and self.page_bytes + len(written) <= self.MAX_PAGE_BYTES):
+            answer.pages[where] = written
+            self.page_bytes += len(written)
+
+    def _forget(self, answer: Answer) -> None:
+        answer.kept = False
+        self.items -= len(answer.items)
+        self.page_bytes -= sum(map(len, answer.pages.values()))
+
+    def _bound(self) -> None:
         while self.entries and (len(self.entries) > self.MAX_ENTRIES or self.items > self.MAX_ITEMS):
-            _, (_, dropped, _) = self.entries.popitem(last=False)
-            self.items -= len(dropped)
+            self._forget(self.entries.popitem(last=False)[1])
 
 
 # The statement of a period as the API keeps it (`ledger.service.statements`).
@@ -168,46 +213,66 @@ async def items(store: Store, catalog: Catalog, caller: Caller, key: bytes, want
     return usage.summarize(rows, wanted, caller, catalog, key)
 
 
-async def query(
+async def answer(
     store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest, now: int | None = None,
     cache: PageCache | None = None, version: tuple | None = None,
     admit: Callable[[], None] = lambda: None, statement_of: StatementOf | None = None, items_of: ItemsOf | None = None,
-) -> dict:
-    """One page of the caller's usage: {"granularity", "group_by", "start", "end", "items", "next_cursor"}.
-
-    With a cache and the ledger's version read before, an equal query by the same caller
-    at the same version is answered from the cache (pages of one query share it).
-    `admit` is called before a query is computed (the API's rate of expensive requests);
-    `items_of` computes its items (default: here), `statement_of` gives the credit
-    estimate its statement (default: computed here)."""
+) -> tuple[usage.UsageQuery, Answer]:
+    """The query a request asks and its whole answer (`query`'s arguments)."""
     now = usage.now_utc() if now is None else now
     wanted = usage_query(request, catalog, now)
-    cache_key = None
-    if cache is not None and version is not None:
-        credits_period = catalog.calendar.period_of(now) if request.credits else None
-        cache_key = (version, caller.role, caller.member, wanted, credits_period)
 
     async def compute() -> tuple[list[dict], dict | None]:
         found = await (items_of(wanted) if items_of else items(store, catalog, caller, key, wanted))
         return found, (await credit_estimate(store, catalog, caller, now, statement_of) if request.credits else None)
 
-    if cache_key is None:
+    if cache is None or version is None:
         admit()
-        found, credits = await compute()
-    else:
-        found, credits = await cache.answer(cache_key, compute, admit)
-    more = request.offset + request.limit < len(found)
-    page = {
+        return wanted, Answer(0.0, *(await compute()))
+    credits_period = catalog.calendar.period_of(now) if request.credits else None
+    return wanted, await cache.answer((version, caller.role, caller.member, wanted, credits_period), compute, admit)
+
+
+def page(request: UsageRequest, wanted: usage.UsageQuery, found: Answer) -> dict:
+    """The page of an answer that a request asks for (its offset and limit)."""
+    more = request.offset + request.limit < len(found.items)
+    written = {
         "granularity": request.granularity,
         "group_by": list(wanted.group_by),
         "start": format_utc(wanted.start),
         "end": format_utc(wanted.end),
-        "items": found[request.offset : request.offset + request.limit],
+        "items": found.items[request.offset : request.offset + request.limit],
         "next_cursor": str(request.offset + request.limit) if more else None,
     }
-    if credits is not None:
-        page["credit_estimate"] = credits
-    return page
+    if found.credits is not None:
+        written["credit_estimate"] = found.credits
+    return written
+
+
+async def query(store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest, **how) -> dict:
+    """One page of the caller's usage: {"granularity", "group_by", "start", "end", "items", "next_cursor"}.
+
+    With a cache and the ledger's version read before (`how`: `answer`'s keywords), an
+    equal query by the same caller at the same version is answered from the cache (pages
+    of one query share it). `admit` is called before a query is computed (the API's rate
+    of expensive requests); `items_of` computes its items (default: here), `statement_of`
+    gives the credit estimate its statement (default: computed here)."""
+    wanted, found = await answer(store, catalog, caller, key, request, **how)
+    return page(request, wanted, found)
+
+
+async def page_json(store: Store, catalog: Catalog, caller: Caller, key: bytes, request: UsageRequest, **how) -> bytes:
+    """`query`'s page as JSON: a cached answer's page is written once, then its bytes are
+    the answer (a page of thousands of items takes a millisecond to write)."""
+    wanted, found = await answer(store, catalog, caller, key, request, **how)
+    where = (request.offset, request.limit)
+    written = found.pages.get(where)
+    if written is None:
+        written = orjson.dumps(page(request, wanted, found))
+        cache = how.get("cache")
+        if cache is not None:
+            cache.keep_page(found, where, written)
+    return written
 
 
 async def credit_estimate(
