@@ -63,26 +63,38 @@ def unbalanced(entries: Iterable[Entry]) -> list[Entry]:
     return [entry for entry in entries if sum(amount for _, amount in entry.postings) != 0]
 
 
-def _line_refs(statement: Statement, fields: tuple[str, str], values: tuple[str, str]) -> dict:
-    """The indexes of the statement's lines (and returns, when it has any of the invoice)
-    an invoice sums."""
-    first, second = fields
-    refs: dict = {"lines": [
-        i for i, line in enumerate(statement.lines) if (getattr(line, first), getattr(line, second)) == values
-    ]}
-    returned = [
-        i for i, item in enumerate(statement.returns or ()) if (getattr(item, first), getattr(item, second)) == values
-    ]
-    if returned:
-        refs["returns"] = returned
-    return refs
+class _LineRefs:
+    """The indexes of a statement's lines (and returns) per invoice, by two of their
+    fields: found in one pass, not one pass per invoice (a month has thousands of tenant
+    invoices and tens of thousands of lines)."""
+
+    def __init__(self, statement: Statement, fields: tuple[str, str]) -> None:
+        self.lines = self._indexes(statement.lines, fields)
+        self.returns = self._indexes(statement.returns or (), fields)
+
+    @staticmethod
+    def _indexes(items, fields: tuple[str, str]) -> dict[tuple[str, str], list[int]]:
+        first, second = fields
+        found: dict[tuple[str, str], list[int]] = {}
+        for i, item in enumerate(items):
+            found.setdefault((getattr(item, first), getattr(item, second)), []).append(i)
+        return found
+
+    def of(self, values: tuple[str, str]) -> dict:
+        """The indexes an invoice sums: its lines, and its returns when it has any."""
+        refs: dict = {"lines": list(self.lines.get(values, ()))}
+        returned = self.returns.get(values)
+        if returned:
+            refs["returns"] = list(returned)
+        return refs
 
 
 def _tenant_invoice_entries(statement: Statement) -> list[Entry]:
     entries = []
+    by_invoice = _LineRefs(statement, ("reseller", "tenant"))
     for invoice in statement.tenant_invoices:
         reseller, tenant = invoice.reseller, invoice.tenant
-        refs = _line_refs(statement, ("reseller", "tenant"), (reseller, tenant))
+        refs = by_invoice.of((reseller, tenant))
         postings = [
             (f"{reseller}/receivable/tenant/{tenant}", invoice.total_yen),
             (f"{reseller}/revenue/retail", -invoice.retail),
@@ -120,10 +132,11 @@ def _reimbursement_entries(statement: Statement) -> list[Entry]:
 def _member_invoice_entries(statement: Statement) -> list[Entry]:
     """Both sides of each member invoice: the reseller's cost and the provider's revenue."""
     entries = []
+    by_invoice = _LineRefs(statement, ("provider", "reseller"))
     for invoice in statement.member_invoices:
         provider, reseller = invoice.provider, invoice.reseller
         total, subtotal, tax = invoice.total_yen, invoice.subtotal_yen, invoice.tax_yen
-        refs = _line_refs(statement, ("provider", "reseller"), (provider, reseller))
+        refs = by_invoice.of((provider, reseller))
         reference = {"member_invoice": {"provider": provider, "reseller": reseller}, **refs}
         entries.append(Entry("member_invoice_reseller", reference, [
             (f"{reseller}/cost/wholesale", subtotal),

@@ -194,11 +194,15 @@ class BooksReader(Protocol):
 
     async def catalog(self) -> Catalog: ...
 
-    async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
+    async def hour_usages(
+        self, booking_period: str, split_hours: list[int], *, coarse: Coarsening | None = None,
+    ) -> list[HourUsage]:
         """Billed seconds of a booking period per attribution, service period and hour, as
         its statement holds them: less the seconds voids took while it was open, with those
         returned later (by a later period's statement) still in; with `bits` for the hours
-        in `split_hours` (where a version starts inside the hour)."""
+        in `split_hours` (where a version starts inside the hour). With `coarse`, the other
+        hours are summed as `ledger.domain.usage.coarsen` does (the hours in `split_hours`
+        never are)."""
 
     async def returned(self, through: str) -> list[VoidedBits]:
         """The bits voids took from claims of closed booking periods, returned in booking

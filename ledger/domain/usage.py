@@ -115,6 +115,13 @@ def coarsening(catalog: Catalog, granularity: str, start: int, end: int) -> Coar
     return Coarsening(tuple(sorted(bounds)))
 
 
+def by_versions(catalog: Catalog) -> Coarsening:
+    """What `ledger.domain.rating.rate` allows: hours summed between two price breaks (a
+    line is one attribution, service period and pair of versions; the hours some version
+    starts within are never summed, their seconds are rated by their bits)."""
+    return Coarsening(tuple(price_breaks(catalog)))
+
+
 def coarsen(rows: Iterable[HourUsage], how: Coarsening | None) -> list[HourUsage]:
     """Hourly rows summed per attribution, service period, region and span between two
     bounds; each sum carries the first of its hours. `summarize` gives the same answer for

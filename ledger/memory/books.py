@@ -16,6 +16,7 @@ from ledger.domain.payments import Payment, Transfer
 from ledger.domain.periods import next_period
 from ledger.domain.ports import Evidence, RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
+from ledger.domain.usage import Coarsening, coarsen
 from ledger.memory import payments as payment_rows
 
 
@@ -30,7 +31,9 @@ class MemoryBooks:
     async def catalog(self) -> Catalog:
         return self.state.catalog
 
-    async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
+    async def hour_usages(
+        self, booking_period: str, split_hours: list[int], *, coarse: Coarsening | None = None,
+    ) -> list[HourUsage]:
         split = set(split_hours)
         totals: dict[tuple, int] = defaultdict(int)
         usages = []
@@ -47,7 +50,7 @@ class MemoryBooks:
                 usages.append(HourUsage(*group, bits.bit_count(), bits))
             else:
                 totals[group] += bits.bit_count()
-        return [HourUsage(*group, seconds) for group, seconds in totals.items()] + usages
+        return coarsen([HourUsage(*group, seconds) for group, seconds in totals.items()], coarse) + usages
 
     async def returned(self, through: str) -> list[VoidedBits]:
         return [part for part in self.state.voided if part.returned_in is not None and part.returned_in <= through]

@@ -21,6 +21,7 @@ from ledger.domain.payments import Payment, Transfer
 from ledger.domain.ports import RollupCheck, VoidedBits, VoidRow
 from ledger.domain.rating import HourUsage
 from ledger.domain.rollup_check import RollupDifference
+from ledger.domain.usage import Coarsening
 from ledger.postgres import disputes as stored_disputes
 from ledger.postgres import payments as payment_rows
 from ledger.postgres import voids as stored_voids
@@ -33,8 +34,11 @@ CURSOR_PREFETCH = 2000
 # bit by bit from the claims.
 # The rollups are what is billed now; a booking period's statement also holds the seconds
 # voided after it closed (returned by a later period's statement): those are added back.
-SELECT_HOUR_TOTALS = """
-SELECT reseller, tenant, provider, sku, service_period, hour_start, sum(seconds)::bigint AS seconds
+# {hours} groups the hours: each hour alone, or (for a statement) `ledger.domain.usage.coarsen`
+# in SQL as the usage API sums them: per span between two bounds ($3, sorted; width_bucket
+# counts the bounds at or before an hour), carrying the first of its hours.
+_HOUR_TOTALS = """
+SELECT reseller, tenant, provider, sku, service_period, {first} AS hour_start, sum(seconds)::bigint AS seconds
 FROM (
     SELECT reseller, tenant, provider, sku, service_period, hour_start, seconds FROM usage_hours
     WHERE booking_period = $1 AND NOT (hour_start = ANY($2::bigint[]))
@@ -42,9 +46,11 @@ FROM (
     SELECT reseller, tenant, provider, sku, service_period, hour_start, seconds FROM voided_seconds
     WHERE booking_period = $1 AND returned_in IS NOT NULL AND NOT (hour_start = ANY($2::bigint[]))
 ) booked
-GROUP BY reseller, tenant, provider, sku, service_period, hour_start
+GROUP BY reseller, tenant, provider, sku, service_period, {hours}
 HAVING sum(seconds) > 0
 """
+SELECT_HOUR_TOTALS = _HOUR_TOTALS.format(first="hour_start", hours="hour_start")
+SELECT_SPAN_TOTALS = _HOUR_TOTALS.format(first="min(hour_start)", hours="width_bucket(hour_start, $3::bigint[])")
 
 SELECT_HOUR_BITS = """
 SELECT gpu_uuid, hour_start, provider, reseller, tenant, sku, service_period, booking_period, bits
@@ -161,8 +167,14 @@ class PgBooks:
         return (await load_catalog(self.conn))[0]
 
     @translating
-    async def hour_usages(self, booking_period: str, split_hours: list[int]) -> list[HourUsage]:
-        usages = [_usage(r) for r in await self.conn.fetch(SELECT_HOUR_TOTALS, booking_period, split_hours)]
+    async def hour_usages(
+        self, booking_period: str, split_hours: list[int], *, coarse: Coarsening | None = None,
+    ) -> list[HourUsage]:
+        if coarse is None:
+            rows = await self.conn.fetch(SELECT_HOUR_TOTALS, booking_period, split_hours)
+        else:
+            rows = await self.conn.fetch(SELECT_SPAN_TOTALS, booking_period, split_hours, list(coarse.bounds))
+        usages = [_usage(r) for r in rows]
         if not split_hours:
             return usages
         left = await stored_voids.open_voids(self.conn, booking_period, split_hours)

@@ -28,11 +28,13 @@ from ledger.domain.periods import next_period
 from ledger.domain.ports import BooksReader
 from ledger.domain.rating import LineKey
 from ledger.domain.statement import Statement
+from ledger.domain.usage import by_versions
 
 
 async def lines_of(books: BooksReader, period: str, catalog: Catalog) -> list[rating.Line]:
     """A booking period's lines, in statement order."""
-    usages = await books.hour_usages(period, sorted(rating.split_hours(catalog)))
+    # Summed by the store between price breaks: one row per attribution and span, not hour.
+    usages = await books.hour_usages(period, sorted(rating.split_hours(catalog)), coarse=by_versions(catalog))
     return rating.rate(catalog, usages)
 
 

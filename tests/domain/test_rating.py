@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ledger.domain.catalog import AgreementVersion, PriceVersion, price_to_units
 from ledger.domain.instants import format_utc
 from ledger.domain.rating import HourUsage, Line, LineKey, net_transfers, rate, split_hours, tax_yen
+from ledger.domain.usage import by_versions, coarsen
 from tests.factories import (
     agreement,
     catalog_text,
@@ -849,6 +850,23 @@ def test_property_rate_groups_each_second_by_the_versions_in_effect_at_it(claims
         )
     from_summed = rate(catalog, [u for group in summed.values() for u in group])
     assert [(x.key, x.gpu_seconds) for x in from_summed] == [(x.key, x.gpu_seconds) for x in lines]
+    # As a statement reads them: whole hours also summed between two price breaks.
+    whole = [u for group in summed.values() for u in group if u.bits is None]
+    coarse = coarsen(whole, by_versions(catalog)) + [u for g in summed.values() for u in g if u.bits is not None]
+    from_coarse = rate(catalog, coarse)
+    assert [(x.key, x.gpu_seconds, x.price, x.agreement) for x in from_coarse] == [
+        (x.key, x.gpu_seconds, x.price, x.agreement) for x in lines
+    ]
+
+
+def test_given_whole_hours_then_by_versions_sums_them_only_between_version_starts():
+    """A statement's store sums whole hours between price breaks: never across a version
+    starting on the hour (16:00Z) or within one (14:40Z, 15:20Z: from the next hour on)."""
+    catalog = load(SPLIT_CATALOG)
+    hours = [instant(f"2026-09-30T{hour}:00:00Z") for hour in (11, 12, 13, 16, 17, 18)]
+    rows = [HourUsage("kddi", "acme", "sakura", "H200", "2026-10", hour, 10) for hour in hours]
+    summed = sorted((u.hour_start, u.seconds) for u in coarsen(rows, by_versions(catalog)))
+    assert summed == [(hours[0], 30), (hours[3], 30)]
 
 
 def test_a_tenant_id_that_looks_like_a_formula_is_text_in_the_csv():

@@ -15,12 +15,13 @@ from datetime import date
 
 import pytest
 
-from ledger.domain import journal
+from ledger.domain import journal, rating
 from ledger.domain.access import Caller
 from ledger.domain.catalog import Catalog
 from ledger.domain.catalog_file import parse_catalog
 from ledger.domain.correction_records import DisputeMove, DisputeRow, NewDispute
 from ledger.domain.errors import InputError, LedgerError
+from ledger.domain.instants import format_utc
 from ledger.domain.metering import ClaimKey
 from ledger.domain.payments import Payment, PaymentRefused, Transfer
 from ledger.domain.ports import (
@@ -33,12 +34,13 @@ from ledger.domain.ports import (
 )
 from ledger.domain.records import RAW_PREFIX_BYTES
 from ledger.domain.statement import Statement
-from ledger.domain.usage import UsageFilter
+from ledger.domain.usage import UsageFilter, by_versions
 from ledger.memory.store import MemoryStore
 from ledger.postgres.store import PostgresStore
 from ledger.service import payments as payments_service
 from schemas.wire import MAX_EVENT_BYTES
 from tests.factories import DEFAULT_CATALOG as SPEC_CATALOG
+from tests.factories import DEFAULT_VERSIONS, catalog_text, price
 from tests.scenario import SCENARIOS
 
 HOUR = 1_790_000_000 - 1_790_000_000 % 3600  # an hour in 2026-09 (JST)
@@ -300,6 +302,30 @@ async def test_hour_usages_sum_an_hour_and_keep_bits_where_asked(store):
     assert [(u.tenant, u.hour_start, u.seconds, u.bits) for u in usages] == [
         ("acme", HOUR, 3, None), ("acme", HOUR + 3600, 1, 1), ("beta", HOUR, 1, None),
     ]
+
+
+async def test_hour_usages_sum_whole_hours_only_between_version_starts(store):
+    """A statement reads whole hours summed between price breaks: never across a price
+    starting on the hour (HOUR + 3 h) or inside one (HOUR + 5 h 20 min, read by its bits)."""
+    catalog = await load_catalog(store, catalog_text(
+        *DEFAULT_VERSIONS,
+        price("kddi", "H200", "900", format_utc(HOUR + 3 * 3600)),
+        price("kddi", "H200", "950", format_utc(HOUR + 5 * 3600 + 1200)),
+    ))
+    split = sorted(rating.split_hours(catalog))
+    assert split == [HOUR + 5 * 3600]
+    claims = [(key(hour=HOUR + i * 3600), 0b11) for i in (0, 1, 2, 3, 4, 6, 7)]
+    async with store.intake() as tx:
+        await tx.write_claims([*claims, (key(hour=HOUR + 5 * 3600), 1 | 1 << 1500)])
+    async with store.books() as books:
+        hourly = await books.hour_usages("2026-09", split)
+        summed = await books.hour_usages("2026-09", split, coarse=by_versions(catalog))
+    assert sorted((u.hour_start, u.seconds, u.bits) for u in summed) == [
+        (HOUR, 6, None), (HOUR + 3 * 3600, 4, None), (HOUR + 5 * 3600, 2, 1 | 1 << 1500), (HOUR + 6 * 3600, 4, None),
+    ]
+    lines = rating.rate(catalog, summed)
+    assert lines == rating.rate(catalog, hourly)
+    assert [(line.price.yen_per_gpu_hour, line.gpu_seconds) for line in lines] == [("780", 6), ("900", 5), ("950", 5)]
 
 
 async def test_the_rollups_hold_every_billed_second_once(store):
