@@ -203,7 +203,7 @@ def settlement_report(
     earlier: list[Statement], usages: Iterable[HourUsage], balances: dict[str, int], activity: Activity = NO_ACTIVITY,
 ) -> dict:
     """The report of `member` for the statement's period. `earlier`: statements of the
-    months before (oldest first); `usages`: the booking period's billed hours; `balances`:
+    months before (oldest first); `usages`: the booking period's billed seconds by hour or day; `balances`:
     each grant's balance at the start of the period; `activity`: voids, disputes,
     transfers and payments, read as of the report's date (`ledger.domain.report_activity`)."""
     period = statement.period
