@@ -19,9 +19,8 @@ from ledger.collect.config import CollectConfig
 from ledger.collect.fake_nvml import FakeNvml, Scenario
 from ledger.collect.gpus import NvmlGpus, real_nvml
 from ledger.collect.metrics import Metrics, serve
-from ledger.collect.sending import Sender
+from ledger.collect.sending import EventSender, Sender
 from ledger.collect.spool import Spool
-from ledger.domain.ports import Publisher
 
 FLUSH_SECONDS = 10.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -44,7 +43,7 @@ def real_node(last_second: int | None) -> tuple[RealClock, NvmlGpus]:
 
 
 class PrintingPublisher:
-    """A `Publisher` that hands every event to `show` and acknowledges it (`--dry-run`)."""
+    """An `EventSender` that hands every event to `show` and acknowledges it (`--dry-run`)."""
 
     def __init__(self, show: Callable[[bytes], None]) -> None:
         self.show = show
@@ -54,15 +53,12 @@ class PrintingPublisher:
             self.show(raw)
         return 1
 
-    async def publish(self, lines, ingest_id, *, batch_max_events=0, on_progress=None) -> int:
-        raise NotImplementedError("the agent sends with send_events")
-
     async def close(self) -> None:
         pass
 
 
 async def run(
-    config: CollectConfig, source: AttributionSource, node_parts: Callable, open_publisher: Callable[[], Publisher],
+    config: CollectConfig, source: AttributionSource, node_parts: Callable, open_publisher: Callable[[], EventSender],
     duration: float | None = None, on_ready: Callable[[], None] | None = None,
 ) -> dict:
     spool = Spool(config.spool, config.spool_max_events)

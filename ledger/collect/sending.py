@@ -16,12 +16,12 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from typing import Protocol
 
 from ledger.collect.clock import _sleep
 from ledger.collect.metrics import Metrics
 from ledger.collect.spool import Spool
 from ledger.domain.errors import LedgerError
-from ledger.domain.ports import Publisher
 
 RECORD_EVENTS = 1000  # events per batch record: ~0.5 MB, far inside the 10,000 / 16 MiB bounds
 SEND_TIMEOUT_SECONDS = 30.0
@@ -36,14 +36,23 @@ def ingest_id_of(node: str) -> str:
     return ("collect." + re.sub(r"[^A-Za-z0-9._:-]", "-", node))[:64]
 
 
+class EventSender(Protocol):
+    """What the agent needs of the ledger's `Publisher` (`ledger.domain.ports`): one record
+    of events at a time, and closing."""
+
+    async def send_events(self, raws: list[bytes], ingest_id: str, sender: str | None = None) -> int: ...
+
+    async def close(self) -> None: ...
+
+
 class Sender:
     def __init__(
-        self, spool: Spool, open_publisher: Callable[[], Publisher], member: str, node: str, metrics: Metrics,
+        self, spool: Spool, open_publisher: Callable[[], EventSender], member: str, node: str, metrics: Metrics,
         record_events: int = RECORD_EVENTS, timeout_seconds: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
         self.spool, self.open_publisher, self.member, self.metrics = spool, open_publisher, member, metrics
         self.ingest_id, self.record_events, self.timeout_seconds = ingest_id_of(node), record_events, timeout_seconds
-        self.publisher: Publisher | None = None
+        self.publisher: EventSender | None = None
 
     async def send_some(self) -> int:
         """Send the oldest waiting events as one record; the number the broker acknowledged.
