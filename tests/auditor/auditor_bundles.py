@@ -25,8 +25,11 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from auditor.verify import VerificationError, verify_bundle
 
 FILES = ("line-digests.tsv", "statement.json", "statement.csv", "catalog.json", "evidence.ndjson",
          "journal.ndjson", "dead_letters.json")
@@ -149,6 +152,14 @@ def bitmap(offsets: list[int]) -> str:
 
 def dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def failure_message(folder: Path, public_key: bytes) -> str:
+    """The one-line reason the independent auditor refuses a bundle (it must refuse it)."""
+    with pytest.raises(VerificationError) as caught:
+        verify_bundle(folder, public_key)
+    assert "\n" not in caught.value.message
+    return caught.value.message
 
 
 def public_pem(key: Ed25519PrivateKey) -> bytes:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from auditor.verify import VerificationError, verify_bundle
+from auditor.verify import verify_bundle
 from tests.auditor.auditor_bundles import (
     chain,
+    failure_message,
     hourly_rows,
     read_json,
     read_ndjson,
@@ -43,11 +44,7 @@ def copy(exported, tmp_path):
     return make, public_key, private
 
 
-def failure(folder: Path, public_key: bytes) -> str:
-    with pytest.raises(VerificationError) as caught:
-        verify_bundle(folder, public_key)
-    assert "\n" not in caught.value.message
-    return caught.value.message
+failure = failure_message
 
 
 def edit(folder: Path, private, name: str, change) -> None:

@@ -25,6 +25,7 @@ from tests.auditor.auditor_bundles import (
     GRANTS,
     Usage,
     chain,
+    failure_message,
     public_pem,
     read_json,
     read_ndjson,
@@ -73,11 +74,7 @@ def granted(tmp_path, template_with_grants) -> Path:
 
 
 def failure(folder: Path, key: Ed25519PrivateKey) -> str:
-    with pytest.raises(VerificationError) as caught:
-        verify_bundle(folder, public_pem(key))
-    message = caught.value.message
-    assert "\n" not in message
-    return message
+    return failure_message(folder, public_pem(key))
 
 
 def set_bits(hex_bitmap: str, offsets, on: bool = True) -> str:
