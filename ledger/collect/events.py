@@ -17,9 +17,8 @@ import hashlib
 import orjson
 
 from ledger.collect.usage import Run
-from ledger.domain.instants import format_utc
+from ledger.domain import events
 
-EVENT_TYPE = "gpu.usage.v1"
 AGENT = "gpuledger-collect"
 
 
@@ -44,20 +43,13 @@ def usage_event(provider: str, node: str, run: Run) -> bytes:
         evidence["utilisation_percent"] = run.utilisation_percent
     if run.memory_used_bytes is not None:
         evidence["memory_used_bytes"] = run.memory_used_bytes
-    event = {
-        "specversion": "1.0",
-        "id": event_id(provider, run),
-        "source": source_of(provider, node),
-        "type": EVENT_TYPE,
-        "time": format_utc(run.start),
-        "data": {
-            "provider": provider,
-            "reseller": run.attribution.reseller,
-            "tenant": run.attribution.tenant,
-            "gpu_uuid": run.gpu_uuid,
-            "sku": run.attribution.sku,
-            "seconds": run.seconds,
-            "evidence": evidence,
-        },
-    }
+    event = events.usage_event(event_id(provider, run), source_of(provider, node), run.start, {
+        "provider": provider,
+        "reseller": run.attribution.reseller,
+        "tenant": run.attribution.tenant,
+        "gpu_uuid": run.gpu_uuid,
+        "sku": run.attribution.sku,
+        "seconds": run.seconds,
+        "evidence": evidence,
+    })
     return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)

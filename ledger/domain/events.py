@@ -15,12 +15,14 @@ from typing import NamedTuple
 import orjson
 
 from ledger.domain.catalog import Catalog
-from ledger.domain.instants import parse_instant
+from ledger.domain.instants import format_utc, parse_instant
 
 MAX_EVENT_BYTES = 1 << 20  # 1 MiB
 MAX_DEPTH = 64
 MAX_SECONDS = 3600
 FUTURE_TOLERANCE_MS = 300_000
+SPEC_VERSION = "1.0"
+EVENT_TYPE = "gpu.usage.v1"
 
 # The reasons, in the order in which the checks run.
 MALFORMED = "malformed"
@@ -141,13 +143,20 @@ def _shown(value: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def usage_event(event_id: str, source: str, start: int, data: dict) -> dict:
+    """A usage event as producers write it (SPEC.md, "Usage event"): the CloudEvents
+    envelope around its `data`, starting at second `start`."""
+    return {"specversion": SPEC_VERSION, "id": event_id, "source": source, "type": EVENT_TYPE,
+            "time": format_utc(start), "data": data}
+
+
 def _schema(event: dict) -> Usage | Rejection:
     """Check 2: the shape of a usage event (types strict, nothing coerced)."""
     # Inline rather than helpers: this runs for every event a worker receives.
     get = event.get
-    if get("specversion") != "1.0":
+    if get("specversion") != SPEC_VERSION:
         return Rejection(SCHEMA, 'specversion is not "1.0"')
-    if get("type") != "gpu.usage.v1":
+    if get("type") != EVENT_TYPE:
         return Rejection(SCHEMA, 'type is not "gpu.usage.v1"')
     value = get("id")
     if type(value) is not str or not value:

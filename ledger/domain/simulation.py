@@ -32,9 +32,8 @@ from typing import NamedTuple
 import orjson
 
 from ledger.domain.catalog import Catalog
-from ledger.domain.events import MAX_SECONDS
+from ledger.domain.events import MAX_SECONDS, usage_event
 from ledger.domain.fleet import SimulatedGpu, Tenants, event_id, pick_reseller
-from ledger.domain.instants import format_utc
 
 ON_TIME = "on_time"
 LATE = "late"
@@ -283,12 +282,8 @@ class _GpuRun:
 
     def _event(self, event_id_: str, source: str, start: int, seconds: int) -> bytes:
         reseller, tenant = self.attribution
-        return orjson.dumps({
-            "specversion": "1.0", "id": event_id_, "source": source, "type": "gpu.usage.v1",
-            "time": format_utc(start),
-            "data": {
-                "provider": self.gpu.provider, "reseller": reseller, "tenant": tenant,
-                "gpu_uuid": self.gpu.uuid, "sku": self.gpu.sku, "seconds": seconds,
-            },
-        })
+        return orjson.dumps(usage_event(event_id_, source, start, {
+            "provider": self.gpu.provider, "reseller": reseller, "tenant": tenant,
+            "gpu_uuid": self.gpu.uuid, "sku": self.gpu.sku, "seconds": seconds,
+        }))
 
