@@ -51,6 +51,11 @@ work included.
   commits pass them, except when the offset it read last is 0 (it tests it for truth):
   its commits of that partition would stop there for good. The callback adds that gap.
 
+- **A refused commit is not a crash.** Faust ends the worker when the broker refuses an
+  offset commit for any reason but "already rebalanced". The ledger's own positions,
+  written with each batch, make a re-read harmless, so `LedgerConsumerThread` logs the
+  refusal and keeps its partitions; the next commit tries again.
+
 The eager first step runs inside the fetcher's own task, so whatever runs in it sees
 that task as `asyncio.current_task()`, and a context variable it sets stays set for
 the next records. Nothing on Faust's delivery path depends on either (the conductor,
@@ -66,15 +71,20 @@ is internal to its consumer: `tests/streams/test_faust_ext.py` checks that call 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Mapping
+from time import monotonic
 from typing import Any
 from weakref import WeakSet
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
+from aiokafka.structs import OffsetAndMetadata
 from mode.services import WaitResults
+
+log = logging.getLogger(__name__)
 
 
 class _Continued:
@@ -152,6 +162,39 @@ class LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             # by tests/streams/test_faust_ext.py against the installed aiokafka.
             consumer._fetch_max_wait_ms = wait_ms
         return consumer
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        """Commit offsets to the broker; a commit the broker refuses is not a crash.
+
+        Faust ends the whole worker when a commit fails for any reason but "already
+        rebalanced" (the broker answering a member that is leaving or rejoining with
+        another error, an illegal state). The ledger does not need the broker's offsets
+        to count right: its own positions, written with each batch, make it skip what it
+        reads again (`streams.positions`). A refused commit costs a re-read, so it is
+        logged and tried again at the next commit, and the worker keeps its partitions.
+        """
+        consumer = self._ensure_consumer()
+        assigned = self.assignment()
+        committable = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        now = monotonic()
+        try:
+            self.tp_last_committed_at.update(dict.fromkeys(committable, now))
+            await consumer.commit(
+                {
+                    faust_aiokafka.ensure_aiokafka_TP(tp): OffsetAndMetadata(offset, "")
+                    for tp, offset in committable.items()
+                }
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a re-read, never a lost or doubled event
+            log.warning(
+                "the broker did not take the consumer's offsets (%r); the ledger's own "
+                "positions skip what is read again, and the next commit tries again",
+                exc,
+            )
+            return False
+        return True
 
 
 class LedgerMessage(ConsumerMessage):

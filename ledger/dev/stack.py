@@ -275,18 +275,23 @@ class Stack:
     # ----------------------------------------------------------------- stopping
 
     def stop(self, name: str) -> None:
-        """Stop one recorded component and remove it from stack.json."""
-        record = self.component(name)
-        if record is None:
-            raise DevStackError(f"no component named {name!r} is recorded in {self.state_file}")
-        if record["role"] == POSTGRES:
-            self._postgres.stop_server(record)
-        else:
-            grace = PROCESS_STOP_GRACE_SECONDS
-            if record["role"] == BROKER:
-                grace = BROKER_STOP_GRACE_SECONDS
-            self._processes.stop(record, grace)
-        self._state.forget(name)
+        """Stop one recorded component and remove it from stack.json.
+
+        Under the start lock: between the process's exit and its record's removal the
+        supervisor would otherwise see a dead component and start it again.
+        """
+        with self.starting():
+            record = self.component(name)
+            if record is None:
+                raise DevStackError(f"no component named {name!r} is recorded in {self.state_file}")
+            if record["role"] == POSTGRES:
+                self._postgres.stop_server(record)
+            else:
+                grace = PROCESS_STOP_GRACE_SECONDS
+                if record["role"] == BROKER:
+                    grace = BROKER_STOP_GRACE_SECONDS
+                self._processes.stop(record, grace)
+            self._state.forget(name)
 
     def down(self) -> None:
         """Stop everything this stack started: workers and API, then PostgreSQL, then the broker.

@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -89,3 +90,37 @@ def test_exits_are_described_for_the_status() -> None:
     assert describe_exit(-9) == "killed by signal 9"
     assert describe_exit(70) == "exit code 70"
     assert describe_exit(None).startswith("exit not known")
+
+
+SLOW_TO_STOP = (
+    "import pathlib, signal, sys, time; "
+    "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.0), sys.exit(0))); "
+    "pathlib.Path(sys.argv[2]).touch(); time.sleep(120)"
+)
+
+
+@pytest.mark.heavy  # starts processes
+def test_a_component_being_stopped_is_not_started_again(stack: Stack) -> None:
+    """Between a stopped worker's exit and the removal of its record, a supervisor
+    checking without pause must not take it for dead and start it again."""
+    ready = stack.home / "worker-2.ready"
+    stack.start_process(
+        "worker-2", "worker", [sys.executable, "-c", SLOW_TO_STOP, "--ready-file", str(ready)], ready_file=ready
+    )
+    supervisor = Supervisor(stack, {}, after_broker_restart=lambda: None)
+    restarted: list[str] = []
+    done = threading.Event()
+
+    def supervise() -> None:
+        while not done.is_set():
+            restarted.extend(supervisor.check_once())
+
+    watcher = threading.Thread(target=supervise)
+    watcher.start()
+    try:
+        stack.stop("worker-2")
+    finally:
+        done.set()
+        watcher.join()
+    assert restarted == []
+    assert stack.component("worker-2") is None

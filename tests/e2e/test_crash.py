@@ -104,6 +104,16 @@ def _zombie(pid: int) -> bool:
         return True
 
 
+def what_happened(stack, components) -> str:
+    """The stack's status and the ends of the worker's and supervisor's logs."""
+    logs = []
+    for name in ("worker-1", "worker-2", "supervisor"):
+        path = stack.home / "logs" / f"{name}.log"
+        if path.exists():
+            logs.append(f"--- {name}.log\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
+    return json.dumps(components, indent=1) + "\n" + "\n".join(logs)
+
+
 def test_two_workers_one_stopped_mid_batch(make_stack, tmp_path):
     stack = make_stack(workers=2)
 
@@ -111,7 +121,8 @@ def test_two_workers_one_stopped_mid_batch(make_stack, tmp_path):
         wait_until(lambda: processed(stack) >= total // 5, what="a fifth processed")
         assert processed(stack) < total
         Stack(stack.home).stop("worker-2")
-        assert stack.components()["worker-1"]["running"]
+        components = stack.components()
+        assert components["worker-1"]["running"], what_happened(stack, components)
 
     got = scenario_with_disruption(stack, tmp_path, disrupt)
     assert_matches_expected(got)

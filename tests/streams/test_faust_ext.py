@@ -16,7 +16,9 @@ import inspect
 import warnings
 
 import pytest
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
@@ -369,3 +371,59 @@ async def test_offsets_a_record_skips_after_offset_0_count_as_acked(bounded):
     consumer._read_offset[tp] = 5
     await consumer.callback(message(6, 1))  # no gap: nothing added
     assert not consumer._gap[tp]
+
+
+class RefusingConsumer:
+    """An aiokafka consumer whose broker refuses every commit with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.asked: list[dict] = []
+
+    async def commit(self, offsets):
+        self.asked.append(dict(offsets))
+        raise self.error
+
+
+def refusing_thread(monkeypatch, error: Exception):
+    app = LedgerApp("test-commit", broker="kafka://127.0.0.1:1", store="memory://")
+    thread = app.consumer._thread
+    refusing = RefusingConsumer(error)
+    crashes: list[BaseException] = []
+
+    async def crash(exc):
+        crashes.append(exc)
+
+    monkeypatch.setattr(thread, "_ensure_consumer", lambda: refusing)
+    monkeypatch.setattr(thread, "assignment", lambda: {TP("gpu.usage", 0)})
+    monkeypatch.setattr(thread, "crash", crash)
+    return thread, refusing, crashes
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CommitFailedError("the coordinator is loading"),
+        IllegalStateError("no partitions assigned"),
+        KafkaError("the broker answered with an unknown error"),
+    ],
+    ids=["commit-failed", "illegal-state", "other"],
+)
+async def test_a_commit_the_broker_refuses_keeps_the_worker_running(monkeypatch, error):
+    thread, refusing, crashes = refusing_thread(monkeypatch, error)
+    offsets = {TP("gpu.usage", 0): 12, TP("gpu.usage", 1): 7}  # partition 1 is not ours
+    assert await thread._commit(offsets) is False
+    assert crashes == []
+    assert [{(tp.topic, tp.partition): o.offset for tp, o in asked.items()} for asked in refusing.asked] == [
+        {("gpu.usage", 0): 12}
+    ]
+    # Faust's own commit ends the worker on the same refusal.
+    assert await faust_aiokafka.AIOKafkaConsumerThread._commit(thread, offsets) is False
+    assert crashes == [error]
+
+
+async def test_a_cancelled_commit_is_still_a_cancellation(monkeypatch):
+    thread, _, crashes = refusing_thread(monkeypatch, asyncio.CancelledError())
+    with pytest.raises(asyncio.CancelledError):
+        await thread._commit({TP("gpu.usage", 0): 1})
+    assert crashes == []
