@@ -47,6 +47,7 @@ from streams.subscription import (
     RESUBSCRIBE_AFTER_SECONDS,
     WATCH_EVERY_SECONDS,
     Subscription,
+    until_next_watch,
 )
 from streams.topics import METER_GROUP, usage_topics_on_broker
 
@@ -289,9 +290,13 @@ def create_app(
         return app.topic(*topics, schema=schema, partitions=worker.partitions)
 
     usage_topics = channel(sorted(subscription.read or {settings.usage_topic}))
-    app.timer(WATCH_EVERY_SECONDS, on_leader=False, name="watch_topics")(
-        _topic_watcher(app, settings, subscription, channel)
-    )
+    watch_topics = _topic_watcher(app, settings, subscription, channel)
+
+    @app.task
+    async def watch_topics_on_the_clock() -> None:
+        while True:  # Faust cancels its tasks when the worker stops
+            await asyncio.sleep(until_next_watch(time.time()))
+            await watch_topics()
     state: dict = {}
 
     def read(message) -> Record:

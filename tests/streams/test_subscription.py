@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.subscription import Subscription, TopicRefused
+from streams.subscription import Subscription, TopicRefused, until_next_watch
 
 LAT, CT = "LogAppendTime", "CreateTime"
 
@@ -44,3 +44,14 @@ def test_a_new_members_topic_is_read_once_and_only_once():
     subscription.first({"gpu.usage": LAT})
     assert subscription.update({"gpu.usage": LAT, "gpu.usage.newco": LAT}) == ["gpu.usage.newco"]
     assert subscription.update({"gpu.usage": LAT, "gpu.usage.newco": LAT}) == []
+
+
+@pytest.mark.parametrize(
+    ("now", "wait"),
+    [(1_000_000.0, 10.0), (1_000_003.25, 6.75), (1_000_009.999, 0.001), (7.0, 3.0)],
+)
+def test_every_worker_watches_at_the_same_instants_of_the_clock(now, wait):
+    """Workers started at different times list the topics at the same multiples of the
+    watch interval, so a new member's topic makes the group resubscribe once."""
+    assert until_next_watch(now, 10.0) == pytest.approx(wait)
+    assert (now + until_next_watch(now, 10.0)) % 10.0 == pytest.approx(0.0, abs=1e-6)
