@@ -65,7 +65,7 @@ from bench.month_measure import (
 )
 from bench.month_report import format_table
 from bench.phases.raw_consumer import read_from_start
-from bench.sampling import CpuMeter, watched_components
+from bench.sampling import CpuMeter, member_topics, wait_until_read, watched_components
 
 RESULTS_FILE = RESULTS_DIR / "month.json"
 STEPS = ("ingest", "api", "open", "close", "capacity", "export", "verify", "verify_db", "documents")
@@ -132,6 +132,7 @@ def prepare(month: Month) -> dict:
     (folder / "catalog.toml").write_text(catalog_toml(alliance))
     (folder / "gpus.csv").write_text(registry_csv(alliance))
     stack.run("catalog", "load", str(folder / "catalog.toml"))
+    wait_until_read(watched_components(stack.components()), member_topics((folder / "catalog.toml").read_text()))
     stack.run("gpus", "load", str(folder / "gpus.csv"), timeout=1800)
     stack.run("keys", "init")
     (folder / "public.pem").write_bytes(stack.run("keys", "public").stdout)

@@ -81,10 +81,12 @@ from bench.sampling import (
     CpuMeter,
     MemorySampler,
     Watched,
+    member_topics,
     memory_kib,
     mib,
     partition_assignments,
     rebalances,
+    wait_until_read,
     watched_components,
 )
 from bench.tallies import rows_by_ingest_id
@@ -176,7 +178,8 @@ def _start(args: argparse.Namespace, folder: Path, stack: LocalStack) -> Bench:
     catalog_path = folder / "catalog.toml"
     catalog_path.write_text(CATALOG)
     stack.run("catalog", "load", str(catalog_path))
-    notice("catalog loaded (alpha, beta, H100)")
+    waited = wait_until_read(watched, member_topics(CATALOG))
+    notice(f"catalog loaded (alpha, beta, H100); the workers read its members' topics after {waited:.1f} s")
     return Bench(
         args, folder, stack, uuid.uuid4().hex[:8], settings["kafka_bootstrap"], settings["database_url"],
         watched, max(900.0, args.events / 200),

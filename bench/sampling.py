@@ -8,12 +8,16 @@ their VmRSS per phase (`MemorySampler`), CPU snapshots and their differences per
 
 from __future__ import annotations
 
+import ast
 import os
 import resource
 import threading
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from schemas.wire import USAGE_TOPIC, member_topic
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -93,6 +97,38 @@ class Watched:
     role: str
     pid: int
     log: str | None = None
+
+
+def topics_read(workers: list[Watched]) -> set[str]:
+    """The topics of the workers' latest partition assignments (from their logs)."""
+    topics: set[str] = set()
+    for worker in workers:
+        try:
+            with open(worker.log, "rb") as log:
+                lines = [line for line in log if b"partitions assigned: " in line]
+        except (OSError, TypeError):
+            continue
+        if lines:
+            listed = lines[-1].split(b"partitions assigned: ", 1)[1].strip().decode()
+            topics.update(topic for topic, _ in ast.literal_eval(listed))
+    return topics
+
+
+def member_topics(catalog_toml: str) -> set[str]:
+    """The usage topics of a catalog's members on a stack with the default usage topic."""
+    return {member_topic(USAGE_TOPIC, member["id"]) for member in tomllib.loads(catalog_toml)["members"]}
+
+
+def wait_until_read(workers: list[Watched], topics: set[str], timeout: float = 60.0) -> float:
+    """Wait until the workers read `topics` (a catalog load made them; the workers find
+    them at their next topic watch and rebalance once): a measurement that starts before
+    would time that rebalance. Returns the seconds waited."""
+    started = time.monotonic()
+    while not topics <= topics_read(workers):
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"the workers did not read {sorted(topics - topics_read(workers))} within {timeout:.0f} s")
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def watched_components(components: dict[str, dict]) -> list[Watched]:

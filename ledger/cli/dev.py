@@ -129,7 +129,7 @@ def dev_status(obj: Context) -> None:
     echo_json({
         "components": [
             {"name": c["name"], "role": c["role"], "pid": c["pid"], "running": c["running"],
-             "restarts": c["restarts"], "last_exit": c["last_exit"]}
+             "restarts": c["restarts"], "last_exit": c["last_exit"], "log": c["log"]}
             for c in components
         ]
     })

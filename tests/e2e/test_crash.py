@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,8 @@ def what_happened(stack, components) -> str:
     """The stack's status and the ends of the worker's and supervisor's logs."""
     logs = []
     for name in ("worker-1", "worker-2", "supervisor"):
-        path = stack.home / "logs" / f"{name}.log"
+        # worker-2's record went with it: its log is where the stack keeps every log
+        path = Path(components[name]["log"]) if name in components else stack.home / "logs" / f"{name}.log"
         if path.exists():
             logs.append(f"--- {name}.log\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
     return json.dumps(components, indent=1) + "\n" + "\n".join(logs)
