@@ -128,3 +128,23 @@ def test_reports_carry_their_charts_as_svg_images(october):
     capacity = (folder / manifest["documents"][-1]["html"]).read_text()
     assert capacity.count('src="data:image/svg+xml;base64,') == 2
     assert "<script" not in page + capacity
+
+
+def test_a_pdf_is_the_same_bytes_as_with_the_style_sheet_parsed_in_the_page(october):
+    """render.pdf parses the pages' shared style sheet once and lays out each page without
+    its `<style>`: the cascade, and so the bytes, are those of the whole page."""
+    from weasyprint import HTML
+
+    documents, _, _ = october
+    for planned in documents.planned[:3] + documents.planned[-1:]:
+        page = render.html(documents.content(planned))
+        fonts, face = render._shared_fonts()
+        whole = HTML(string=page, url_fetcher=render.FETCHER, media_type="print").write_pdf(
+            stylesheets=[face], font_config=fonts
+        )
+        assert render.pdf(page) == whole, planned.stem
+    assert len(render._STYLES) == 1
+
+
+def test_a_page_without_a_style_sheet_is_laid_out_as_it_is():
+    assert render._without_style("<p>no style</p>", None) == ("<p>no style</p>", [])
