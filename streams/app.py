@@ -262,6 +262,17 @@ def _topic_watcher(app: faust.App, settings: Settings, subscription: Subscriptio
     return watch_topics
 
 
+def _on_the_clock(watch: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """`watch` at every multiple of WATCH_EVERY_SECONDS of the wall clock, in every worker alike."""
+
+    async def watch_topics() -> None:
+        while True:  # Faust cancels its tasks when the worker stops
+            await asyncio.sleep(until_next_watch(time.time()))
+            await watch()
+
+    return watch_topics
+
+
 def _lifecycle(app: faust.App, worker: Worker) -> None:
     """Start-up chores: no per-message monitor, and the ready file once partitions are assigned."""
 
@@ -290,13 +301,7 @@ def create_app(
         return app.topic(*topics, schema=schema, partitions=worker.partitions)
 
     usage_topics = channel(sorted(subscription.read or {settings.usage_topic}))
-    watch_topics = _topic_watcher(app, settings, subscription, channel)
-
-    @app.task
-    async def watch_topics_on_the_clock() -> None:
-        while True:  # Faust cancels its tasks when the worker stops
-            await asyncio.sleep(until_next_watch(time.time()))
-            await watch_topics()
+    app.task(_on_the_clock(_topic_watcher(app, settings, subscription, channel)))
     state: dict = {}
 
     def read(message) -> Record:

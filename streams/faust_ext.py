@@ -164,35 +164,17 @@ class LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
     async def _commit(self, offsets: Mapping[Any, int]) -> bool:
-        """Commit offsets to the broker; a commit the broker refuses is not a crash.
-
-        Faust ends the whole worker when a commit fails for any reason but "already
-        rebalanced" (the broker answering a member that is leaving or rejoining with
-        another error, an illegal state). The ledger does not need the broker's offsets
-        to count right: its own positions, written with each batch, make it skip what it
-        reads again (`streams.positions`). A refused commit costs a re-read, so it is
-        logged and tried again at the next commit, and the worker keeps its partitions.
-        """
-        consumer = self._ensure_consumer()
-        assigned = self.assignment()
-        committable = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-        now = monotonic()
+        """Faust's commit, except that a refusal is logged, not a crash (see above)."""
+        committable = {tp: offset for tp, offset in offsets.items() if tp in self.assignment()}
+        self.tp_last_committed_at.update(dict.fromkeys(committable, monotonic()))
+        to_commit = {faust_aiokafka.ensure_aiokafka_TP(tp): OffsetAndMetadata(o, "") for tp, o in committable.items()}
         try:
-            self.tp_last_committed_at.update(dict.fromkeys(committable, now))
-            await consumer.commit(
-                {
-                    faust_aiokafka.ensure_aiokafka_TP(tp): OffsetAndMetadata(offset, "")
-                    for tp, offset in committable.items()
-                }
-            )
+            await self._ensure_consumer().commit(to_commit)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a re-read, never a lost or doubled event
-            log.warning(
-                "the broker did not take the consumer's offsets (%r); the ledger's own "
-                "positions skip what is read again, and the next commit tries again",
-                exc,
-            )
+            log.warning("the broker refused the consumer's offsets (%r): the ledger's positions "
+                        "skip what is read again; the next commit tries again", exc)
             return False
         return True
 
