@@ -79,9 +79,9 @@ from typing import Any
 from weakref import WeakSet
 
 import faust
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
-from aiokafka.structs import OffsetAndMetadata
 from mode.services import WaitResults
 
 log = logging.getLogger(__name__)
