@@ -9,9 +9,11 @@ is not UTF-8 is `schema`; everything else is the structured event's (checks 2 an
 
 Its received bytes, which a dead letter keeps and a replay judges again, are the event in
 structured mode (`structured`): the attributes as JSON strings and the value spliced in
-verbatim as `data` (never re-encoded, so a repeated name keeps its last value). A value
-that fails check 1 is kept as it is instead: splicing bytes that are not JSON could make
-JSON of them, and alone they are `malformed` again at every replay.
+verbatim as `data` (never re-encoded, so a repeated name keeps its last value). So a
+replay judges the structured event SPEC.md equates it with. A value that fails check 1
+is spliced too, so its dead letter shows the attributes, unless the splice would read as
+an object (bytes that are not JSON alone can be made to close one): then the value alone
+is kept, which is `malformed` again at any replay.
 
 Header names as the Kafka binding has them: `ce_<attribute>`, and `content-type` for
 `datacontenttype`. Kafka header values are not percent-encoded (the HTTP binding's are:
@@ -63,11 +65,13 @@ def structured(attributes: list[tuple[str, bytes]], value: bytes) -> bytes:
 def received(headers: dict[str, bytes], value: bytes) -> tuple[bytes, dict | events.Rejection]:
     """A binary-mode event's received bytes (see the module's docstring) and its verdict
     so far: the structured event's JSON object for checks 2 and later, or a Rejection."""
-    data = events.decode_value(value)
-    if isinstance(data, events.Rejection):  # check 1, on the value alone
-        return value, events.Rejection(events.MALFORMED, f"binary mode, the value (data): {data.detail}")
     attributes = attribute_headers(headers)
     raw = structured(attributes, value)
+    data = events.decode_value(value)
+    if isinstance(data, events.Rejection):  # check 1, on the value alone
+        rejection = events.Rejection(events.MALFORMED, f"binary mode, the value (data): {data.detail}")
+        # A replay must find these bytes malformed too (over 1 MiB: never replayed).
+        return (raw if isinstance(events.decode(raw), events.Rejection) else value), rejection
     event: dict = {}
     for name, text in attributes:
         try:

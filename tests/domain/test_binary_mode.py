@@ -111,7 +111,16 @@ def test_hostile_binary_records_get_spec_verdicts(changes, value, reason, detail
 def test_the_value_goes_through_check_1_before_any_header_is_read():
     headers, _ = binary(ce_source=b"\xff")
     outcome, verdict, raw = judged(kafka_record(headers, b"not json"))
-    assert (outcome, raw) == (events.MALFORMED, b"not json")
+    assert outcome == events.MALFORMED and verdict.detail.startswith("binary mode, the value (data): not JSON")
+    assert raw.startswith(b'{"specversion":"1.0",') and raw.endswith(b'"data":not json}')  # attributes kept
+
+
+def test_a_value_that_is_not_json_but_would_close_the_kept_object_is_kept_alone():
+    forged = b'1,"data":' + orjson.dumps(EVENT["data"])  # not JSON alone; spliced, it would be
+    headers, _ = binary()
+    outcome, _, raw = judged(kafka_record(headers, forged))
+    assert (outcome, raw) == (events.MALFORMED, forged)
+    assert judged(Record(None, None, None, RECEIPT_MS, raw, {}))[0] == events.MALFORMED
 
 
 @pytest.mark.parametrize("changes", [
@@ -119,7 +128,7 @@ def test_the_value_goes_through_check_1_before_any_header_is_read():
 ])
 @pytest.mark.parametrize("value", [
     None, b"[]", b"null", b'{"provider": "nobody"}', b"not json", b"[" * 65 + b"]" * 65,
-    b'{"seconds": 1, "seconds": 2}',
+    b'{"seconds": 1, "seconds": 2}', b'1,"data":{"provider":"sakura"}', b"",
 ])
 def test_the_received_bytes_judged_as_a_structured_event_give_the_same_verdict(changes, value):
     # What a replay does with a dead letter: its bytes, with no headers, as a structured event.

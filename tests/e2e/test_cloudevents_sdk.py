@@ -160,7 +160,11 @@ def test_hostile_binary_records_get_spec_verdicts_and_the_worker_bills_on(ledger
         ("malformed", f"binary mode, the value (data): {(2 << 20) + 11} bytes, more than {1 << 20}"),
     }
     (too_large,) = [row for row in rows if row["reason"] == "malformed"]
-    assert too_large["raw_bytes"] == (2 << 20) + 11 and too_large["kept"] == 4096  # its prefix, size and hash
+    assert too_large["raw_bytes"] > (2 << 20) + 11 and too_large["kept"] == 4096  # its prefix, size and hash
+    head = fetch(stack.database_url, "SELECT raw FROM dead_letters WHERE ingest_id = $1 AND reason = 'malformed'",
+                 ingest_id)[0]["raw"]
+    assert bytes(head).startswith(b'{"specversion":"1.0","id":')  # the attributes come first
+    assert b'"source":"//sakura/sdk-test","type":"gpu.usage.v1"' in bytes(head)
     assert workers_running(stack)
     after = uuid.uuid4().hex
     produce(stack, [(good.headers, good.value)], after)
