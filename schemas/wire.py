@@ -21,6 +21,13 @@ _MEMBER_ID = re.compile(r"[a-z][a-z0-9-]{1,31}")  # SPEC.md, "Parties"
 CONTENT_TYPE_HEADER = "content-type"
 SINGLE_CONTENT_TYPE = b"application/cloudevents+json"
 BATCH_CONTENT_TYPE = b"application/cloudevents-batch+json"
+# CloudEvents binary content mode (SPEC.md, "Binary content mode"): a record with this
+# header carries one event whose attributes are its `ce_` headers and whose `data` is its
+# value. The HTTP binding's are `ce-` headers.
+KAFKA_ATTRIBUTE_PREFIX = "ce_"
+BINARY_MODE_HEADER = KAFKA_ATTRIBUTE_PREFIX + "specversion"
+HTTP_ATTRIBUTE_PREFIX = "ce-"
+HTTP_BINARY_MODE_HEADER = HTTP_ATTRIBUTE_PREFIX + "specversion"
 # gpuledger's own: the id under which `ingest --wait` and the API count their events.
 INGEST_HEADER = "gpuledger-ingest"
 

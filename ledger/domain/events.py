@@ -101,6 +101,20 @@ def decode(raw: bytes) -> dict | Rejection:
     return check_decoded(raw, value)
 
 
+def decode_value(raw: bytes) -> object:
+    """Check 1 on bytes that need not hold an object (a binary-mode event's `data`): its
+    JSON value, or a `malformed` Rejection (over 1 MiB, not JSON, nested too deep)."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejection(MALFORMED, f"{len(raw)} bytes, more than {MAX_EVENT_BYTES}")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(MALFORMED, f"not JSON: {exc}"[:300])
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        return Rejection(MALFORMED, f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
 def check_decoded(raw: bytes, value: object) -> dict | Rejection:
     """The `malformed` checks of an event already parsed from `raw`."""
     if len(raw) > MAX_EVENT_BYTES:

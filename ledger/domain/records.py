@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 import orjson
 
-from ledger.domain import events
+from ledger.domain import binary_mode, events
 from schemas.wire import (
+    BINARY_MODE_HEADER,
     CONTENT_TYPE_HEADER,
     INGEST_HEADER,
     MAX_BATCH_EVENTS,
@@ -168,7 +169,8 @@ def _whole(record: Record, value: bytes, detail: str) -> list[Received]:
 
 
 def unpack(record: Record) -> list[Received]:
-    """The received events of a record: one, or each element of a CloudEvents batch.
+    """The received events of a record: one (structured or binary mode), or each element of
+    a CloudEvents batch.
 
     A batch of more than MAX_BATCH_EVENTS elements, or over MAX_BATCH_RECORD_BYTES, is one
     received event, `malformed`: the work one record may ask of a worker is bounded. So is
@@ -177,7 +179,10 @@ def unpack(record: Record) -> list[Received]:
     value = record.value if record.value is not None else b""
     if isinstance(value, UnreadBatch):
         return [Received(record, 0, value, events.Rejection(events.MALFORMED, unread_batch_detail(value)))]
-    if not is_batch(record.headers.get(CONTENT_TYPE_HEADER, b"")):
+    headers = record.headers
+    if BINARY_MODE_HEADER in headers:  # binary whatever its content-type (SPEC.md)
+        return [Received(record, 0, *binary_mode.received(headers, value))]
+    if not is_batch(headers.get(CONTENT_TYPE_HEADER, b"")):
         return [Received(record, 0, value, events.decode(value))]
     if len(value) > MAX_BATCH_RECORD_BYTES:
         return _whole(record, value, f"batch of {len(value)} bytes, more than {MAX_BATCH_RECORD_BYTES}")

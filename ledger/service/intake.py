@@ -17,7 +17,9 @@ written, and the batch is retried whole):
    worker reads the partition again from the stored position.
 3. Reload the catalog if a load happened since the last batch: `no_price` and
    `no_agreement` are decided with the catalog of the moment of processing.
-4. Decode and check every event (pure; `ledger.domain.events`).
+4. Decode and check every event, whichever way its record carries it (structured, a
+   batch, or CloudEvents binary mode: `ledger.domain.records`), pure
+   (`ledger.domain.events`).
 5. Lock the batch's GPUs in sorted order, so two workers never decide the same
    GPU-seconds at once even when one GPU's events arrive on several partitions.
 6. Read the stored bitmaps of the (GPU, hour) pairs touched, and the seconds voids took

@@ -67,7 +67,7 @@ def test_the_section_has_the_examples_asked_for():
     commands = "\n".join(code for _, code in curl_examples())
     assert len(curl_examples()) >= 4
     for needed in ("/v1/usage?", "group_by=", "granularity=", "/v1/statements/2026-10",
-                   "application/cloudevents+json", "application/cloudevents-batch+json"):
+                   "application/cloudevents+json", "application/cloudevents-batch+json", "ce-specversion: 1.0"):
         assert needed in commands, needed
     for _, code in curl_examples():
         assert code.lstrip().startswith("curl --fail-with-body"), code
@@ -135,6 +135,8 @@ def test_the_readme_events_reach_the_ledger_once(readme_shell):
     expected = 0
     for code in posts:
         sent = json.loads(re.search(r"--data-binary '(.*)'", code, re.S).group(1))
+        if "ce-specversion:" in code:  # binary mode: the body is the event's data
+            sent = {"data": sent}
         expected += sum(event["data"]["seconds"] for event in (sent if isinstance(sent, list) else [sent]))
         completed = subprocess.run(["bash", "-c", code], cwd=ROOT, env=readme_shell, capture_output=True, timeout=60)
         assert completed.returncode == 0, completed.stdout

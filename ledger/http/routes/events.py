@@ -16,6 +16,7 @@ from ledger.domain.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from ledger.http import binary_mode
 from ledger.http.auth import Caller, LedgerState, require_writer
 from ledger.http.body import read_limited
 from ledger.http.errors import responses
@@ -35,13 +36,17 @@ class Accepted(BaseModel):
     ingest_id: str
 
 
-def _events(content_type: str, body: bytes, member: str | None) -> list[dict]:
-    """The request's events, each an object with a data object; a member's own GPUs only."""
+def _events(content_type: str, body: bytes) -> list:
+    """The request's events in structured mode: one, or a batch's."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"the body is not JSON: {exc}", code="bad_json") from None
-    events = document if content_type == BATCH_TYPE else [document]
+    return document if content_type == BATCH_TYPE else [document]
+
+
+def _checked(events: list, member: str | None) -> list[dict]:
+    """The request's events, each an object with a data object; a member's own GPUs only."""
     if not isinstance(events, list):
         raise InputError("a batch is a JSON array of events", code="bad_batch")
     if len(events) > MAX_BATCH_EVENTS:
@@ -71,10 +76,14 @@ def _events(content_type: str, body: bytes, member: str | None) -> list[dict]:
 )
 async def post_events(who: Caller, ledger: LedgerState, request: Request) -> dict:
     require_writer(who)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in (EVENT_TYPE, BATCH_TYPE, "application/json"):
-        raise UnsupportedMediaType(f"send {EVENT_TYPE} or {BATCH_TYPE}")
-    events = _events(content_type, await read_limited(request, MAX_BODY_BYTES), who.member)
+    if binary_mode.is_binary(request.headers):  # whatever its Content-Type: the data's
+        body = await read_limited(request, MAX_BODY_BYTES)
+        events = _checked([binary_mode.event_of(request.headers.raw, body)], who.member)
+    else:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (EVENT_TYPE, BATCH_TYPE, "application/json"):
+            raise UnsupportedMediaType(f"send {EVENT_TYPE} or {BATCH_TYPE}, or one event in binary mode")
+        events = _checked(_events(content_type, await read_limited(request, MAX_BODY_BYTES)), who.member)
     if ledger.publisher is None:
         raise ServiceUnavailable("this API was started without Kafka", code="no_kafka")
     ingest_id = uuid.uuid4().hex
