@@ -302,13 +302,9 @@ class Store(Protocol):
         """A transaction over the books; `close=True` holds them exclusively (closing)."""
 
     def snapshot(self) -> AbstractAsyncContextManager[ExportReader]: ...
-
     def catalog_load(self) -> AbstractAsyncContextManager[CatalogWriter]: ...
-
     def payments(self) -> AbstractAsyncContextManager[PaymentsTransaction]: ...
-
     async def catalog(self) -> tuple[Catalog, int]: ...
-
     async def catalog_revision(self) -> int: ...
 
     async def ledger_version(self) -> tuple[int, int]:
@@ -355,6 +351,9 @@ class Store(Protocol):
     async def insert_token(self, token: TokenRecord) -> None: ...
 
     async def token(self, token_id: str) -> TokenRecord | None: ...
+
+    async def token_and_version(self, token_id: str) -> tuple[TokenRecord | None, tuple[int, int]]:
+        """`token` and `ledger_version` read at once: what every API request reads first."""
 
     async def tokens(self) -> list[TokenRecord]:
         """Every token, oldest first."""

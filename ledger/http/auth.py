@@ -63,10 +63,11 @@ class Ledger:
             period, version, lambda: self.statement_pool.run(statements.compute, period, self.pseudonym_key)
         )
 
-    async def catalog_and_version(self) -> tuple[Catalog, tuple[int, int]]:
-        """The current catalog and the ledger's version, in one round trip when the
-        catalog has not changed."""
-        version = await self.store.ledger_version()
+    async def catalog_and_version(self, version: tuple[int, int] | None = None) -> tuple[Catalog, tuple[int, int]]:
+        """The current catalog and the ledger's version (`version`: as the request's
+        token was read with it, `request_version`), without a round trip when the
+        catalog has not changed and the version is known."""
+        version = version or await self.store.ledger_version()
         if version[0] != self.catalog_revision:
             self.catalog, self.catalog_revision = await self.store.catalog()
         return self.catalog, version
@@ -84,10 +85,16 @@ async def current_caller(
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <token>")
-    found = await tokens.authenticate(request.app.state.ledger.store, token.strip())
+    found, version = await tokens.authenticate_at_version(request.app.state.ledger.store, token.strip())
     if found is None:
         raise Unauthorized("unknown, revoked or expired token")
+    request.state.ledger_version = version
     return found
+
+
+def request_version(request: Request) -> tuple[int, int] | None:
+    """The ledger's version read with the request's token (one round trip for both)."""
+    return getattr(request.state, "ledger_version", None)
 
 
 Caller = Annotated[access.Caller, Depends(current_caller)]

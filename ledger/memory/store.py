@@ -321,6 +321,9 @@ class MemoryStore:
             return None
         return replace(found, revoked=token_id in self.state.revoked, last_used_at=self.state.token_uses.get(token_id))
 
+    async def token_and_version(self, token_id: str) -> tuple[TokenRecord | None, tuple[int, int]]:
+        return await self.token(token_id), await self.ledger_version()
+
     async def tokens(self) -> list[TokenRecord]:
         return [await self.token(token_id) for token_id in self.state.tokens]
 

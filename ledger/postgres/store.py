@@ -50,6 +50,9 @@ SELECT ({SELECT_REVISION}) AS revision,
        + (SELECT changes FROM ledger_changes WHERE id = 1) AS metered
 """
 
+# One round trip for what every API request reads: a row even when there is no such token.
+SELECT_TOKEN_AND_VERSION = f"SELECT * FROM ({SELECT_LEDGER_VERSION}) AS v LEFT JOIN ({tokens.SELECT_TOKEN}) AS t ON true"
+
 
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -196,6 +199,12 @@ class PostgresStore:
     async def token(self, token_id: str) -> TokenRecord | None:
         async with self._connection() as conn:
             return await tokens.find(conn, token_id)
+
+    @translating
+    async def token_and_version(self, token_id: str) -> tuple[TokenRecord | None, tuple[int, int]]:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(SELECT_TOKEN_AND_VERSION, token_id)
+        return tokens.found(row), (row["revision"], row["metered"])
 
     @translating
     async def revoke_token(self, token_id: str) -> bool | None:

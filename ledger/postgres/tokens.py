@@ -47,8 +47,12 @@ def _record(row: asyncpg.Record) -> TokenRecord:
 
 
 async def find(conn: asyncpg.Connection, token_id: str) -> TokenRecord | None:
-    row = await conn.fetchrow(SELECT_TOKEN, token_id)
-    return None if row is None else _record(row)
+    return found(await conn.fetchrow(SELECT_TOKEN, token_id))
+
+
+def found(row: asyncpg.Record | None) -> TokenRecord | None:
+    """The token of a row of SELECT_TOKEN (joined or not); None for no row or no token."""
+    return None if row is None or row["id"] is None else _record(row)
 
 
 async def every(conn: asyncpg.Connection) -> list[TokenRecord]:

@@ -75,7 +75,21 @@ async def authenticate(store: Store, token: str, now: int | None = None) -> Call
     if match is None:
         return None
     token_id, secret = match.groups()
-    record = await store.token(token_id)
+    return await _caller(store, token_id, secret, await store.token(token_id), now)
+
+
+async def authenticate_at_version(store: Store, token: str) -> tuple[Caller | None, tuple[int, int] | None]:
+    """`authenticate`, and the ledger's version read in the same round trip (None when
+    the token is malformed: nothing was read)."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        return None, None
+    token_id, secret = match.groups()
+    record, version = await store.token_and_version(token_id)
+    return await _caller(store, token_id, secret, record, None), version
+
+
+async def _caller(store: Store, token_id: str, secret: str, record: TokenRecord | None, now: int | None) -> Caller | None:
     now = int(time.time()) if now is None else now
     if record is None or record.revoked or now >= record.expires_at:
         return None

@@ -514,6 +514,9 @@ async def test_tokens_are_found_revoked_once_and_keyed_by_one_pseudonym_key(stor
     assert await store.revoke_token("0123456789abcdef") is False
     assert await store.revoke_token("fedcba9876543210") is None
     assert (await store.token("0123456789abcdef")).revoked
+    for token_id in ("0123456789abcdef", "fedcba9876543210"):  # one round trip for a request's first reads
+        assert await store.token_and_version(token_id) == (await store.token(token_id), await store.ledger_version())
+    assert (await store.ledger_version())[0] > 0
     first = await store.pseudonym_key(b"k" * 32)
     assert first == b"k" * 32 and await store.pseudonym_key(b"z" * 32) == first
 

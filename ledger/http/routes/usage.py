@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ledger.domain.usage import UsageFilter, UsageQuery
 from ledger.http import tasks
-from ledger.http.auth import Caller, LedgerState
+from ledger.http.auth import Caller, LedgerState, request_version
 from ledger.http.errors import responses
 from ledger.service import usage
 
@@ -61,6 +61,7 @@ GroupField = Literal["tenant", "provider", "reseller", "sku", "service_period", 
 
 @router.get("/v1/usage", response_model=UsagePage, response_model_exclude_unset=True, responses=responses(400, 429))
 async def get_usage(
+    http: Request,
     who: Caller,
     ledger: LedgerState,
     start: Annotated[str | None, Query(description="RFC 3339 instant (rounded down to the hour); default: start of the current period")] = None,
@@ -82,7 +83,7 @@ async def get_usage(
         offset=int(cursor or 0), credits=credits,
         where=UsageFilter(provider=provider, reseller=reseller, sku=sku, service_period=period, region=region),
     )
-    catalog, version = await ledger.catalog_and_version()
+    catalog, version = await ledger.catalog_and_version(request_version(http))
     async def items_of(wanted: UsageQuery) -> list[dict]:
         # In the query pool, one of a member's at a time: a member's query over its
         # 100,000 tenants is seconds of CPU that must not be the event loop's.
