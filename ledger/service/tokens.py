@@ -71,6 +71,13 @@ async def revoke(store: Store, token_id: str) -> bool:
 
 async def authenticate(store: Store, token: str, now: int | None = None) -> Caller | None:
     """The caller a token stands for, or None (unknown, malformed, revoked or expired)."""
+    found = await authenticate_until(store, token, now)
+    return None if found is None else found[0]
+
+
+async def authenticate_until(store: Store, token: str, now: int | None = None) -> tuple[Caller, int] | None:
+    """The caller a token stands for and when the token expires (Unix seconds), or None
+    (the portal's session lasts no longer than its token)."""
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
@@ -83,7 +90,7 @@ async def authenticate(store: Store, token: str, now: int | None = None) -> Call
         return None
     if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY_SECONDS:
         await store.touch_token(token_id, now)
-    return Caller(token_id, record.role, record.member)
+    return Caller(token_id, record.role, record.member), record.expires_at
 
 
 def _instant(seconds: int | None) -> str | None:

@@ -1,0 +1,193 @@
+"""The portal (ledger/http/portal) in process, on the in-memory store with October 2026
+closed: signing in with an API token, the session cookie's attributes, CSRF on every
+form, sign-out, a member's month and payments, errors as pages, and that the JSON API
+keeps its own error shape. The same pages in a real browser against a real stack:
+tests/e2e/test_portal_browser.py."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ledger.http.app import create_app
+from ledger.http.portal import i18n
+from ledger.service import tokens
+from ledger.settings import Settings
+from tests.factories import instant
+from tests.service.test_payments import Clock, closed_october
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "ledger" / "http" / "portal" / "templates"
+MEMBERS = ("kddi", "sakura", "highreso")
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+LIFETIME = 7200
+
+
+@contextlib.asynccontextmanager
+async def portal():
+    store = await closed_october(Clock(instant("2026-11-02T00:00:00+09:00")))
+
+    async def opened():
+        return store
+
+    app = create_app(Settings(Path("."), None, None), open_store=opened)
+    secrets = {m: (await tokens.create(store, "member", m, "", LIFETIME))[1] for m in MEMBERS}
+    secrets["admin"] = (await tokens.create(store, "admin", None, "", LIFETIME))[1]
+    async with app.router.lifespan_context(app):
+        yield app, secrets
+
+
+def browser(app) -> httpx.AsyncClient:
+    # https: the session cookie is Secure, and a cookie jar sends it over HTTPS only.
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://portal.test",
+                             headers={"Accept-Language": "en"})
+
+
+async def signed_in(app, secret: str) -> httpx.AsyncClient:
+    http = browser(app)
+    form = await http.get("/portal/sign-in")
+    csrf = CSRF.search(form.text).group(1)
+    answer = await http.post("/portal/sign-in", data={"csrf": csrf, "token": secret, "next": ""})
+    assert answer.status_code == 303, answer.text
+    return http
+
+
+def csrf_of(page: httpx.Response) -> str:
+    return CSRF.search(page.text).group(1)
+
+
+async def test_a_token_is_exchanged_for_a_strict_secure_session_that_ends_with_it():
+    async with portal() as (app, secrets):
+        http = browser(app)
+        form = await http.get("/portal/sign-in")
+        assert form.status_code == 200 and 'type="password"' in form.text
+        answer = await http.post("/portal/sign-in", data={"csrf": csrf_of(form), "token": secrets["kddi"]})
+        assert answer.status_code == 303 and answer.headers["location"] == "/portal/months"
+        cookie = next(v for k, v in answer.headers.multi_items()
+                      if k == "set-cookie" and v.startswith("gpuledger_portal="))
+        attributes = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")}
+        assert {"httponly", "secure", "samesite", "max-age", "path"} <= set(attributes)
+        assert attributes["samesite"].lower() == "samesite=strict" and attributes["path"] == "Path=/portal"
+        max_age = int(attributes["max-age"].split("=")[1])
+        assert LIFETIME - 60 <= max_age <= LIFETIME  # no longer than the token lives
+        assert secrets["kddi"] not in cookie  # the cookie is a session id, not the token
+        month = await http.get("/portal/months/2026-10")
+        assert month.status_code == 200 and "kddi" in month.text
+        await http.aclose()
+
+
+async def test_a_wrong_token_is_refused_with_a_message_and_no_session():
+    async with portal() as (app, _):
+        http = browser(app)
+        form = await http.get("/portal/sign-in")
+        answer = await http.post("/portal/sign-in", data={"csrf": csrf_of(form), "token": "glt_nope_nope"})
+        assert answer.status_code == 401 and "unknown, revoked or expired token" in answer.text
+        assert "gpuledger_portal=" not in answer.headers.get("set-cookie", "")
+        assert (await http.get("/portal/months/2026-10")).status_code == 303
+
+
+async def test_every_form_without_its_csrf_token_is_refused():
+    async with portal() as (app, secrets):
+        http = browser(app)
+        await http.get("/portal/sign-in")
+        refused = await http.post("/portal/sign-in", data={"token": secrets["kddi"]})
+        assert refused.status_code == 403 and "csrf_refused" in refused.text
+        http = await signed_in(app, secrets["kddi"])
+        for path, data in (("/portal/payments", {"period": "2026-10", "to": "highreso", "amount_yen": "1",
+                                                 "paid_on": "2026-11-01", "reference": "R"}),
+                           ("/portal/disputes", {"provider": "highreso"}),
+                           ("/portal/sign-out", {}),
+                           ("/portal/payments", {"csrf": "forged", "period": "2026-10"})):
+            answer = await http.post(path, data=data)
+            assert answer.status_code == 403 and "csrf_refused" in answer.text, path
+        listing = await http.get("/portal/payments")
+        assert "pay-1" not in listing.text  # nothing was recorded
+        await http.aclose()
+
+
+async def test_without_a_session_a_page_sends_to_sign_in_and_sign_out_ends_it():
+    async with portal() as (app, secrets):
+        http = browser(app)
+        answer = await http.get("/portal/payments")
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/portal/sign-in")
+        http = await signed_in(app, secrets["sakura"])
+        page = await http.get("/portal/payments")
+        assert page.status_code == 200
+        out = await http.post("/portal/sign-out", data={"csrf": csrf_of(page)})
+        assert out.status_code == 303
+        assert (await http.get("/portal/payments")).status_code == 303
+        await http.aclose()
+
+
+async def test_a_revoked_token_ends_its_session_at_once():
+    async with portal() as (app, secrets):
+        http = await signed_in(app, secrets["kddi"])
+        assert (await http.get("/portal/payments")).status_code == 200
+        await tokens.revoke(app.state.ledger.store, secrets["kddi"].split("_")[1])
+        assert (await http.get("/portal/payments")).status_code == 303
+        await http.aclose()
+
+
+async def test_the_payer_records_and_the_payee_confirms_through_the_pages():
+    async with portal() as (app, secrets):
+        kddi = await signed_in(app, secrets["kddi"])
+        page = await kddi.get("/portal/payments")
+        assert 'id="owe-table"' in page.text and "highreso" in page.text
+        recorded = await kddi.post("/portal/payments", data={
+            "csrf": csrf_of(page), "period": "2026-10", "to": "highreso", "amount_yen": "600",
+            "paid_on": "2026-11-01", "reference": "BANK-1"})
+        assert recorded.status_code == 303
+        highreso = await signed_in(app, secrets["highreso"])
+        page = await highreso.get("/portal/payments")
+        assert 'id="confirm-pay-1"' in page.text
+        confirmed = await highreso.post("/portal/payments/pay-1/confirm", data={"csrf": csrf_of(page)})
+        assert confirmed.status_code == 303
+        page = await kddi.get("/portal/payments")
+        assert "confirmed" in page.text
+        sakura = await signed_in(app, secrets["sakura"])
+        assert "pay-1" not in (await sakura.get("/portal/payments")).text
+        for http in (kddi, highreso, sakura):
+            await http.aclose()
+
+
+async def test_a_refusal_of_the_service_is_a_page_with_its_message_and_status():
+    async with portal() as (app, secrets):
+        kddi = await signed_in(app, secrets["kddi"])
+        page = await kddi.get("/portal/payments")
+        over = await kddi.post("/portal/payments", data={
+            "csrf": csrf_of(page), "period": "2026-10", "to": "highreso", "amount_yen": "99999999",
+            "paid_on": "2026-11-01", "reference": "BANK-1"})
+        assert over.status_code == 409 and over.headers["content-type"].startswith("text/html")
+        assert 'role="alert"' in over.text and "Traceback" not in over.text
+        missing = await kddi.get("/portal/months/2026-1x")
+        assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+        api = await kddi.get("/v1/statements/2026-10")  # the JSON API is unchanged: no bearer, 401 JSON
+        assert api.status_code == 401 and api.json()["error"]["code"] == "unauthorized"
+        await kddi.aclose()
+
+
+async def test_every_page_carries_a_strict_content_security_policy():
+    async with portal() as (app, secrets):
+        http = await signed_in(app, secrets["kddi"])
+        for path in ("/portal/months/2026-10", "/portal/payments", "/portal/disputes", "/portal/sign-in"):
+            answer = await http.get(path)
+            assert "script-src 'self'" in answer.headers["content-security-policy"], path
+            assert answer.headers["cache-control"] == "no-store"
+        await http.aclose()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_every_word_a_template_uses_is_in_both_languages(name):
+    used = set(re.findall(r"""t\(["']([a-z_]+)["']\)""", (TEMPLATES / name).read_text()))
+    missing = sorted(key for key in used if key not in i18n.TEXT)
+    assert not missing, missing
+    assert all(all(i18n.TEXT[key]) for key in used)
+
+
+def test_the_menu_keys_are_words():
+    assert all(key in i18n.TEXT for key, _ in i18n.OPERATOR_MENU)
+    assert time.time() > 0
