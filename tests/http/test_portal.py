@@ -28,8 +28,8 @@ LIFETIME = 7200
 
 
 @contextlib.asynccontextmanager
-async def portal():
-    store = await closed_october(Clock(instant("2026-11-02T00:00:00+09:00")))
+async def portal(now: str = "2026-11-02T00:00:00+09:00"):
+    store = await closed_october(Clock(instant(now)))
 
     async def opened():
         return store
@@ -191,3 +191,59 @@ def test_every_word_a_template_uses_is_in_both_languages(name):
 def test_the_menu_keys_are_words():
     assert all(key in i18n.TEXT for key, _ in i18n.OPERATOR_MENU)
     assert time.time() > 0
+
+
+async def test_usage_grants_capacity_and_dead_letters_pages_answer_within_the_callers_scope():
+    async with portal() as (app, secrets):
+        kddi = await signed_in(app, secrets["kddi"])
+        usage_page = await kddi.get("/portal/usage", params={"range": "period", "period": "2026-10",
+                                                             "group_by": "provider"})
+        assert usage_page.status_code == 200, usage_page.text
+        assert "<svg" in usage_page.text and 'id="usage-table"' in usage_page.text
+        assert "highreso" in usage_page.text and "sakura" in usage_page.text
+        chart = await kddi.get("/portal/usage/chart", params={"range": "period", "period": "2026-10"})
+        assert chart.status_code == 200 and chart.text.strip().startswith("<svg")
+        assert (await kddi.get("/portal/usage", params={"group_by": "nope"})).status_code == 400
+        for path in ("/portal/usage", "/portal/usage?range=today", "/portal/grants", "/portal/capacity/2026-10",
+                     "/portal/dead-letters"):
+            assert (await kddi.get(path)).status_code == 200, path
+        refused = await kddi.get("/portal/operator")
+        assert refused.status_code == 403 and "operator" in refused.text
+        await kddi.aclose()
+
+
+async def test_the_operator_sees_the_alliance_and_closes_a_month_after_seeing_what_it_stores():
+    async with portal(now="2026-12-02T00:00:00+09:00") as (app, secrets):
+        admin = await signed_in(app, secrets["admin"])
+        overview = await admin.get("/portal/operator")
+        assert overview.status_code == 200
+        for member in MEMBERS:
+            assert member in overview.text
+        assert 'id="pipeline-table"' in overview.text and "gpu.usage" in overview.text
+        preview = await admin.get("/portal/operator/close", params={"period": "2026-11"})
+        assert preview.status_code == 200 and 'id="close-confirm"' in preview.text
+        closed = await admin.post("/portal/operator/close", data={"csrf": csrf_of(preview), "period": "2026-11"})
+        assert closed.status_code == 303 and closed.headers["location"] == "/portal/months/2026-11"
+        month = await admin.get("/portal/months/2026-11")
+        assert "closed" in month.text
+        again = await admin.get("/portal/operator/close", params={"period": "2026-11"})
+        assert 'id="close-confirm"' not in again.text  # nothing left to close through it
+        kddi = await signed_in(app, secrets["kddi"])
+        page = await kddi.get("/portal/payments")
+        refused = await kddi.post("/portal/operator/close", data={"csrf": csrf_of(page), "period": "2026-12"})
+        assert refused.status_code == 403
+        await admin.aclose()
+        await kddi.aclose()
+
+
+async def test_a_page_is_in_japanese_unless_english_is_asked_for():
+    async with portal() as (app, secrets):
+        http = browser(app)
+        del http.headers["Accept-Language"]
+        assert "サインイン" in (await http.get("/portal/sign-in")).text
+        chosen = await http.get("/portal/lang/en", params={"next": "/portal/sign-in"})
+        assert chosen.status_code == 303 and chosen.headers["location"] == "/portal/sign-in"
+        assert ">Sign in<" in (await http.get("/portal/sign-in")).text
+        away = await http.get("/portal/lang/ja", params={"next": "https://evil.example/"})
+        assert away.headers["location"] == "/portal"  # never a redirect out of the portal
+        await http.aclose()

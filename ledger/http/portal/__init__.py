@@ -12,13 +12,23 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from ledger.http.portal import common, disputes, entry, months, payments, session
+from ledger.http.portal import (
+    common,
+    disputes,
+    entry,
+    months,
+    operator,
+    payments,
+    reports,
+    session,
+    usage,
+)
 
 
 def install(app: FastAPI) -> None:
     """The portal's routes, its sessions and its error pages on the API's app (after
     `ledger.http.errors.install`, whose JSON answers it keeps outside /portal)."""
     app.state.portal_sessions = session.Sessions()
-    for module in (entry, months, disputes, payments):
+    for module in (entry, months, usage, disputes, payments, reports, operator):
         app.include_router(module.router)
     common.install(app)
