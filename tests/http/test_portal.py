@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ledger.http.app import create_app
-from ledger.http.portal import i18n
-from ledger.service import tokens
+from ledger.http.portal import charts, i18n
+from ledger.http.portal import usage as usage_pages
+from ledger.service import disputes, tokens
+from ledger.service.intake import Intake
 from ledger.settings import Settings
-from tests.factories import instant
+from tests.factories import encode, instant, usage_event
+from tests.service.conftest import LoopbackPublisher, deliver
 from tests.service.test_payments import Clock, closed_october
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "ledger" / "http" / "portal" / "templates"
@@ -188,9 +190,33 @@ def test_every_word_a_template_uses_is_in_both_languages(name):
     assert all(all(i18n.TEXT[key]) for key in used)
 
 
-def test_the_menu_keys_are_words():
-    assert all(key in i18n.TEXT for key, _ in i18n.OPERATOR_MENU)
-    assert time.time() > 0
+def test_the_words_chosen_at_run_time_are_in_both_languages():
+    chosen = [key for key, _ in i18n.OPERATOR_MENU] + list(usage_pages.GROUPS) + list(disputes.MOVES)
+    chosen += ["paid", "overdue", "due_state"]  # a transfer's status
+    assert [key for key in chosen if key not in i18n.TEXT] == []
+
+
+async def test_a_member_replays_a_dead_letter_of_its_own_gpus_from_the_page():
+    async with portal() as (app, secrets):
+        store = app.state.ledger.store
+        publisher = LoopbackPublisher(clock_ms=lambda: instant("2026-11-01T00:00:00Z") * 1000, batch=False)
+        event = usage_event(provider="sakura", sku="NOPE", time="2026-11-01T00:00:00Z", event_id="dead-1")
+        await publisher.send_events([encode(event)], "GPU-0001")
+        await deliver(publisher, Intake(store))
+        sakura = await signed_in(app, secrets["sakura"])
+        page = await sakura.get("/portal/dead-letters")
+        found = re.search(r'name="id" value="([0-9]+)"', page.text)
+        assert found is not None and "<td>unknown_sku</td>" in page.text
+        highreso = await signed_in(app, secrets["highreso"])
+        assert "<td>unknown_sku</td>" not in (await highreso.get("/portal/dead-letters")).text  # not its GPU, not its tenant
+        done = await sakura.post("/portal/dead-letters/replay", data={"csrf": csrf_of(page), "id": found.group(1)})
+        assert done.status_code == 200 and 'id="replay-outcome"' in done.text
+        assert re.search(r"<th scope=\"row\">replayed</th><td>1</td>", done.text)
+        again = await sakura.get("/portal/dead-letters")
+        assert f'name="id" value="{found.group(1)}"' not in again.text  # replayed: not again
+        assert "<td>unknown_sku</td>" in again.text  # judged again, and refused again: a new dead letter
+        for http in (sakura, highreso):
+            await http.aclose()
 
 
 async def test_usage_grants_capacity_and_dead_letters_pages_answer_within_the_callers_scope():
@@ -204,6 +230,9 @@ async def test_usage_grants_capacity_and_dead_letters_pages_answer_within_the_ca
         chart = await kddi.get("/portal/usage/chart", params={"range": "period", "period": "2026-10"})
         assert chart.status_code == 200 and chart.text.strip().startswith("<svg")
         assert (await kddi.get("/portal/usage", params={"group_by": "nope"})).status_code == 400
+        lines = await kddi.get("/portal/usage", params={"range": "period", "period": "2026-10"})
+        assert "/portal/disputes/new?provider=highreso" in lines.text  # a dispute from a usage line
+        assert "/portal/disputes/new?provider=kddi" not in lines.text  # never of its own GPUs
         for path in ("/portal/usage", "/portal/usage?range=today", "/portal/grants", "/portal/capacity/2026-10",
                      "/portal/dead-letters"):
             assert (await kddi.get(path)).status_code == 200, path
@@ -247,3 +276,11 @@ async def test_a_page_is_in_japanese_unless_english_is_asked_for():
         away = await http.get("/portal/lang/ja", params={"next": "https://evil.example/"})
         assert away.headers["location"] == "/portal"  # never a redirect out of the portal
         await http.aclose()
+
+
+def test_a_chart_has_a_bar_per_point_and_escapes_what_it_writes():
+    drawn = charts.bars([("10-01", 7200), ("<b>", 3600), ("10-03", 0)], "GPU-hours")
+    assert drawn.count('<rect class="bar"') == 3
+    assert "<b>" not in drawn and "&lt;b&gt;" in drawn
+    assert "2.00 GPU-h (7,200 s)" in drawn
+    assert 'role="img"' in charts.bars([], "GPU-hours")

@@ -81,6 +81,7 @@ TEXT: dict[str, tuple[str, str]] = {  # key -> (Japanese, English)
     "today": ("今日", "Today"),
     "this_month": ("今月", "This month"),
     "period": ("月", "Period"),
+    "line": ("明細行（テナント・提供・再販・SKU）", "Line (tenant, provider, reseller, SKU)"),
     "group_by": ("集計単位", "Group by"),
     "filter": ("絞り込み", "Filter"),
     "apply": ("表示", "Show"),

@@ -56,8 +56,12 @@ async def overview(request: Request, who: SignedIn) -> Response:
     overdue = [t for t in (await payments.listing(ledger.store, who.caller))["transfers"] if t["status"] == "overdue"]
     async with ledger.store.snapshot() as reader:
         closed_through = await reader.closed_through()
+    nets = {}
+    if closed_through is not None:  # each member's net of the last closed month
+        ledger.limiter.take(who.caller, "statements")
+        nets = orjson.loads((await ledger.statement(closed_through)).document)["net_yen"]
     return render.page(
-        request, "operator.html", who, members=sorted(catalog.members.values(), key=lambda m: m.id),
+        request, "operator.html", who, members=sorted(catalog.members.values(), key=lambda m: m.id), nets=nets,
         closed_through=closed_through, awaiting=awaiting, overdue=overdue,
         reasons=await dead_letter_reasons(ledger.store, now), pipeline=await pipeline(ledger.store),
         days=DEAD_LETTER_DAYS,

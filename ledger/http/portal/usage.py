@@ -1,5 +1,6 @@
-"""Live usage in the portal: today or this month (or a past month), grouped by tenant,
-SKU, provider, reseller or region, filtered, with a chart of GPU-hours per day (per hour
+"""Live usage in the portal: today or this month (or a past month), by line (what a
+statement line names, with a button to dispute it) or grouped by tenant, SKU, provider,
+reseller or region, filtered, with a chart of GPU-hours per day (per hour
 for today) that refreshes itself. The same queries as `GET /v1/usage`
 (`ledger.http.auth.Ledger.usage`): the same scope, pseudonyms, cache and rate."""
 
@@ -21,7 +22,9 @@ from ledger.service import usage
 
 router = APIRouter(include_in_schema=False)
 
-GROUPS = ("tenant", "sku", "provider", "reseller", "region")
+GROUPS = ("line", "tenant", "sku", "provider", "reseller", "region")
+# "line": what a statement line names, so a reseller can open a dispute from a usage row.
+LINE = ("tenant", "provider", "reseller", "sku")
 FILTERS = ("tenant", "sku", "provider", "reseller", "region")
 REFRESH_SECONDS = 60  # the chart asks again; an unchanged ledger answers from the cache
 
@@ -36,7 +39,7 @@ def asked(request: Request) -> dict[str, str]:
     """What the page was asked: the range (today, month or a period), the grouping, the filters."""
     params = request.query_params
     shown = {"range": params.get("range", "month"), "period": params.get("period", ""),
-             "group_by": params.get("group_by", "tenant")}
+             "group_by": params.get("group_by", "line")}
     if shown["range"] not in ("today", "month", "period") or shown["group_by"] not in GROUPS:
         raise InputError("range is today, month or period; group_by one of " + ", ".join(GROUPS))
     if shown["range"] == "period" and not usage.known_period(shown["period"]):
@@ -53,7 +56,8 @@ async def queries(request: Request, shown: dict[str, str]) -> tuple[usage.UsageR
                         service_period=shown["period"] if shown["range"] == "period" else None)
     start = format_utc(today_start(catalog.timezone, time.time())) if shown["range"] == "today" else None
     common_args = {"start": start, "where": where, "tenant": shown["tenant"] or None}
-    table = usage.UsageRequest(group_by=(shown["group_by"],), granularity="month", limit=1000, **common_args)
+    grouped = LINE if shown["group_by"] == "line" else (shown["group_by"],)
+    table = usage.UsageRequest(group_by=grouped, granularity="month", limit=1000, **common_args)
     chart = usage.UsageRequest(granularity="hour" if shown["range"] == "today" else "day", limit=10_000,
                                **common_args)
     return table, chart
@@ -80,7 +84,12 @@ async def usage_page(request: Request, who: SignedIn) -> Response:
     items = sorted(table["items"], key=lambda item: -item["gpu_seconds"])
     totals = {name: sum(item.get(name) or 0 for item in items)
               for name in ("gpu_seconds", "retail_yen_estimate", "wholesale_yen_estimate")}
+    columns = LINE if shown["group_by"] == "line" else (shown["group_by"],)
+    member = who.caller.member
+    disputable = {i for i, item in enumerate(items) if shown["group_by"] == "line" and member is not None
+                  and item.get("reseller") == member and item.get("provider") != member}
     return render.page(request, "usage.html", who, shown=shown, items=items, totals=totals, groups=GROUPS,
+                       columns=columns, disputable=disputable,
                        start=table["start"], end=table["end"], more=table["next_cursor"] is not None,
                        chart=chart_svg(chart, shown["range"] == "today", catalog.timezone), refresh=REFRESH_SECONDS)
 
