@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "  .venv/bin/gpuledger simulate --gpus 16        # a live fleet until Ctrl-C: this month's usage\n"
         "      grows in GET /v1/usage (the current period by default) and in `settle YYYY-MM`; the\n"
         "      Grafana dashboard (deploy/grafana) shows it on the docker-compose deployment, whose\n"
-        "      workers serve metrics (on the local stack only the API's /metrics does)\n"
+        "      workers serve metrics (on the local stack each on a loopback port: dev status)\n"
         "  make demo COLLECT=30                          # a fake GPU node's agent (gpuledger collect) feeding it\n"
         "  .venv/bin/gpuledger dev down                  # stop it (PostgreSQL data is kept)",
         file=sys.stderr,

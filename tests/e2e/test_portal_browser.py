@@ -262,3 +262,12 @@ def test_the_pages_speak_japanese_from_one_link(members):
     sakura.page.wait_for_load_state("networkidle")
     assert "Statement 2026-10" in sakura.page.inner_text("h1")
     assert not sakura.problems, sakura.problems
+
+
+def test_the_operator_sees_the_workers_and_their_lag(members):
+    operator = members["operator"]
+    operator.go("/portal/operator")
+    assert operator.page.inner_text("#workers-up") == "1 / 1"  # the stack's one worker answers
+    assert operator.page.inner_text("#total-lag").replace(",", "").isdigit()
+    rows = operator.page.inner_text("#pipeline-table")
+    assert "gpu.usage" in rows

@@ -175,8 +175,8 @@ TEXT: dict[str, tuple[str, str]] = {  # key -> (Japanese, English)
     "period_to_close": ("締める月", "Month to close"),
     "show": ("表示", "Show"),
     "open_disputes_count": ("対応中の異議", "Open disputes"),
-    "pipeline_note": ("ワーカー数と Kafka の遅延は各ワーカーの /metrics（Grafana）にあります。ここは台帳に記録された処理位置です。",
-                      "Workers and Kafka lag are in each worker's /metrics (Grafana); here, the positions the ledger recorded."),
+    "pipeline_note": ("位置と時刻は台帳が記録したもの、ワーカー数と遅延は各ワーカーの /metrics を今読んだものです（GPULEDGER_WORKER_METRICS_URLS）。",
+                      "Positions and times as the ledger recorded them; workers and lag read now from each worker's /metrics (GPULEDGER_WORKER_METRICS_URLS)."),
 }
 
 # What each kind of caller finds in the menu: (key, path).

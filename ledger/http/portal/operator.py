@@ -16,7 +16,7 @@ from ledger.domain.errors import Forbidden
 from ledger.domain.instants import format_utc
 from ledger.domain.periods import next_period
 from ledger.http.auth import require_admin
-from ledger.http.portal import common, render
+from ledger.http.portal import common, render, workers
 from ledger.http.portal.common import SignedIn
 from ledger.http.portal.months import checked
 from ledger.service import books, disputes, payments
@@ -37,13 +37,18 @@ async def dead_letter_reasons(store, now: int) -> list[tuple[str, int]]:
     return sorted(((reason, count) for reason, count in counts.items() if count), key=lambda rc: (-rc[1], rc[0]))
 
 
-async def pipeline(store) -> dict:
+async def pipeline(store, worker_urls: tuple[str, ...]) -> dict:
+    """Where the ledger is per partition (its positions, when they last moved), and what
+    the workers say of themselves (how many answer, each partition's lag)."""
     positions = await store.pipeline_positions()
+    seen = await workers.read(worker_urls)
     last = max((moved for *_, moved in positions if moved is not None), default=None)
-    return {"positions": [(topic, partition, offset, format_utc(moved) if moved else None)
+    return {"positions": [(topic, partition, offset, format_utc(moved) if moved else None,
+                           seen.lag.get((topic, partition)))
                           for topic, partition, offset, moved in positions],
             "last_applied": format_utc(last) if last else None,
-            "batches_metered": (await store.ledger_version())[1]}
+            "batches_metered": (await store.ledger_version())[1],
+            "workers": seen}
 
 
 @router.get("/portal/operator")
@@ -63,7 +68,8 @@ async def overview(request: Request, who: SignedIn) -> Response:
     return render.page(
         request, "operator.html", who, members=sorted(catalog.members.values(), key=lambda m: m.id), nets=nets,
         closed_through=closed_through, awaiting=awaiting, overdue=overdue,
-        reasons=await dead_letter_reasons(ledger.store, now), pipeline=await pipeline(ledger.store),
+        reasons=await dead_letter_reasons(ledger.store, now),
+        pipeline=await pipeline(ledger.store, ledger.settings.worker_metrics_urls),
         days=DEAD_LETTER_DAYS,
     )
 
