@@ -227,6 +227,42 @@ def tab_through(member: Member, path: str) -> None:
     assert not missing, f"{path}: not reached by Tab: {missing[:5]}"
 
 
+# Every field has a label, and every text its WCAG AA contrast against what is behind it
+# (4.5:1; 3:1 for large text). The chart's SVG text is left out: its colour is a fill.
+ACCESSIBILITY = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+    if (!(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      problems.push("no label: " + el.outerHTML.slice(0, 100));
+  }
+  const rgb = s => (s.match(/[0-9.]+/g) || []).map(Number);
+  const channel = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const behind = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement;
+    if (!el || seen.has(el) || !walker.currentNode.textContent.trim() || el.closest("svg")) continue;
+    seen.add(el);
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || el.getClientRects().length === 0) continue;
+    const [a, b] = [luminance(rgb(style.color)), luminance(behind(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    if (ratio < (size >= 24 || (size >= 18.66 && bold) ? 3 : 4.5))
+      problems.push("contrast " + ratio.toFixed(2) + ": " + el.outerHTML.slice(0, 100));
+  }
+  return problems;
+}"""
+
+
 @pytest.mark.parametrize("who, pages", [("kddi", MEMBER_PAGES), ("highreso", MEMBER_PAGES),
                                         ("operator", OPERATOR_PAGES)])
 def test_every_page_is_reachable_by_keyboard_and_logs_no_error(members, who, pages):
@@ -236,6 +272,8 @@ def test_every_page_is_reachable_by_keyboard_and_logs_no_error(members, who, pag
             member.go(path)
             member.shoot(SHOTS[path])  # before any focus ring is drawn
         tab_through(member, path)
+        problems = member.page.evaluate(ACCESSIBILITY)
+        assert not problems, f"{path}: {problems[:5]}"
     assert not member.problems, member.problems
 
 

@@ -284,3 +284,14 @@ def test_a_chart_has_a_bar_per_point_and_escapes_what_it_writes():
     assert "<b>" not in drawn and "&lt;b&gt;" in drawn
     assert "2.00 GPU-h (7,200 s)" in drawn
     assert 'role="img"' in charts.bars([], "GPU-hours")
+
+
+async def test_the_documents_face_is_served_for_a_browser_without_it():
+    async with portal() as (app, _):
+        http = browser(app)
+        answer = await http.get("/portal/static/fonts/ipaexg.ttf")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "font/ttf"
+        assert answer.content[:4] == b"\x00\x01\x00\x00"  # a TrueType font
+        assert (await http.get("/portal/static/portal.css")).status_code == 200
+        assert (await http.get("/portal/static/..%2Fsession.py")).status_code == 404
+        await http.aclose()

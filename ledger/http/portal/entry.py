@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ledger.documents import fonts  # the face's file only: no template or PDF library
 from ledger.domain.errors import NotFound, Unauthorized
 from ledger.http.portal import common, render, session
 from ledger.http.portal.common import SignedIn
@@ -71,6 +72,17 @@ async def choose_language(lang: str, next: str = "") -> Response:
     response = common.redirect(common.local_path(next, "/portal"))
     session.set_cookie(response, session.LANG_COOKIE, lang, 400 * 86400)
     return response
+
+
+@router.get("/portal/static/fonts/ipaexg.ttf")
+async def font() -> Response:
+    """The documents' face, for a browser that has not installed it (the pages ask for
+    the installed one first)."""
+    try:
+        path = fonts.japanese_font()
+    except fonts.MissingFont as exc:
+        raise NotFound(str(exc)) from None
+    return Response(path.read_bytes(), media_type="font/ttf", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/portal/static/{name}")

@@ -18,13 +18,9 @@ from fastapi.responses import HTMLResponse
 from ledger.http.portal import i18n
 from ledger.http.portal.session import LANG_COOKIE, Session
 
-# The documents' face (ledger.documents.fonts.CSS_FAMILIES), not imported: that package
-# loads WeasyPrint and matplotlib, which a page needs not.
-FONT_FAMILIES = '"IPAexGothic", "IPAexゴシック", "Noto Sans CJK JP", sans-serif'
-
 HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -58,7 +54,6 @@ ENVIRONMENT = jinja2.Environment(
     lstrip_blocks=True,
 )
 ENVIRONMENT.filters.update(yen=yen, number=number, hours=gpu_hours)
-ENVIRONMENT.globals.update(font_families=FONT_FAMILIES)
 
 
 def language(request: Request) -> str:
