@@ -309,3 +309,17 @@ def test_the_operator_sees_the_workers_and_their_lag(members):
     assert operator.page.inner_text("#total-lag").replace(",", "").isdigit()
     rows = operator.page.inner_text("#pipeline-table")
     assert "gpu.usage" in rows
+
+
+def test_a_members_documents_download_and_another_members_do_not(members):
+    kddi, highreso = members["kddi"], members["highreso"]
+    kddi.go("/portal/months/2026-10")
+    row = kddi.page.locator("#documents-table tbody tr", has_text="tenant_invoice").first
+    assert "kdd-cust" in row.inner_text()  # an invoice kddi issued to one of its tenants
+    tenant_invoice = row.get_by_role("link", name="PDF").get_attribute("href")
+    answer = kddi.page.request.get(kddi.url + tenant_invoice, timeout=120_000)
+    assert answer.status == 200 and answer.headers["content-type"] == "application/pdf"
+    assert answer.body()[:5] == b"%PDF-"
+    assert "attachment" in answer.headers["content-disposition"]
+    refused = highreso.page.request.get(highreso.url + tenant_invoice, timeout=120_000)
+    assert refused.status == 404  # kddi's tenant's invoice is no document of highreso's
