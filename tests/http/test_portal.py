@@ -38,7 +38,8 @@ async def portal(now: str = "2026-11-02T00:00:00+09:00"):
 
     app = create_app(Settings(Path("."), None, None), open_store=opened)
     secrets = {m: (await tokens.create(store, "member", m, "", LIFETIME))[1] for m in MEMBERS}
-    secrets["admin"] = (await tokens.create(store, "admin", None, "", LIFETIME))[1]
+    for role in ("admin", "auditor"):
+        secrets[role] = (await tokens.create(store, role, None, "", LIFETIME))[1]
     async with app.router.lifespan_context(app):
         yield app, secrets
 
@@ -295,3 +296,19 @@ async def test_the_documents_face_is_served_for_a_browser_without_it():
         assert (await http.get("/portal/static/portal.css")).status_code == 200
         assert (await http.get("/portal/static/..%2Fsession.py")).status_code == 404
         await http.aclose()
+
+
+async def test_an_auditor_reads_the_operators_pages_and_changes_nothing():
+    async with portal(now="2026-12-02T00:00:00+09:00") as (app, secrets):
+        auditor = await signed_in(app, secrets["auditor"])
+        overview = await auditor.get("/portal/operator")
+        assert overview.status_code == 200 and 'href="/portal/operator/close"' not in overview.text
+        preview = await auditor.get("/portal/operator/close", params={"period": "2026-11"})
+        assert preview.status_code == 200 and 'id="close-confirm"' not in preview.text
+        refused = await auditor.post("/portal/operator/close", data={"csrf": csrf_of(preview), "period": "2026-11"})
+        assert refused.status_code == 403
+        recorded = await auditor.post("/portal/payments", data={
+            "csrf": csrf_of(preview), "period": "2026-10", "to": "highreso", "amount_yen": "1",
+            "paid_on": "2026-11-01", "reference": "R"})
+        assert recorded.status_code == 403 and "read_only" in recorded.text
+        await auditor.aclose()

@@ -23,7 +23,7 @@ SIGN_IN_SECONDS = 3600  # how long the sign-in form's CSRF cookie lives
 
 
 def home_of(who) -> str:
-    return "/portal/operator" if who.role == "admin" else "/portal/months"
+    return "/portal/months" if who.member is not None else "/portal/operator"
 
 
 @router.get("/portal")

@@ -184,6 +184,7 @@ MEMBER_MENU = (("month", "/portal/months"), ("usage", "/portal/usage"), ("disput
                ("payments", "/portal/payments"), ("grants", "/portal/grants"), ("capacity", "/portal/capacity"),
                ("dead_letters", "/portal/dead-letters"))
 OPERATOR_MENU = (("overview", "/portal/operator"), ("close", "/portal/operator/close"), *MEMBER_MENU)
+AUDITOR_MENU = (("overview", "/portal/operator"), *MEMBER_MENU)  # reads all, closes nothing
 
 
 def translator(lang: str) -> Callable[[str], str]:
@@ -198,4 +199,4 @@ def translator(lang: str) -> Callable[[str], str]:
 def navigation(caller: Caller | None) -> tuple[tuple[str, str], ...]:
     if caller is None:
         return ()
-    return OPERATOR_MENU if caller.role == "admin" else MEMBER_MENU
+    return {"admin": OPERATOR_MENU, "auditor": AUDITOR_MENU}.get(caller.role, MEMBER_MENU)
