@@ -65,7 +65,7 @@ def _start_workers(stack: Stack, settings: Settings, workers: int, partitions: i
         port = (stack.component(name) or {}).get("port") or free_port()
         # The embedded broker ignores LogAppendTime: its records carry the CLI's and the API's times.
         argv = _cli_argv(settings, "worker", "--name", name, "--ready-file", str(ready), "--partitions", str(partitions),
-                         "--development-broker", "--metrics-port", str(port))
+                         "--development-broker", "--metrics-port", str(port), "--metrics-host", "127.0.0.1")
         stack.start_process(name, "worker", argv, ready_file=ready, timeout=WORKER_START_SECONDS, port=port)
 
 
