@@ -21,12 +21,11 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright  # the test extra; never its downloaded browsers
 
 from tests.scenario import SCENARIOS, run_steps
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 
 SCENARIO = SCENARIOS / "alliance-2026-q4"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +49,7 @@ def ledger(make_stack, tmp_path_factory):
 def chromium():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: deploy/debian-packages.sh test installs Debian's chromium")
-    with playwright_api.sync_playwright() as driver:
+    with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
         browser.close()
