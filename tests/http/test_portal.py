@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ledger.domain.disputes import REASONS, STATES
 from ledger.http.app import create_app
 from ledger.http.portal import charts, i18n
 from ledger.http.portal import usage as usage_pages
@@ -312,3 +313,10 @@ async def test_an_auditor_reads_the_operators_pages_and_changes_nothing():
             "paid_on": "2026-11-01", "reference": "R"})
         assert recorded.status_code == 403 and "read_only" in recorded.text
         await auditor.aclose()
+
+
+def test_the_ledgers_codes_read_in_japanese_and_stay_codes_in_english():
+    for code in (*REASONS, *disputes.MOVES, *STATES, "recorded", "confirmed"):
+        assert code in i18n.TERMS, code
+        assert i18n.term("en")(code) == code
+    assert i18n.term("ja")("escalated") == "上申中"

@@ -179,6 +179,24 @@ TEXT: dict[str, tuple[str, str]] = {  # key -> (Japanese, English)
                       "Positions and times as the ledger recorded them; workers and lag read now from each worker's /metrics (GPULEDGER_WORKER_METRICS_URLS)."),
 }
 
+# The ledger's own codes (states, moves, dispute reasons) in Japanese; English shows the
+# code itself, as the API and the CLI print it. A code not listed is shown as it is.
+TERMS: dict[str, str] = {
+    "open": "対応中", "accepted": "承認", "rejected": "却下", "escalated": "上申中", "withdrawn": "取下げ",
+    "recorded": "確認待ち", "confirmed": "入金確認済", "accept": "承認", "reject": "却下", "escalate": "上申",
+    "withdraw": "取下げ", "decide_accept": "裁定：承認", "decide_reject": "裁定：却下",
+    "not_used": "未使用", "wrong_tenant": "テナント違い", "wrong_sku": "SKU 違い", "outage": "障害",
+    "duplicate_report": "重複報告", "other": "その他",
+}
+
+
+def term(lang: str) -> Callable[[str], str]:
+    def shown(code: str) -> str:
+        return TERMS.get(code, code) if lang == "ja" else code
+
+    return shown
+
+
 # What each kind of caller finds in the menu: (key, path).
 MEMBER_MENU = (("month", "/portal/months"), ("usage", "/portal/usage"), ("disputes", "/portal/disputes"),
                ("payments", "/portal/payments"), ("grants", "/portal/grants"), ("capacity", "/portal/capacity"),

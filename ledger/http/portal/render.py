@@ -69,7 +69,7 @@ def page(request: Request, template: str, session: Session | None, status: int =
     lang = language(request)
     caller = session.caller if session is not None else None
     html = ENVIRONMENT.get_template(template).render(
-        lang=lang, t=i18n.translator(lang), session=session, caller=caller,
+        lang=lang, t=i18n.translator(lang), term=i18n.term(lang), session=session, caller=caller,
         nav=i18n.navigation(caller), path=request.url.path, query=str(request.url.query), **context,
     )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
