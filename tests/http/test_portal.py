@@ -320,3 +320,14 @@ def test_the_ledgers_codes_read_in_japanese_and_stay_codes_in_english():
         assert code in i18n.TERMS, code
         assert i18n.term("en")(code) == code
     assert i18n.term("ja")("escalated") == "上申中"
+
+
+async def test_a_dispute_opened_from_a_line_is_prefilled_with_its_attribution_and_period():
+    async with portal() as (app, secrets):
+        kddi = await signed_in(app, secrets["kddi"])
+        form = await kddi.get("/portal/disputes/new", params={"provider": "highreso", "tenant": "acme",
+                                                              "sku": "H200", "period": "2026-10"})
+        assert form.status_code == 200
+        for value in ("highreso", "acme", "H200", "2026-09-30T15:00:00Z", "2026-10-31T15:00:00Z"):
+            assert f'value="{value}"' in form.text, value
+        await kddi.aclose()

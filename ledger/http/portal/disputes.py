@@ -14,6 +14,8 @@ from fastapi.responses import Response
 from ledger.domain import disputes as rules
 from ledger.domain.access import Caller
 from ledger.domain.errors import NotFound
+from ledger.domain.instants import format_utc
+from ledger.domain.periods import PERIOD_PATTERN
 from ledger.http.auth import require_writer
 from ledger.http.portal import common, render
 from ledger.http.portal.common import SignedIn
@@ -53,7 +55,14 @@ async def listing(request: Request, who: SignedIn) -> Response:
 
 @router.get("/portal/disputes/new")
 async def new(request: Request, who: SignedIn) -> Response:
+    """The form, filled from the line it was opened from; the interval, until narrowed,
+    is the line's service period."""
     given = {name: request.query_params.get(name, "") for name in PREFILLED}
+    period = request.query_params.get("period", "")
+    if PERIOD_PATTERN.fullmatch(period) and not (given["from"] or given["to"]):
+        catalog, _ = await common.ledger_of(request).catalog_and_version()
+        start, end = catalog.calendar.bounds(period)
+        given["from"], given["to"] = format_utc(start), format_utc(end)
     return render.page(request, "dispute_new.html", who, given=given, reasons=rules.REASONS)
 
 
