@@ -331,3 +331,15 @@ async def test_a_dispute_opened_from_a_line_is_prefilled_with_its_attribution_an
         for value in ("highreso", "acme", "H200", "2026-09-30T15:00:00Z", "2026-10-31T15:00:00Z"):
             assert f'value="{value}"' in form.text, value
         await kddi.aclose()
+
+
+def test_one_token_signing_in_again_and_again_pushes_out_only_its_own_sessions():
+    """A member cannot sign other members out by opening sessions without end."""
+    from ledger.domain.access import Caller
+    from ledger.http.portal.session import Sessions
+
+    sessions = Sessions(limit=100, per_token=3)
+    other = sessions.open("token-of-sakura", Caller("t2", "member", "sakura"), 2_000_000_000)
+    flood = [sessions.open("token-of-kddi", Caller("t1", "member", "kddi"), 2_000_000_000) for _ in range(50)]
+    assert sessions.get(other.id) is other
+    assert [sessions.get(s.id) is not None for s in flood] == [False] * 47 + [True] * 3

@@ -29,7 +29,11 @@ COOKIE = "gpuledger_portal"
 SIGN_IN_COOKIE = "gpuledger_portal_sign_in"
 LANG_COOKIE = "gpuledger_portal_lang"
 PATH = "/portal"
-MAX_SESSIONS = 10_000  # the oldest is forgotten beyond this (its holder signs in again)
+# A token's oldest session is forgotten beyond SESSIONS_PER_TOKEN, so that no member,
+# signing in again and again, can push other members' sessions out of the process; the
+# process's oldest beyond MAX_SESSIONS (its holder signs in again).
+SESSIONS_PER_TOKEN = 16
+MAX_SESSIONS = 10_000
 
 
 class NotSignedIn(Unauthorized):
@@ -57,11 +61,15 @@ class Session:
 class Sessions:
     """The signed-in sessions of this process, by id."""
 
-    def __init__(self, limit: int = MAX_SESSIONS) -> None:
+    def __init__(self, limit: int = MAX_SESSIONS, per_token: int = SESSIONS_PER_TOKEN) -> None:
         self._by_id: OrderedDict[str, Session] = OrderedDict()
         self.limit = limit
+        self.per_token = per_token
 
     def open(self, token: str, caller: Caller, expires_at: int) -> Session:
+        same_token = [s.id for s in self._by_id.values() if s.token == token]
+        for oldest in same_token[: max(0, len(same_token) - self.per_token + 1)]:
+            self.close(oldest)
         session = Session(secrets.token_urlsafe(32), token, secrets.token_urlsafe(32), expires_at, caller)
         self._by_id[session.id] = session
         while len(self._by_id) > self.limit:
