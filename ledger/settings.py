@@ -112,6 +112,8 @@ class Settings:
     admin_database_url: str | None = None
     kafka_auth: KafkaAuth = KafkaAuth()
     api_limits: ApiLimits = ApiLimits()
+    # The workers' Prometheus endpoints, for the portal's operator page (lag, workers up).
+    worker_metrics_urls: tuple[str, ...] = ()
 
     def need_admin_database(self) -> str:
         if not self.admin_database_url:
@@ -142,6 +144,17 @@ def stack_settings(home: Path) -> dict:
         return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return {}
+
+
+def worker_metrics_urls(stack: dict) -> tuple[str, ...]:
+    """GPULEDGER_WORKER_METRICS_URLS (comma-separated; a host name that resolves to several
+    addresses, such as a scaled compose service, stands for each of them), else the
+    metrics ports of the local stack's workers."""
+    listed = os.environ.get("GPULEDGER_WORKER_METRICS_URLS")
+    if listed is not None:
+        return tuple(url.strip() for url in listed.split(",") if url.strip())
+    return tuple(f"http://127.0.0.1:{c['port']}/metrics" for c in stack.get("components", ())
+                 if c.get("role") == "worker" and c.get("port"))
 
 
 def _stack_api_url(stack: dict) -> str | None:
@@ -219,4 +232,5 @@ def resolve(
         api_url=os.environ.get("GPULEDGER_API_URL") or _stack_api_url(stack),
         kafka_auth=kafka_auth(),
         api_limits=api_limits(),
+        worker_metrics_urls=worker_metrics_urls(stack),
     )

@@ -60,6 +60,6 @@ CONSUMER_LAG = Gauge(
 )
 
 
-def serve_metrics(port: int) -> None:
-    """Serve this process's metrics on http://0.0.0.0:PORT/metrics (OSError if taken)."""
-    prometheus_client.start_http_server(port)
+def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
+    """Serve this process's metrics on http://HOST:PORT/metrics (OSError if taken)."""
+    prometheus_client.start_http_server(port, addr=host)

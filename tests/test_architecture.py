@@ -35,7 +35,7 @@ ROOMS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "ledger.http": (
         {"ledger.http", "ledger.documents", "ledger.service", "ledger.domain", "ledger.settings", "schemas"},
-        {"fastapi", "starlette", "pydantic", "orjson", "prometheus_client", "uvicorn"},
+        {"fastapi", "starlette", "pydantic", "orjson", "prometheus_client", "uvicorn", "jinja2"},
     ),
     "streams": (
         {"streams", "ledger.service", "ledger.domain", "ledger.settings", "schemas"},
@@ -66,7 +66,7 @@ HOMES = {
     "prometheus_client": {"streams", "ledger.http", "ledger.collect"},
     "pynvml": {"ledger.collect"},  # the GPU agent's NVML
     "grpc": {"ledger.collect"},  # the kubelet's PodResources API
-    "jinja2": {"ledger.documents"},
+    "jinja2": {"ledger.documents", "ledger.http"},  # documents, and the portal's pages
     "weasyprint": {"ledger.documents"},
     "matplotlib": {"ledger.documents"},
 }

@@ -61,10 +61,12 @@ def _start_workers(stack: Stack, settings: Settings, workers: int, partitions: i
         if stack.is_running(name):
             continue
         ready = settings.home / "run" / f"{name}.ready"
+        # Its metrics on a loopback port of its own: the portal's operator page reads its lag there.
+        port = (stack.component(name) or {}).get("port") or free_port()
         # The embedded broker ignores LogAppendTime: its records carry the CLI's and the API's times.
         argv = _cli_argv(settings, "worker", "--name", name, "--ready-file", str(ready), "--partitions", str(partitions),
-                         "--development-broker")
-        stack.start_process(name, "worker", argv, ready_file=ready, timeout=WORKER_START_SECONDS)
+                         "--development-broker", "--metrics-port", str(port), "--metrics-host", "127.0.0.1")
+        stack.start_process(name, "worker", argv, ready_file=ready, timeout=WORKER_START_SECONDS, port=port)
 
 
 def _start_supervisor(stack: Stack, settings: Settings) -> None:

@@ -66,6 +66,7 @@ def api(obj: Context, host: str, port: int, ready_file: str | None, tls_cert: st
 @click.option("--partitions", default=DEFAULT_PARTITIONS, show_default=True, type=click.IntRange(1, 256), help="Partitions of the usage topic if the worker creates it.")
 @click.option("--loglevel", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port (/metrics).")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="The address the metrics listen on.")
 @click.option(
     "--development-broker", is_flag=True, envvar="GPULEDGER_DEVELOPMENT_BROKER",
     help="Trust the timestamps producers set (a broker that ignores LogAppendTime, as the embedded one "
@@ -74,7 +75,7 @@ def api(obj: Context, host: str, port: int, ready_file: str | None, tls_cert: st
 @click.option("--group", default=METER_GROUP, show_default=True, help="The Kafka consumer group: the same for every worker of one ledger.")
 @pass_context
 def worker(obj: Context, name: str, ready_file: str | None, partitions: int, loglevel: str, metrics_port: int | None,
-           development_broker: bool, group: str) -> None:
+           metrics_host: str, development_broker: bool, group: str) -> None:
     """Run a stream worker: meter the usage topic and every member's topic into the ledger until stopped.
 
     Refuses to start (exit 2) when the usage topic is missing or lets producers date their
@@ -88,7 +89,7 @@ def worker(obj: Context, name: str, ready_file: str | None, partitions: int, log
     settings.need_kafka()
     if metrics_port is not None:
         try:
-            serve_metrics(metrics_port)
+            serve_metrics(metrics_port, metrics_host)
         except OSError as exc:
             raise LedgerError(f"cannot serve metrics on port {metrics_port}: {exc.strerror or exc}") from exc
     run_worker(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -92,11 +93,32 @@ def main(argv: list[str] | None = None) -> None:
         "  .venv/bin/gpuledger simulate --gpus 16        # a live fleet until Ctrl-C: this month's usage\n"
         "      grows in GET /v1/usage (the current period by default) and in `settle YYYY-MM`; the\n"
         "      Grafana dashboard (deploy/grafana) shows it on the docker-compose deployment, whose\n"
-        "      workers serve metrics (on the local stack only the API's /metrics does)\n"
+        "      workers serve metrics (on the local stack each on a loopback port: dev status)\n"
         "  make demo COLLECT=30                          # a fake GPU node's agent (gpuledger collect) feeding it\n"
         "  .venv/bin/gpuledger dev down                  # stop it (PostgreSQL data is kept)",
         file=sys.stderr,
     )
+    portal()
+
+
+def portal_address(env_lines: str) -> str:
+    """The portal's address on the local stack: the API's, as `localhost`, which browsers
+    treat as a secure context (the portal's Secure cookie is kept over plain HTTP there)."""
+    for line in env_lines.splitlines():
+        name, _, value = line.partition("=")
+        if name == "GPULEDGER_API_URL":
+            return value.replace("://127.0.0.1:", "://localhost:") + "/portal"
+    raise SystemExit("the stack's API is not running: gpuledger dev up starts it")
+
+
+def portal() -> None:
+    """Last: where the members' portal is, and a token of kddi to sign in with."""
+    address = portal_address(gpuledger("dev", "env", capture=True).decode())
+    created = json.loads(gpuledger("token", "create", "--member", "kddi", "--label", "make demo: the portal",
+                                   "--expires-in", "7d", capture=True))
+    print(f"\nThe members' portal: {address}\n"
+          f"  sign in as kddi with this API token (valid 7 days): {created['token']}\n"
+          "  (the operator's pages: gpuledger token create --role admin)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -370,6 +370,9 @@ class Store(Protocol):
     async def forget_positions(self, topic: str) -> None:
         """Drop the stored positions of a topic that was recreated (empty, from offset 0)."""
 
+    async def pipeline_positions(self) -> list[tuple[str, int, int, int | None]]:
+        """Per partition applied: (topic, partition, next offset, last moved at or None)."""
+
     async def prepare_months(self) -> list[str]:
         """Make the storage of the coming months ready before their usage arrives
         (PostgreSQL: monthly partitions); the names of what was made."""

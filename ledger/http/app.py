@@ -19,6 +19,7 @@ from ledger.http import errors
 from ledger.http.auth import Ledger
 from ledger.http.metrics import instrument
 from ledger.http.offload import ProcessPool, StoreFactory
+from ledger.http.portal import install as install_portal
 from ledger.http.routes import (
     admin,
     dead_letters,
@@ -103,5 +104,6 @@ def create_app(
                    disputes, payments):
         app.include_router(module.router)
     errors.install(app)
+    install_portal(app)  # /portal: the members' web pages over the same services
     instrument(app)  # gpuledger_http_* and gpuledger_api_events_accepted_total
     return app

@@ -11,6 +11,8 @@ from ledger.domain import access
 from ledger.domain.catalog import Catalog
 from ledger.domain.errors import Forbidden, Unauthorized
 from ledger.domain.ports import Publisher, Store
+from ledger.domain.usage import UsageQuery
+from ledger.http import tasks
 from ledger.http.limits import MemberSlots, RateLimiter
 from ledger.http.offload import InlinePool, ProcessPool
 from ledger.service import statements, tokens, usage
@@ -63,10 +65,30 @@ class Ledger:
             period, version, lambda: self.statement_pool.run(statements.compute, period, self.pseudonym_key)
         )
 
+    async def usage(
+        self, who: access.Caller, request: usage.UsageRequest, as_json: bool = False,
+        version: tuple[int, int] | None = None,
+    ) -> dict | bytes:
+        """A page of the caller's usage, as `GET /v1/usage` answers it (the portal's too):
+        an answer kept for this caller and version is free; one to compute takes from the
+        token's rate and runs in the query pool, one of a member's at a time (a member's
+        query over its 100,000 tenants is seconds of CPU that must not be the event
+        loop's); the credit estimate reads the statement the API keeps. `version`: as
+        the request's token was read with it (`request_version`)."""
+        catalog, version = await self.catalog_and_version(version)
+
+        async def items_of(wanted: UsageQuery) -> list[dict]:
+            async with self.query_slots.slot(who):
+                return await self.query_pool.run(tasks.usage_items, who, self.pseudonym_key, wanted)
+
+        how = {"cache": self.usage_pages, "version": version, "admit": lambda: self.limiter.take(who, "usage queries"),
+               "statement_of": self.statement, "items_of": items_of}
+        answer = usage.page_json if as_json else usage.query
+        return await answer(self.store, catalog, who, self.pseudonym_key, request, **how)
+
     async def catalog_and_version(self, version: tuple[int, int] | None = None) -> tuple[Catalog, tuple[int, int]]:
-        """The current catalog and the ledger's version (`version`: as the request's
-        token was read with it, `request_version`), without a round trip when the
-        catalog has not changed and the version is known."""
+        """The current catalog and the ledger's version (`version`: already read), without
+        a round trip when the catalog has not changed and the version is known."""
         version = version or await self.store.ledger_version()
         if version[0] != self.catalog_revision:
             self.catalog, self.catalog_revision = await self.store.catalog()

@@ -351,6 +351,9 @@ class MemoryStore:
     async def prepare_months(self) -> list[str]:
         return []  # memory needs no preparing
 
+    async def pipeline_positions(self) -> list[tuple[str, int, int, int | None]]:
+        return [(topic, partition, offset, None) for (topic, partition), offset in sorted(self.state.positions.items())]
+
     async def forget_positions(self, topic: str) -> None:
         async with self._transaction() as state:
             for key in [k for k in state.positions if k[0] == topic]:

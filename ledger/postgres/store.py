@@ -44,6 +44,10 @@ async def open_store(database_url: str, max_connections: int = 2):
 
 
 # Every batch a worker meters moves a position forward in the same transaction.
+SELECT_PIPELINE_POSITIONS = """
+SELECT topic, partition, next_offset, extract(epoch FROM updated_at)::bigint AS updated_at
+FROM consumer_positions ORDER BY topic, partition
+"""
 SELECT_LEDGER_VERSION = f"""
 SELECT ({SELECT_REVISION}) AS revision,
        (SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_positions)
@@ -219,3 +223,9 @@ class PostgresStore:
     async def forget_positions(self, topic: str) -> None:
         async with self._connection() as conn:
             await forget_positions(conn, topic)
+
+    @translating
+    async def pipeline_positions(self) -> list[tuple[str, int, int, int | None]]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(SELECT_PIPELINE_POSITIONS)
+        return [(r["topic"], r["partition"], r["next_offset"], r["updated_at"]) for r in rows]

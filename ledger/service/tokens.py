@@ -71,6 +71,13 @@ async def revoke(store: Store, token_id: str) -> bool:
 
 async def authenticate(store: Store, token: str, now: int | None = None) -> Caller | None:
     """The caller a token stands for, or None (unknown, malformed, revoked or expired)."""
+    found = await authenticate_until(store, token, now)
+    return None if found is None else found[0]
+
+
+async def authenticate_until(store: Store, token: str, now: int | None = None) -> tuple[Caller, int] | None:
+    """The caller a token stands for and when the token expires (Unix seconds), or None
+    (the portal's session lasts no longer than its token)."""
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
@@ -86,10 +93,13 @@ async def authenticate_at_version(store: Store, token: str) -> tuple[Caller | No
         return None, None
     token_id, secret = match.groups()
     record, version = await store.token_and_version(token_id)
-    return await _caller(store, token_id, secret, record, None), version
+    found = await _caller(store, token_id, secret, record, None)
+    return (None if found is None else found[0]), version
 
 
-async def _caller(store: Store, token_id: str, secret: str, record: TokenRecord | None, now: int | None) -> Caller | None:
+async def _caller(
+    store: Store, token_id: str, secret: str, record: TokenRecord | None, now: int | None,
+) -> tuple[Caller, int] | None:
     now = int(time.time()) if now is None else now
     if record is None or record.revoked or now >= record.expires_at:
         return None
@@ -97,7 +107,7 @@ async def _caller(store: Store, token_id: str, secret: str, record: TokenRecord 
         return None
     if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY_SECONDS:
         await store.touch_token(token_id, now)
-    return Caller(token_id, record.role, record.member)
+    return Caller(token_id, record.role, record.member), record.expires_at
 
 
 def _instant(seconds: int | None) -> str | None:

@@ -132,7 +132,11 @@ async def test_positions_start_absent_and_never_move_back(store):
         await tx.advance_positions("gpu.usage", {0: 5})
     async with store.intake() as tx:
         assert await tx.positions("gpu.usage", [0, 1, 2]) == {0: 10, 1: 3}
+    shown = await store.pipeline_positions()  # the operator's page: every partition, in order
+    assert [row[:3] for row in shown] == [("gpu.usage", 0, 10), ("gpu.usage", 1, 3)]
+    assert all(row[3] is None or isinstance(row[3], int) for row in shown)
     await store.forget_positions("gpu.usage")
+    assert await store.pipeline_positions() == []
     async with store.intake() as tx:
         assert await tx.positions("gpu.usage", [0, 1]) == {}
 

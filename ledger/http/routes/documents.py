@@ -19,11 +19,11 @@ from ledger.domain.errors import NotFound
 from ledger.domain.periods import PERIOD_PATTERN
 from ledger.http import tasks
 from ledger.http.auth import Caller, LedgerState
+from ledger.http.documents_media import MEDIA_TYPES
 from ledger.http.errors import responses
 from ledger.service import documents
 
 router = APIRouter()
-MEDIA_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}
 
 
 class DocumentEntry(BaseModel):

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from ledger.domain.usage import UsageFilter, UsageQuery
-from ledger.http import tasks
+from ledger.domain.usage import UsageFilter
 from ledger.http.auth import Caller, LedgerState, request_version
 from ledger.http.errors import responses
 from ledger.service import usage
@@ -83,19 +82,7 @@ async def get_usage(
         offset=int(cursor or 0), credits=credits,
         where=UsageFilter(provider=provider, reseller=reseller, sku=sku, service_period=period, region=region),
     )
-    catalog, version = await ledger.catalog_and_version(request_version(http))
-    async def items_of(wanted: UsageQuery) -> list[dict]:
-        # In the query pool, one of a member's at a time: a member's query over its
-        # 100,000 tenants is seconds of CPU that must not be the event loop's.
-        async with ledger.query_slots.slot(who):
-            return await ledger.query_pool.run(tasks.usage_items, who, ledger.pseudonym_key, wanted)
-
-    # An answer kept for this caller and version is free; one to compute takes from the
-    # token's rate, and the credit estimate reads the statement the API keeps.
     # The service's page already has UsagePage's shape (its tests hold it to the model)
     # and is written once per answer kept: asked again, its bytes are the response.
-    page = await usage.page_json(ledger.store, catalog, who, ledger.pseudonym_key, request,
-                                 cache=ledger.usage_pages, version=version,
-                                 admit=lambda: ledger.limiter.take(who, "usage queries"),
-                                 statement_of=ledger.statement, items_of=items_of)
+    page = await ledger.usage(who, request, as_json=True, version=request_version(http))
     return Response(page, media_type="application/json")
