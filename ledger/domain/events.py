@@ -90,26 +90,28 @@ def _depth(value: object) -> int:
     return deepest
 
 
-def decode(raw: bytes) -> dict | Rejection:
-    """One event's bytes -> its JSON object, or a `malformed` Rejection."""
+def _loads(raw: bytes) -> object:
+    """Bytes of at most 1 MiB -> their JSON value, or a `malformed` Rejection."""
     if len(raw) > MAX_EVENT_BYTES:
         return Rejection(MALFORMED, f"{len(raw)} bytes, more than {MAX_EVENT_BYTES}")
     try:
-        value = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection(MALFORMED, f"not JSON: {exc}"[:300])
-    return check_decoded(raw, value)
+
+
+def decode(raw: bytes) -> dict | Rejection:
+    """One event's bytes -> its JSON object, or a `malformed` Rejection."""
+    value = _loads(raw)
+    return value if isinstance(value, Rejection) else check_decoded(raw, value)
 
 
 def decode_value(raw: bytes) -> object:
     """Check 1 on bytes that need not hold an object (a binary-mode event's `data`): its
     JSON value, or a `malformed` Rejection (over 1 MiB, not JSON, nested too deep)."""
-    if len(raw) > MAX_EVENT_BYTES:
-        return Rejection(MALFORMED, f"{len(raw)} bytes, more than {MAX_EVENT_BYTES}")
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejection(MALFORMED, f"not JSON: {exc}"[:300])
+    value = _loads(raw)
+    if isinstance(value, Rejection):
+        return value
     if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         return Rejection(MALFORMED, f"nested deeper than {MAX_DEPTH} levels")
     return value

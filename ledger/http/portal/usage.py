@@ -18,6 +18,7 @@ from ledger.domain.instants import format_utc, parse_instant
 from ledger.domain.usage import UsageFilter
 from ledger.http.portal import charts, common, render
 from ledger.http.portal.common import SignedIn
+from ledger.http.portal.session import Session
 from ledger.service import usage
 
 router = APIRouter(include_in_schema=False)
@@ -77,10 +78,7 @@ def chart_svg(page: dict, hourly: bool, timezone: str) -> str:
 async def usage_page(request: Request, who: SignedIn) -> Response:
     shown = asked(request)
     table_query, chart_query = await queries(request, shown)
-    ledger = common.ledger_of(request)
-    catalog, _ = await ledger.catalog_and_version()
-    table = await ledger.usage(who.caller, table_query)
-    chart = await ledger.usage(who.caller, chart_query)
+    table = await common.ledger_of(request).usage(who.caller, table_query)
     items = sorted(table["items"], key=lambda item: -item["gpu_seconds"])
     totals = {name: sum(item.get(name) or 0 for item in items)
               for name in ("gpu_seconds", "retail_yen_estimate", "wholesale_yen_estimate")}
@@ -91,7 +89,7 @@ async def usage_page(request: Request, who: SignedIn) -> Response:
     return render.page(request, "usage.html", who, shown=shown, items=items, totals=totals, groups=GROUPS,
                        columns=columns, disputable=disputable,
                        start=table["start"], end=table["end"], more=table["next_cursor"] is not None,
-                       chart=chart_svg(chart, shown["range"] == "today", catalog.timezone), refresh=REFRESH_SECONDS)
+                       chart=await drawn(request, who, shown, chart_query), refresh=REFRESH_SECONDS)
 
 
 @router.get("/portal/usage/chart")
@@ -99,8 +97,12 @@ async def usage_chart(request: Request, who: SignedIn) -> Response:
     """The chart alone, for the page's script to refresh it."""
     shown = asked(request)
     _, chart_query = await queries(request, shown)
+    return render.fragment("chart.html", render.language(request), chart=await drawn(request, who, shown, chart_query))
+
+
+async def drawn(request: Request, who: Session, shown: dict, chart_query: usage.UsageRequest) -> str:
+    """The usage chart of the page's range, drawn in the catalog's time zone."""
     ledger = common.ledger_of(request)
     catalog, _ = await ledger.catalog_and_version()
     chart = await ledger.usage(who.caller, chart_query)
-    return render.fragment("chart.html", render.language(request),
-                           chart=chart_svg(chart, shown["range"] == "today", catalog.timezone))
+    return chart_svg(chart, shown["range"] == "today", catalog.timezone)
