@@ -84,6 +84,8 @@ def rebalance_storm(stack: LocalStack, rounds: int = 3) -> float:
     for round_number in range(rounds):
         name = f"worker-storm-{round_number}"
         argv = [part.replace("worker-1", name) for part in record["argv"]]
+        if "--metrics-port" in argv:  # worker-1's port is taken: any free one
+            argv[argv.index("--metrics-port") + 1] = "0"
         ready = argv[argv.index("--ready-file") + 1]
         local.start_process(name, "storm", argv, ready_file=ready, timeout=120)
         time.sleep(2)
