@@ -37,7 +37,7 @@ async def dead_letter_reasons(store, now: int) -> list[tuple[str, int]]:
     return sorted(((reason, count) for reason, count in counts.items() if count), key=lambda rc: (-rc[1], rc[0]))
 
 
-async def pipeline(store, worker_urls: tuple[str, ...]) -> dict:
+async def pipeline(store, worker_urls: tuple[str, ...], version: tuple[int, int]) -> dict:
     """Where the ledger is per partition (its positions, when they last moved), and what
     the workers say of themselves (how many answer, each partition's lag)."""
     positions = await store.pipeline_positions()
@@ -47,7 +47,7 @@ async def pipeline(store, worker_urls: tuple[str, ...]) -> dict:
                            seen.lag.get((topic, partition)))
                           for topic, partition, offset, moved in positions],
             "last_applied": format_utc(last) if last else None,
-            "batches_metered": (await store.ledger_version())[1],
+            "batches_metered": version[1],
             "workers": seen}
 
 
@@ -55,7 +55,7 @@ async def pipeline(store, worker_urls: tuple[str, ...]) -> dict:
 async def overview(request: Request, who: SignedIn) -> Response:
     operator_only(who.caller)
     ledger = common.ledger_of(request)
-    catalog, _ = await ledger.catalog_and_version()
+    catalog, version = await ledger.catalog_and_version()
     now = int(time.time())
     awaiting = [d for d in (await disputes.listing(ledger.store, who.caller))["disputes"] if d["state"] == "escalated"]
     overdue = [t for t in (await payments.listing(ledger.store, who.caller))["transfers"] if t["status"] == "overdue"]
@@ -69,7 +69,7 @@ async def overview(request: Request, who: SignedIn) -> Response:
         request, "operator.html", who, members=sorted(catalog.members.values(), key=lambda m: m.id), nets=nets,
         closed_through=closed_through, awaiting=awaiting, overdue=overdue,
         reasons=await dead_letter_reasons(ledger.store, now),
-        pipeline=await pipeline(ledger.store, ledger.settings.worker_metrics_urls),
+        pipeline=await pipeline(ledger.store, ledger.settings.worker_metrics_urls, version),
         days=DEAD_LETTER_DAYS,
     )
 

@@ -49,8 +49,8 @@ def asked(request: Request) -> dict[str, str]:
     return shown
 
 
-async def queries(request: Request, shown: dict[str, str]) -> tuple[usage.UsageRequest, usage.UsageRequest]:
-    """(the table's query, the chart's query) of what was asked."""
+async def queries(request: Request, shown: dict[str, str]) -> tuple[usage.UsageRequest, usage.UsageRequest, str]:
+    """(the table's query, the chart's query, the catalog's time zone) of what was asked."""
     catalog, _ = await common.ledger_of(request).catalog_and_version()
     where = UsageFilter(provider=shown["provider"] or None, reseller=shown["reseller"] or None,
                         sku=shown["sku"] or None, region=shown["region"] or None,
@@ -61,7 +61,7 @@ async def queries(request: Request, shown: dict[str, str]) -> tuple[usage.UsageR
     table = usage.UsageRequest(group_by=grouped, granularity="month", limit=1000, **common_args)
     chart = usage.UsageRequest(granularity="hour" if shown["range"] == "today" else "day", limit=10_000,
                                **common_args)
-    return table, chart
+    return table, chart, catalog.timezone
 
 
 def chart_svg(page: dict, hourly: bool, timezone: str) -> str:
@@ -77,7 +77,7 @@ def chart_svg(page: dict, hourly: bool, timezone: str) -> str:
 @router.get("/portal/usage")
 async def usage_page(request: Request, who: SignedIn) -> Response:
     shown = asked(request)
-    table_query, chart_query = await queries(request, shown)
+    table_query, chart_query, timezone = await queries(request, shown)
     table = await common.ledger_of(request).usage(who.caller, table_query)
     items = sorted(table["items"], key=lambda item: -item["gpu_seconds"])
     totals = {name: sum(item.get(name) or 0 for item in items)
@@ -89,20 +89,19 @@ async def usage_page(request: Request, who: SignedIn) -> Response:
     return render.page(request, "usage.html", who, shown=shown, items=items, totals=totals, groups=GROUPS,
                        columns=columns, disputable=disputable,
                        start=table["start"], end=table["end"], more=table["next_cursor"] is not None,
-                       chart=await drawn(request, who, shown, chart_query), refresh=REFRESH_SECONDS)
+                       chart=await drawn(request, who, shown, chart_query, timezone), refresh=REFRESH_SECONDS)
 
 
 @router.get("/portal/usage/chart")
 async def usage_chart(request: Request, who: SignedIn) -> Response:
     """The chart alone, for the page's script to refresh it."""
     shown = asked(request)
-    _, chart_query = await queries(request, shown)
-    return render.fragment("chart.html", render.language(request), chart=await drawn(request, who, shown, chart_query))
+    _, chart_query, timezone = await queries(request, shown)
+    chart = await drawn(request, who, shown, chart_query, timezone)
+    return render.fragment("chart.html", render.language(request), chart=chart)
 
 
-async def drawn(request: Request, who: Session, shown: dict, chart_query: usage.UsageRequest) -> str:
+async def drawn(request: Request, who: Session, shown: dict, chart_query: usage.UsageRequest, timezone: str) -> str:
     """The usage chart of the page's range, drawn in the catalog's time zone."""
-    ledger = common.ledger_of(request)
-    catalog, _ = await ledger.catalog_and_version()
-    chart = await ledger.usage(who.caller, chart_query)
-    return chart_svg(chart, shown["range"] == "today", catalog.timezone)
+    chart = await common.ledger_of(request).usage(who.caller, chart_query)
+    return chart_svg(chart, shown["range"] == "today", timezone)
